@@ -1,0 +1,104 @@
+"""The Python API; the CLI calls exactly these functions."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import tasks
+from .config import Config, make_config
+from .errors import UserError
+from .runs import find_run
+
+
+def train(task: str = "classify", config: str | None = None, resume: str | None = None, **settings) -> dict:
+    """Train a model: `deepix.train(data="mnist-5k", epochs=10)`. `data` may also be a folder path,
+    a (x, y) pair of NumPy arrays, or a Dataset. `resume` continues a run folder."""
+    module = tasks.get(task)
+    dataset = None
+    data = settings.get("data")
+    if data is not None and not isinstance(data, str):
+        from .data.builtin import from_arrays
+        from .data.types import Dataset
+        if isinstance(data, Dataset):
+            dataset = data
+        else:
+            x, y = data
+            dataset = from_arrays(x, y, val_fraction=settings.get("val_fraction", 0.1),
+                                  test_fraction=settings.get("test_fraction", 0.2), seed=settings.get("seed", 0))
+        settings["data"] = dataset.name
+    if resume:
+        run = find_run(resume)
+        cfg = make_config(run / "config.yaml", **{k: v for k, v in settings.items() if k == "epochs" or k == "quiet"})
+        return module.train(cfg, dataset, resume=str(run))
+    cfg = make_config(config, task=task, **settings)
+    return module.train(cfg, dataset)
+
+
+class Predictor:
+    """A trained run, ready to predict: `deepix.load("runs/classify/exp1").predict("img.png")`."""
+
+    def __init__(self, run: str | Path, weights: str = "best"):
+        from .tasks.classify import build
+        self.run = find_run(run)
+        self.cfg = make_config(self.run / "config.yaml")
+        meta = json.loads((self.run / "dataset.json").read_text())
+        self.classes, self.channels, self.size = meta["classes"], meta["channels"], tuple(meta["size"])
+        self.model = build(self.cfg, len(self.classes), self.channels, self.size, [0.0] * self.channels,
+                           [1.0] * self.channels)
+        from .engine.checkpoint import load_weights
+        load_weights(self.model, self.run / "weights" / f"{weights}.safetensors")
+        self.model.eval()
+
+    def _batch(self, images) -> torch.Tensor:
+        from .data.folder import load_image
+        if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple, np.ndarray)):
+            images = [images]
+        if isinstance(images, np.ndarray):
+            if images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4) and images.shape[0] > 4):
+                images = images[None]
+            from .data.builtin import _as_uint8_nchw
+            x = torch.from_numpy(_as_uint8_nchw(images))
+            if x.shape[1] != self.channels:
+                x = x[:, :3].float().mean(1, keepdim=True) if self.channels == 1 else x[:, :1].expand(-1, 3, -1, -1)
+            x = x.float()
+            if tuple(x.shape[2:]) != self.size:
+                x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", antialias=True)
+            return x.div(255)
+        return torch.stack([load_image(i, self.channels, self.size[0]) for i in images]).float().div(255)
+
+    @torch.no_grad()
+    def predict(self, images, top_k: int = 5) -> list[dict]:
+        """Paths, PIL images or arrays in; for each image its top-k classes with probabilities."""
+        probs = self.model(self._batch(images)).float().softmax(1)
+        k = min(top_k, len(self.classes))
+        p, i = probs.topk(k, 1)
+        return [{"class": self.classes[ii[0]], "probability": float(pp[0]),
+                 "top": [{"class": self.classes[c], "probability": float(v)} for v, c in zip(pp.tolist(), ii.tolist())],
+                 "probabilities": pr.tolist()} for pp, ii, pr in zip(p, i, probs)]
+
+
+def load(run: str | Path, weights: str = "best") -> Predictor:
+    return Predictor(run, weights)
+
+
+def val(run: str | Path, data: str | None = None, split: str = "test") -> dict:
+    """Re-evaluate a run's best weights on its own test split, or on another data set."""
+    from .data.loader import Batches
+    from .engine import machine
+    from .tasks.classify import Classify, load_data
+    pred = Predictor(run)
+    cfg = pred.cfg
+    if data:
+        cfg.data = data
+    ds = load_data(cfg)
+    if ds.classes != pred.classes:
+        raise UserError(f"{cfg.data} has classes {ds.classes[:5]}... but the run was trained on {pred.classes[:5]}...")
+    machine.set_threads(cfg.threads)
+    task = Classify(len(ds.classes), None, cfg.loss, cfg.label_smoothing)
+    part = getattr(ds, split)
+    out, y = task.logits(pred.model, Batches(part, 256, False, channels=ds.channels, imgsz=ds.size[0]),
+                         torch.device("cpu"), machine.use_bf16(cfg.precision, torch.device("cpu")))
+    return task.test_metrics(out, y)

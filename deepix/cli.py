@@ -1,0 +1,156 @@
+"""One entry point: deepix <verb> [task] [options]."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .config import Config
+from .errors import UserError
+
+HELP = {
+    "data": "mnist-5k (default), digits, mnist, fashion-mnist, cifar10, or a folder of class folders",
+    "imgsz": "resize images to this square size (0: keep the data set's size; folders: 64)",
+    "augment": "augmentation preset: auto (by data set), none, digits, natural, strong",
+    "model": "model name (see `deepix models`), tv:NAME or timm:NAME",
+    "weights": "start from a local weights file (.safetensors or .pt)",
+    "precision": "auto uses bf16 where the CPU/GPU has fast bf16",
+    "monitor": "validation metric for best weights and early stopping (val_accuracy, val_loss)",
+    "patience": "stop after this many epochs without improvement (0: never)",
+    "threads": "CPU threads (0: every core this process may use)",
+    "project": "parent folder of runs (runs/<task>/<name>)",
+}
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    for f in fields(Config):
+        if f.name in ("task", "extra"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = Config().__getattribute__(f.name)
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(f.name))
+        else:
+            p.add_argument(flag, type=type(default), default=None,
+                           help=f"{HELP.get(f.name, '')} (default: {default})".strip())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deepix", description="Deep learning for images.")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"deepix {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    t = sub.add_parser("train", help="train a model and write a run folder with a report")
+    t.add_argument("task", nargs="?", default="classify", help="classify")
+    t.add_argument("--config", help="a config.yaml to start from (flags override it)")
+    t.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
+    _add_settings(t)
+
+    v = sub.add_parser("val", help="re-evaluate a run's best weights")
+    v.add_argument("run")
+    v.add_argument("--data", help="evaluate on another data set with the same classes")
+    v.add_argument("--json", action="store_true")
+
+    pr = sub.add_parser("predict", help="classify images with a trained run")
+    pr.add_argument("run")
+    pr.add_argument("source", nargs="+", help="image files or folders")
+    pr.add_argument("--top-k", type=int, default=5)
+    pr.add_argument("--weights", default="best", choices=("best", "last"))
+    pr.add_argument("--json", action="store_true", help="one JSON object per image")
+
+    sub.add_parser("models", help="list the registered models")
+    r = sub.add_parser("report", help="rewrite a run's report.html")
+    r.add_argument("run")
+    return p
+
+
+def _images(sources: list[str]) -> list[Path]:
+    from .data.folder import IMAGE_EXTENSIONS
+    out = []
+    for s in sources:
+        path = Path(s)
+        if path.is_dir():
+            out += sorted(q for q in path.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise UserError(f"not found: {path}")
+    if not out:
+        raise UserError(f"no images in {', '.join(sources)}")
+    return out
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from rich.console import Console
+    console = Console()
+    if args.verb == "train":
+        from . import api
+        settings = {k: v for k, v in vars(args).items()
+                    if k not in ("verb", "task", "config", "resume") and v is not None}
+        result = api.train(args.task, config=args.config, resume=args.resume, **settings)
+        _print_result(console, result)
+    elif args.verb == "val":
+        from . import api
+        m = api.val(args.run, args.data)
+        if args.json:
+            print(json.dumps(m))
+        else:
+            console.print(f"accuracy {m['accuracy']:.4f}" + (f"  top-5 {m['top5']:.4f}" if m["top5"] is not None else "")
+                          + f"  loss {m['loss']:.4f}")
+    elif args.verb == "predict":
+        from . import api
+        pred = api.load(args.run, args.weights)
+        paths = _images(args.source)
+        for i in range(0, len(paths), 256):
+            chunk = paths[i:i + 256]
+            for path, r in zip(chunk, pred.predict(chunk, args.top_k)):
+                if args.json:
+                    print(json.dumps({"image": str(path), "class": r["class"], "probability": r["probability"],
+                                      "top": r["top"]}))
+                else:
+                    tops = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])
+                    print(f"{path}: {tops}")
+    elif args.verb == "models":
+        from rich.table import Table
+        from .models import list_models
+        table = Table("model", "parameters (28x28x1, 10 classes)", "what it is")
+        for name, desc, n in list_models():
+            table.add_row(name, f"{n:,}", desc)
+        table.add_row("tv:NAME", "", "any torchvision classifier, e.g. tv:resnet18 (no download; --weights PATH)")
+        table.add_row("timm:NAME", "", "any timm classifier (pip install timm)")
+        console.print(table)
+    elif args.verb == "report":
+        from .report.html import write_report
+        from .runs import find_run
+        console.print(f"report: {write_report(find_run(args.run))}")
+    return 0
+
+
+def _print_result(console, result: dict) -> None:
+    from rich.table import Table
+    m, t = result["test"], result["train"]
+    table = Table(title=f"{result['run']}", show_header=False)
+    table.add_row(f"{m['split']} accuracy", f"{m['accuracy']:.4f}")
+    if m.get("top5") is not None:
+        table.add_row("top-5 accuracy", f"{m['top5']:.4f}")
+    table.add_row(f"{m['split']} loss", f"{m['loss']:.4f}")
+    table.add_row("epochs", f"{t['epochs_run']} (best {t['best_epoch']}{', stopped early' if t['stopped_early'] else ''})")
+    table.add_row("training time", f"{t['seconds']:.1f} s, {t['images_per_s']:,.0f} img/s, {t['precision']}, {t['threads']} threads")
+    console.print(table)
+    console.print(f"report: {result['report']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = run(argv)
+    except UserError as e:
+        print(f"deepix: error: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("deepix: interrupted; continue with --resume RUN", file=sys.stderr)
+        code = 130
+    sys.exit(code)

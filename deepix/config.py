@@ -1,0 +1,137 @@
+"""The run's settings: one typed object, read from flags or YAML, saved with the run."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class Config:
+    task: str = "classify"
+    # data
+    data: str = "mnist-5k"
+    imgsz: int = 0              # 0: the data set's own size (folders: 64)
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    augment: str = "auto"       # auto | none | digits | natural | strong
+    strict: bool = False        # corrupt images: error instead of skip
+    workers: int = 0            # DataLoader workers for folders that do not fit in memory
+    # model
+    model: str = "seed-cnn"
+    activation: str = "relu"
+    kernel_size: int = 3
+    width: float = 1.0
+    dropout: float = -1.0       # -1: the model's own default
+    weights: str = ""           # local file with pretrained weights
+    # optimisation
+    epochs: int = 20
+    batch: int = 64
+    optimizer: str = "adamw"    # sgd | adam | adamw | rmsprop
+    lr: float = 0.003
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0005
+    schedule: str = "onecycle"  # constant | step | cosine | onecycle
+    warmup_epochs: float = 0.0
+    loss: str = "cross-entropy" # cross-entropy | focal | mse
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+    # validation
+    monitor: str = "val_accuracy"
+    patience: int = 0           # 0: no early stopping
+    # machine
+    precision: str = "auto"     # auto | bf16 | fp32
+    channels_last: str = "auto" # auto | on | off
+    threads: int = 0            # 0: every core this process may use
+    seed: int = 0
+    # output
+    project: str = "runs"
+    name: str = ""
+    quiet: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> "Config":
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.batch < 1:
+            raise UserError(f"--batch must be at least 1 (got {self.batch})")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be greater than 0 (got {self.lr})")
+        if self.weight_decay < 0:
+            raise UserError(f"--weight-decay must be 0 or more (got {self.weight_decay})")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
+                and self.val_fraction + self.test_fraction < 1):
+            raise UserError("--val-fraction and --test-fraction must each be in [0, 1) and sum to less than 1")
+        if self.dropout >= 1:
+            raise UserError(f"--dropout must be below 1 (got {self.dropout})")
+        choices = {
+            "optimizer": ("sgd", "adam", "adamw", "rmsprop"),
+            "schedule": ("constant", "step", "cosine", "onecycle"),
+            "loss": ("cross-entropy", "focal", "mse"),
+            "precision": ("auto", "bf16", "fp32"),
+            "channels_last": ("auto", "on", "off"),
+            "augment": ("auto", "none", "digits", "natural", "strong"),
+            "activation": ("relu", "gelu", "silu", "tanh", "sigmoid"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise UserError(f"--{key.replace('_', '-')} must be one of {', '.join(allowed)} "
+                                f"(got {getattr(self, key)!r})")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise UserError(f"--kernel-size must be an odd number >= 1 (got {self.kernel_size})")
+        if self.width <= 0:
+            raise UserError(f"--width must be greater than 0 (got {self.width})")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def names() -> list[str]:
+    return [f.name for f in fields(Config)]
+
+
+def make_config(file: str | Path | None = None, **overrides: Any) -> Config:
+    """Defaults, then a YAML file, then keyword overrides (None means 'not given')."""
+    values: dict[str, Any] = {}
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise UserError(f"config file {path} must hold a mapping of settings")
+        values.update(loaded)
+    values.update({k.replace("-", "_"): v for k, v in overrides.items() if v is not None})
+    known = set(names())
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown setting(s): {', '.join(unknown)}; see `deepix train --help`")
+    cfg = Config()
+    for f in fields(Config):
+        if f.name in values:
+            default = getattr(cfg, f.name)
+            value = values[f.name]
+            try:
+                if isinstance(default, bool):
+                    value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+                elif isinstance(default, (int, float, str)) and not isinstance(value, type(default)):
+                    value = type(default)(value)
+            except (TypeError, ValueError):
+                raise UserError(f"setting {f.name} must be a {type(default).__name__} (got {value!r})") from None
+            setattr(cfg, f.name, value)
+    return cfg.validate()

@@ -1,0 +1,1 @@
+"""Where images come from: built-in sets, folders, arrays; splits, augmentation, loaders."""

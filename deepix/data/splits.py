@@ -1,0 +1,37 @@
+"""Train/val/test index splits that keep class proportions."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from ..errors import UserError
+
+
+def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted (train, val, test) indices into `y`, stratified by label where the classes allow."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise UserError(f"val and test fractions must be >= 0 and add up to less than 1, "
+                        f"got {val_fraction} and {test_fraction}")
+    y = np.asarray(y)
+    rest, test = _carve(np.arange(len(y)), y, test_fraction, seed)
+    # val_fraction is a share of the whole set, so rescale it to what the test split left
+    train, val = _carve(rest, y[rest], val_fraction / (1 - test_fraction), seed)
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _carve(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split `idx` into (kept, taken) with about `fraction` of it taken."""
+    # rounding up (as sklearn does) gives a small set at least one example; the epsilon
+    # keeps float noise such as 0.1 * 30 = 3.0000000000000004 from adding one more
+    n_take = min(math.ceil(fraction * len(idx) - 1e-9), len(idx) - 1)
+    if n_take < 1:
+        return idx, idx[:0]
+    try:
+        kept, taken = train_test_split(idx, test_size=n_take, random_state=seed, stratify=y)
+    except ValueError:
+        # a class too small to appear on both sides: a plain random split still works
+        kept, taken = train_test_split(idx, test_size=n_take, random_state=seed)
+    return kept, taken

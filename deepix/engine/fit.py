@@ -1,0 +1,150 @@
+"""The training loop: epochs of task-defined batches, validation, early stopping,
+checkpoints every epoch, resume, and a NaN stop that keeps the last good weights."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import time
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..data.loader import epoch_generator
+from ..errors import UserError
+from .checkpoint import load_state, load_weights, save_state, save_weights
+from .optim import make_optimizer, make_scheduler
+
+
+def autocast(bf16: bool, dev: torch.device):
+    return torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+class History:
+    """metrics.csv, one row per epoch, and the same numbers to TensorBoard."""
+
+    def __init__(self, run: Path):
+        self.path = run / "metrics.csv"
+        self.run = run
+        self._tb = None
+
+    def rows(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        with self.path.open() as f:
+            return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+    def truncate(self, epochs: int) -> None:
+        # a run killed after writing a row but before its checkpoint repeats that epoch
+        rows = [r for r in self.rows() if r["epoch"] <= epochs]
+        self.path.unlink(missing_ok=True)
+        for r in rows:
+            self.add(r, tensorboard=False)
+
+    def add(self, row: dict, tensorboard: bool = True) -> None:
+        new = not self.path.is_file()
+        with self.path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        if tensorboard:
+            if self._tb is None:
+                from torch.utils.tensorboard import SummaryWriter
+                self._tb = SummaryWriter(str(self.run))
+            for k, v in row.items():
+                if k != "epoch":
+                    self._tb.add_scalar(k.replace("_", "/", 1), v, int(row["epoch"]))
+            self._tb.flush()
+
+    def close(self):
+        if self._tb is not None:
+            self._tb.close()
+
+
+def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.device, bf16: bool,
+        resume: bool = False) -> dict:
+    """Trains `model` in place; returns what happened (epochs run, best epoch, speed)."""
+    opt = make_optimizer(cfg, model)
+    sched = make_scheduler(cfg, opt, len(train))
+    history = History(run)
+    monitor = cfg.monitor
+    higher = not monitor.endswith("loss")
+    state = {"epoch": 0, "best": -math.inf if higher else math.inf, "best_epoch": 0, "bad_epochs": 0}
+    if resume:
+        saved = load_state(run / "state" / "last.pt")
+        load_weights(model, run / "weights" / "last.safetensors")
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        state = saved["loop"]
+        history.truncate(state["epoch"])
+    if state["epoch"] >= cfg.epochs:
+        raise UserError(f"the run already has {state['epoch']} epochs; pass --epochs N with N > {state['epoch']} to extend it")
+
+    images, seconds, stopped_early = 0, 0.0, False
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[stats]}")]
+    with Progress(*columns, disable=cfg.quiet, transient=False) as progress:
+        for epoch in range(state["epoch"], cfg.epochs):
+            t0 = time.perf_counter()
+            bar = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(train), stats="")
+            model.train()
+            g = epoch_generator(cfg.seed, epoch, stream=1)
+            sums, seen = {"loss": 0.0}, 0
+            for step, (x, y) in enumerate(train.epoch(epoch)):
+                x, y = task.prepare(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), True, g)
+                with autocast(bf16, dev):
+                    out = model(x)
+                    loss = task.loss(out, y)
+                if not torch.isfinite(loss):
+                    last = run / "weights" / "last.safetensors"
+                    kept = f"the last good weights are in {last}" if last.exists() else "no epoch had finished"
+                    raise UserError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                                    f"lower --lr (now {cfg.lr}) or set --grad-clip 1.0; {kept}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                sched.step()
+                n = len(y)
+                seen += n
+                sums["loss"] += loss.item() * n
+                for k, v in task.train_stats(out.detach(), y).items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if not cfg.quiet:
+                    rate = seen / (time.perf_counter() - t0)
+                    stats = "  ".join(f"{k} {v / seen:.4f}" for k, v in sums.items())
+                    progress.update(bar, advance=1, stats=f"{stats}  {rate:,.0f} img/s")
+            train_seconds = time.perf_counter() - t0
+            images += seen
+            seconds += train_seconds
+            val_metrics = task.evaluate(model, val, dev, bf16) if len(val.split) else {}
+            row = {"epoch": epoch + 1, **{f"train_{k}": v / seen for k, v in sums.items()},
+                   **{f"val_{k}": v for k, v in val_metrics.items()},
+                   "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 3)}
+            if not cfg.quiet:
+                shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+                progress.update(bar, stats=f"{shown}  {seen / train_seconds:,.0f} img/s")
+            history.add(row)
+
+            value = row.get(monitor, row.get("train_loss"))
+            improved = value > state["best"] if higher else value < state["best"]
+            state["epoch"] = epoch + 1
+            if improved:
+                state.update(best=value, best_epoch=epoch + 1, bad_epochs=0)
+                save_weights(model, run / "weights" / "best.safetensors")
+            else:
+                state["bad_epochs"] += 1
+            save_weights(model, run / "weights" / "last.safetensors")
+            save_state(run / "state" / "last.pt", {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                                   "rng": torch.get_rng_state(), "loop": dict(state)})
+            if cfg.patience and state["bad_epochs"] >= cfg.patience:
+                stopped_early = True
+                break
+    history.close()
+    return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "best": state["best"],
+            "monitor": monitor, "stopped_early": stopped_early, "seconds": round(seconds, 3),
+            "images_per_s": round(images / seconds, 1) if seconds else 0.0}

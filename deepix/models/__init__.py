@@ -1,0 +1,74 @@
+"""A registry: name -> builder. `tv:NAME` and `timm:NAME` reach torchvision's and timm's classifiers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+
+@dataclass
+class Spec:
+    in_channels: int
+    num_classes: int
+    size: tuple[int, int]
+    activation: str = "relu"
+    kernel_size: int = 3
+    width: float = 1.0
+    dropout: float = -1.0       # -1: the model's own default
+
+
+REGISTRY: dict[str, tuple[Callable[[Spec], nn.Module], str]] = {}
+
+
+def register(name: str, description: str):
+    def add(fn):
+        REGISTRY[name] = (fn, description)
+        return fn
+    return add
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def activation(name: str) -> nn.Module:
+    return ACTIVATIONS[name]()
+
+
+def build_model(name: str, spec: Spec) -> nn.Module:
+    from . import external, resnet_small, seed_cnn  # noqa: F401  (registers the built-in families)
+    if name.startswith(("tv:", "timm:")):
+        return external.build(name, spec)
+    if name not in REGISTRY:
+        raise UserError(f"unknown model {name!r}: run `deepix models` for the list, or use tv:NAME / timm:NAME")
+    return REGISTRY[name][0](spec)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def list_models() -> list[tuple[str, str, int]]:
+    """(name, description, parameters for 28x28 grayscale in, 10 classes out)."""
+    from . import resnet_small, seed_cnn  # noqa: F401
+    spec = Spec(1, 10, (28, 28))
+    return [(n, d, count_params(fn(spec))) for n, (fn, d) in REGISTRY.items()]
+
+
+class Preprocess(nn.Module):
+    """Standardises [0, 1] input with the training set's statistics, kept in the weights file."""
+
+    def __init__(self, mean: list[float], std: list[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def with_preprocess(net: nn.Module, mean: list[float], std: list[float]) -> nn.Sequential:
+    return nn.Sequential(Preprocess(mean, std), net)

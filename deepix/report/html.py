@@ -1,0 +1,140 @@
+"""One self-contained report.html per run: inline images and CSS, opens offline."""
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from pathlib import Path
+
+import yaml
+
+from .diagnose import diagnose
+from .plots import plot_class_counts, plot_confusion, plot_curves, read_metrics
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,Segoe UI,sans-serif;color:#222;max-width:1000px;margin:0 auto;
+padding:24px}
+h1{margin:0 0 4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px}
+.sub{color:#555}.big{font-size:32px;font-weight:600;margin:12px 0}
+table{border-collapse:collapse;margin:8px 0;font-size:14px}
+th,td{border:1px solid #ddd;padding:3px 10px;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}
+img{max-width:100%;margin:8px 0;display:block}pre{background:#f6f8fa;padding:12px;overflow-x:auto;font-size:12px}
+.finding{border-left:4px solid #ff7f0e;background:#fffaf3;padding:8px 14px;margin:12px 0}
+.finding.ok{border-color:#2ca02c;background:#f5fbf5}.finding h3{margin:4px 0}nav a{margin-right:12px}
+"""
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * float(x):.2f}%"
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{float(x):.4f}"
+
+
+def _duration(s) -> str:
+    s = float(s or 0)
+    if s < 60:
+        return f"{s:.1f} s"
+    m, s = divmod(int(round(s)), 60)
+    return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
+
+
+def _img(path: Path, alt: str) -> str:
+    if not path or not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(head: list[str], rows: list[list]) -> str:
+    th = "".join(f"<th>{escape(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _read(run_dir: Path) -> tuple[dict, list[dict], dict]:
+    cfg_path, csv_path, sum_path = (run_dir / n for n in ("config.yaml", "metrics.csv", "summary.json"))
+    config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
+    rows = read_metrics(csv_path) if csv_path.is_file() else []
+    summary = json.loads(sum_path.read_text()) if sum_path.is_file() else {}
+    return config, rows, summary
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write run_dir/report.html (and the plots it shows into run_dir/plots)."""
+    run_dir = Path(run_dir)
+    plots = run_dir / "plots"
+    config, rows, summary = _read(run_dir)
+    data, model = summary.get("data") or {}, summary.get("model") or {}
+    train, test = summary.get("train") or {}, summary.get("test") or {}
+    classes = [str(c) for c in data.get("classes") or []]
+    counts = data.get("counts") or {}
+    e = lambda x: escape(str(x))  # noqa: E731
+
+    curves = plot_curves(run_dir / "metrics.csv", plots, train.get("best_epoch")) if rows else []
+    counts_png = plot_class_counts(counts, classes, plots / "class_counts.png") if counts and classes else None
+    cm = test.get("confusion")
+    cm_png = plot_confusion(cm, classes, plots / "confusion.png") if cm and classes else None
+
+    size = "x".join(map(str, data.get("size") or [])) + (f"x{data['channels']}" if data.get("channels") else "")
+    epochs = f"{train.get('epochs_run', len(rows))} epochs" + (
+        f" (stopped early; best epoch {train.get('best_epoch')})" if train.get("stopped_early")
+        else f" (best epoch {train.get('best_epoch')})" if train.get("best_epoch") else "")
+    what = [f"{summary.get('task', config.get('task', '?'))}",
+            f"data {data.get('name', config.get('data', '?'))} ({len(classes)} classes, {size})",
+            f"model {model.get('name', config.get('model', '?'))} ({int(model.get('params') or 0):,} params)",
+            epochs, _duration(train.get("seconds")),
+            f"{train.get('precision', '?')} on {train.get('device', '?')}"]
+    if train.get("images_per_s"):
+        what.append(f"{float(train['images_per_s']):,.0f} images/s")
+    h = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>deepix report: {e(run_dir.name)}"
+         f"</title><style>{CSS}</style></head><body>",
+         f"<h1>deepix report: {e(run_dir.name)}</h1><div class='sub'>{e(' · '.join(what))}</div>",
+         f"<div class='big'>Test accuracy {e(_pct(test.get('accuracy')))}</div>",
+         "<nav>" + "".join(f"<a href='#{a}'>{a.capitalize()}</a>" for a in
+                           ("data", "model", "curves", "test", "diagnosis", "config")) + "</nav>"]
+
+    h.append("<h2 id='data'>Data</h2>")
+    splits = [s for s in ("train", "val", "test") if counts.get(s)]
+    if classes and splits:
+        per = [[c] + [counts[s][i] for s in splits] + [sum(counts[s][i] for s in splits)]
+               for i, c in enumerate(classes)]
+        per.append(["total"] + [sum(counts[s]) for s in splits] + [sum(sum(counts[s]) for s in splits)])
+        h.append(_table(["class"] + splits + ["total"], per))
+    h += [_img(counts_png, "images per class"), _img(plots / "samples.png", "sample training images")]
+
+    h.append(f"<h2 id='model'>Model</h2><pre>{e(model.get('summary', ''))}</pre>")
+
+    h.append("<h2 id='curves'>Training curves</h2>")
+    if rows:
+        keys = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+        best = [r for r in rows if r.get("epoch") == train.get("best_epoch")]
+        shown = [("last", rows[-1])] + [("best", r) for r in best if r is not rows[-1]]
+        h.append(_table([""] + keys, [[tag] + [f"{r.get(k, float('nan')):.4g}" for k in keys]
+                                      for tag, r in shown]))
+    h += [_img(p, p.stem) for p in curves] or ["<p>Fewer than two epochs: no curves to draw.</p>"]
+
+    h.append(f"<h2 id='test'>Test</h2><p>accuracy <b>{e(_pct(test.get('accuracy')))}</b> · top-5 "
+             f"{e(_pct(test.get('top5')))} · loss {e(_num(test.get('loss')))}</p>")
+    pc = test.get("per_class") or {}
+    if pc and classes:
+        support = [sum(r) for r in cm] if cm else [""] * len(classes)
+        h.append(_table(["class", "precision", "recall", "F1", "support"],
+                        [[c] + [f"{pc[m][i]:.3f}" for m in ("precision", "recall", "f1")] + [support[i]]
+                         for i, c in enumerate(classes)]))
+    h += [_img(cm_png, "confusion matrix"), "<h3>Misclassified test images</h3>" if
+          (plots / "misclassified.png").is_file() else "", _img(plots / "misclassified.png", "misclassified")]
+
+    h.append("<h2 id='diagnosis'>Diagnosis: what to try next</h2>")
+    for f in diagnose(rows, summary):
+        ok = " ok" if f["finding"].startswith("Healthy") else ""
+        h.append(f"<div class='finding{ok}'><h3>{e(f['finding'])}</h3><p>{e(f['evidence'])}</p><ul>"
+                 + "".join(f"<li>{e(r)}</li>" for r in f["remedies"]) + "</ul></div>")
+
+    h.append("<h2 id='config'>Config</h2>" + _table(["setting", "value"], [[k, v] for k, v in config.items()]))
+    h.append("</body></html>")
+    out = run_dir / "report.html"
+    out.write_text("\n".join(x for x in h if x), encoding="utf-8")
+    return out

@@ -1,0 +1,159 @@
+"""The report's PNG plots, drawn with matplotlib's Agg canvas."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+TRAIN, VAL, TEST = "#1f77b4", "#ff7f0e", "#2ca02c"
+DPI = 110
+
+
+def _figure(w: float, h: float) -> Figure:
+    # Figure + Agg canvas instead of pyplot: no global state, safe from worker threads.
+    fig = Figure(figsize=(w, h), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, bbox_inches="tight")
+    return out
+
+
+def _tidy(ax, xlabel: str = "", ylabel: str = "") -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _rotation(labels: list[str], room: float) -> dict:
+    # Slant tick labels only when, side by side, they would not fit in `room` characters.
+    slant = sum(len(str(t)) + 2 for t in labels) > room
+    return {"rotation": 45 if slant else 0, "ha": "right" if slant else "center"}
+
+
+def _num(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_metrics(metrics_csv: Path) -> list[dict[str, float]]:
+    """The rows of metrics.csv as floats (nan where a value is missing)."""
+    with open(metrics_csv, newline="") as f:
+        return [{k: _num(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
+
+
+def plot_curves(metrics_csv: Path, out_dir: Path, best_epoch: int | None = None) -> list[Path]:
+    """Write loss.png, accuracy.png and lr.png; nothing when there are fewer than two epochs."""
+    rows = read_metrics(metrics_csv)
+    if len(rows) < 2:
+        return []
+    col = lambda key: np.array([r.get(key, math.nan) for r in rows])  # noqa: E731
+    epochs, val_loss = col("epoch"), col("val_loss")
+    if best_epoch is None and np.isfinite(val_loss).any():
+        best_epoch = int(epochs[np.nanargmin(val_loss)])
+    out_dir = Path(out_dir)
+    written = []
+    for name, ylabel, series in (
+        ("loss", "loss", (("train", "train_loss", TRAIN), ("val", "val_loss", VAL))),
+        ("accuracy", "accuracy", (("train", "train_accuracy", TRAIN), ("val", "val_accuracy", VAL))),
+        ("lr", "learning rate", (("lr", "lr", TRAIN),)),
+    ):
+        fig = _figure(6, 3.4)
+        ax = fig.add_subplot()
+        for label, key, color in series:
+            y = col(key)
+            if np.isfinite(y).any():
+                ax.plot(epochs, y, marker="o", ms=3, lw=1.6, color=color, label=label)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="0.4", ls="--", lw=1, label=f"best (epoch {best_epoch})")
+        if name == "accuracy":
+            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+        lr = col("lr")
+        # Warm-up and one-cycle span several decades; a linear axis flattens them to zero.
+        if name == "lr" and np.nanmin(lr) > 0 and np.nanmax(lr) / np.nanmin(lr) > 20:
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _tidy(ax, "epoch", ylabel)
+        ax.legend(frameon=False, fontsize=8)
+        written.append(_save(fig, out_dir / f"{name}.png"))
+    return written
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], out: Path) -> Path:
+    """Confusion matrix coloured by row (recall per true class), counts written when readable."""
+    cm = np.asarray(confusion, dtype=float)
+    k = len(classes)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    side = min(max(4.0, 0.45 * k + 2), 14)
+    fig = _figure(side + 1, side)
+    ax = fig.add_subplot()
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if k <= 50:
+        ax.set_xticks(range(k), classes, fontsize=8, **_rotation(classes, side * 8))
+        ax.set_yticks(range(k), classes, fontsize=8)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8 if k <= 12 else 6,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return _save(fig, out)
+
+
+def image_grid(images: np.ndarray, titles: list[str], out: Path, cols: int = 8,
+               title_colors: list[str] | None = None) -> Path:
+    """A grid of uint8 (N,H,W) or (N,H,W,3) images with small titles; 'none' when empty."""
+    images = np.asarray(images)
+    n = len(images)
+    if n == 0:
+        fig = _figure(2, 0.6)
+        fig.text(0.5, 0.5, "none", ha="center", va="center", color="0.4")
+        return _save(fig, out)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    cols = max(1, min(cols, n))
+    rows = math.ceil(n / cols)
+    h, w = images.shape[1:3]
+    cell = 1.3
+    fig = _figure(cols * cell, rows * cell * h / w + 0.1 * rows)
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.imshow(images[i], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=255,
+                  interpolation="nearest")
+        ax.set_axis_off()
+        if i < len(titles):
+            color = title_colors[i] if title_colors and i < len(title_colors) else "black"
+            ax.set_title(str(titles[i]), fontsize=7, color=color, pad=2)
+    fig.subplots_adjust(wspace=0.08, hspace=0.2)
+    return _save(fig, out)
+
+
+def plot_class_counts(counts: dict[str, list[int]], classes: list[str], out: Path) -> Path:
+    """Grouped bars of images per class in train, val and test."""
+    splits = [(s, c) for s, c in (("train", TRAIN), ("val", VAL), ("test", TEST)) if counts.get(s)]
+    k = len(classes)
+    x = np.arange(k)
+    width = 0.8 / max(len(splits), 1)
+    fig = _figure(min(max(5.0, 0.35 * k + 2), 16), 3.4)
+    ax = fig.add_subplot()
+    for i, (split, color) in enumerate(splits):
+        ax.bar(x + (i - (len(splits) - 1) / 2) * width, counts[split], width, label=split, color=color)
+    ax.set_xticks(x, classes, fontsize=8, **_rotation(classes, fig.get_figwidth() * 10))
+    _tidy(ax, "", "images")
+    ax.grid(axis="x", visible=False)
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, out)

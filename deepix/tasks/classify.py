@@ -1,0 +1,214 @@
+"""Image classification: batches of (image, label), cross-entropy family losses,
+torchmetrics accuracy / top-k / per-class scores, and confusion and error pictures."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchmetrics.functional.classification as tmc
+
+from ..config import Config
+from ..data.augment import Augment, make_augment
+from ..data.loader import Batches
+from ..data.types import Dataset
+from ..engine import machine
+from ..engine.checkpoint import load_weights, save_weights
+from ..engine.fit import autocast, fit
+from ..errors import UserError
+from ..models import Spec, build_model, count_params, with_preprocess
+from ..runs import new_run
+
+
+class Classify:
+    def __init__(self, num_classes: int, augment: Augment, loss: str = "cross-entropy",
+                 label_smoothing: float = 0.0, channels_last: bool = False):
+        self.num_classes, self.augment, self.loss_name = num_classes, augment, loss
+        self.label_smoothing, self.channels_last = label_smoothing, channels_last
+
+    def prepare(self, x, y, train: bool, g: torch.Generator | None = None):
+        x = x.float().div_(255)
+        if train and self.augment.active:
+            x = self.augment(x, g)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def loss(self, out, y):
+        out = out.float()
+        if self.loss_name == "mse":
+            return F.mse_loss(out.softmax(1), F.one_hot(y, self.num_classes).float())
+        ce = F.cross_entropy(out, y, label_smoothing=self.label_smoothing,
+                             reduction="none" if self.loss_name == "focal" else "mean")
+        if self.loss_name == "focal":
+            # focal loss (Lin et al. 2017), gamma 2: down-weights the examples already right
+            pt = torch.exp(-F.cross_entropy(out, y, reduction="none"))
+            return ((1 - pt) ** 2 * ce).mean()
+        return ce
+
+    def train_stats(self, out, y) -> dict[str, float]:
+        return {"accuracy": (out.argmax(1) == y).sum().item()}
+
+    @torch.no_grad()
+    def logits(self, model, batches, dev, bf16):
+        model.eval()
+        outs, ys = [], []
+        for x, y in batches.epoch(0):
+            x, y = self.prepare(x.to(dev), y.to(dev), False)
+            with autocast(bf16, dev):
+                outs.append(model(x).float())
+            ys.append(y)
+        return torch.cat(outs), torch.cat(ys)
+
+    def evaluate(self, model, batches, dev, bf16) -> dict[str, float]:
+        out, y = self.logits(model, batches, dev, bf16)
+        return {"loss": self.loss(out, y).item(), "accuracy": (out.argmax(1) == y).float().mean().item()}
+
+    def test_metrics(self, out, y) -> dict:
+        k = self.num_classes
+        probs = out.softmax(1)
+        m = {"loss": self.loss(out, y).item(),
+             "accuracy": tmc.multiclass_accuracy(probs, y, k, average="micro").item(),
+             "top5": tmc.multiclass_accuracy(probs, y, k, top_k=5, average="micro").item() if k > 5 else None,
+             "per_class": {name: fn(probs, y, k, average="none").tolist() for name, fn in
+                           (("precision", tmc.multiclass_precision), ("recall", tmc.multiclass_recall),
+                            ("f1", tmc.multiclass_f1_score))},
+             "confusion": tmc.multiclass_confusion_matrix(probs, y, k).tolist()}
+        return m
+
+
+def load_data(cfg: Config) -> Dataset:
+    from ..data.builtin import DOWNLOADABLE, OFFLINE, load_builtin
+    if cfg.data in OFFLINE + DOWNLOADABLE:
+        ds = load_builtin(cfg.data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    elif Path(cfg.data).exists() or "/" in cfg.data or "\\" in cfg.data:
+        from ..data.folder import read_folder
+        ds = read_folder(cfg.data, cfg.imgsz, cfg.val_fraction, cfg.test_fraction, cfg.seed, strict=cfg.strict)
+    else:
+        return load_builtin(cfg.data, cfg.val_fraction, cfg.test_fraction, cfg.seed)  # raises: unknown name
+    if cfg.imgsz and ds.train.x is not None and tuple(ds.size) != (cfg.imgsz, cfg.imgsz):
+        ds = resize(ds, cfg.imgsz)
+    return ds
+
+
+def resize(ds: Dataset, imgsz: int) -> Dataset:
+    for split in (ds.train, ds.val, ds.test):
+        if len(split):
+            split.x = F.interpolate(split.x.float(), size=(imgsz, imgsz), mode="bilinear", antialias=True,
+                                    align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+    ds.size = (imgsz, imgsz)
+    return ds
+
+
+def check(cfg: Config, ds: Dataset) -> None:
+    if len(ds.classes) < 2:
+        raise UserError(f"{ds.name} has {len(ds.classes)} class; classification needs at least 2")
+    if len(ds.train) == 0 or len(ds.val) == 0:
+        raise UserError(f"{ds.name}: the train and validation splits need images (have {len(ds.train)} "
+                        f"and {len(ds.val)}); add images or raise --val-fraction")
+    if cfg.batch > len(ds.train):
+        raise UserError(f"--batch {cfg.batch} is larger than the {len(ds.train)} training images; use --batch "
+                        f"{max(1, len(ds.train) // 4)} or fewer")
+
+
+def channel_stats(ds: Dataset) -> tuple[list[float], list[float]]:
+    if ds.train.x is None:
+        return [0.5] * ds.channels, [0.25] * ds.channels
+    x = ds.train.x[:20000].float().div_(255)
+    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+
+
+def build(cfg: Config, classes: int, channels: int, size, mean, std) -> torch.nn.Module:
+    spec = Spec(channels, classes, tuple(size), cfg.activation, cfg.kernel_size, cfg.width, cfg.dropout)
+    return with_preprocess(build_model(cfg.model, spec), mean, std)
+
+
+def model_summary(model: torch.nn.Module, channels: int, size) -> str:
+    """A Keras-like table: layer, output shape, parameters."""
+    lines, x = [f"{'layer':<40}{'output shape':<22}{'params':>10}"], torch.zeros(1, channels, *size)
+    net = model[1] if isinstance(model, torch.nn.Sequential) and len(model) == 2 else model
+    if isinstance(net, torch.nn.Sequential):
+        with torch.no_grad():
+            x = model[0](x)
+            for i, layer in enumerate(net):
+                x = layer(x) if not isinstance(layer, torch.nn.BatchNorm1d) or x.ndim == 2 else x
+                p = sum(q.numel() for q in layer.parameters())
+                lines.append(f"{f'{i}: {type(layer).__name__}':<40}{str(tuple(x.shape[1:])):<22}{p:>10,}")
+    lines.append(f"total parameters: {count_params(model):,}")
+    return "\n".join(lines)
+
+
+def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None) -> dict:
+    """Train a classifier; returns the run folder and the test metrics."""
+    threads = machine.set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    ds = dataset if dataset is not None else load_data(cfg)
+    check(cfg, ds)
+    dev = machine.device()
+    bf16 = machine.use_bf16(cfg.precision, dev)
+    mean, std = channel_stats(ds)
+    model = build(cfg, len(ds.classes), ds.channels, ds.size, mean, std)
+    channels_last = cfg.channels_last == "on"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.to(dev)
+    task = Classify(len(ds.classes), make_augment(cfg.augment, ds.kind), cfg.loss, cfg.label_smoothing, channels_last)
+
+    if resume:
+        run = Path(resume)
+    else:
+        run = new_run(cfg.project, "classify", cfg.name)
+        if cfg.weights:
+            skipped = load_weights(model[1], Path(cfg.weights), strict=False)
+            if skipped and not cfg.quiet:
+                print(f"weights: {len(skipped)} tensors did not fit and start fresh (e.g. {skipped[0]})")
+    cfg.save(run / "config.yaml")
+    data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),
+                 "kind": ds.kind, "counts": {s: ds.counts(getattr(ds, s)) for s in ("train", "val", "test")},
+                 "info": ds.info}
+    (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
+
+    mk = lambda split, shuffle: Batches(split, cfg.batch if shuffle else max(cfg.batch, 256), shuffle, cfg.seed,  # noqa: E731
+                                        ds.channels, ds.size[0], cfg.workers)
+    t0 = time.perf_counter()
+    result = fit(cfg, task, model, mk(ds.train, True), mk(ds.val, False), run, dev, bf16, resume=bool(resume))
+    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev),
+                  wall_seconds=round(time.perf_counter() - t0, 2))
+
+    load_weights(model, run / "weights" / "best.safetensors")
+    test = ds.test if len(ds.test) else ds.val
+    out, y = task.logits(model, mk(test, False), dev, bf16)
+    metrics = task.test_metrics(out, y)
+    metrics["split"] = "test" if len(ds.test) else "val"
+    summary = {"task": "classify", "data": data_info,
+               "model": {"name": cfg.model, "params": count_params(model), "summary": model_summary(model, ds.channels, ds.size)},
+               "train": result, "test": metrics}
+    (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    pictures(run, ds, test, out, y)
+    from ..report.html import write_report
+    report = write_report(run)
+    return {"run": run, "report": report, "test": metrics, "train": result}
+
+
+def pictures(run: Path, ds: Dataset, test, out, y) -> None:
+    from ..report.plots import image_grid
+    plots = run / "plots"
+    plots.mkdir(exist_ok=True)
+
+    def as_hwc(x):
+        x = x.numpy()
+        return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
+
+    if ds.train.x is not None:
+        g = torch.Generator().manual_seed(0)
+        pick = torch.randperm(len(ds.train), generator=g)[:32]
+        image_grid(as_hwc(ds.train.x[pick]), [ds.classes[i] for i in ds.train.y[pick]], plots / "samples.png")
+    pred = out.argmax(1)
+    wrong = torch.nonzero(pred != y).flatten()[:32]
+    if test.x is not None:
+        titles = [f"true {ds.classes[y[i]]} / pred {ds.classes[pred[i]]}" for i in wrong]
+        image_grid(as_hwc(test.x[wrong]), titles, plots / "misclassified.png",
+                   title_colors=["crimson"] * len(titles))
