@@ -13,9 +13,11 @@ from .errors import UserError
 from .runs import find_run
 
 
-def train(task: str = "classify", config: str | None = None, resume: str | None = None, **settings) -> dict:
+def train(task: str = "classify", config: str | None = None, resume: str | None = None, callbacks=(),
+          **settings) -> dict:
     """Train a model: `deepix.train(data="mnist-5k", epochs=10)`. `data` may also be a folder path,
-    a (x, y) pair of NumPy arrays, or a Dataset. `resume` continues a run folder."""
+    a (x, y) pair of NumPy arrays, or a Dataset. `resume` continues a run folder; each callback
+    is called as callback(row, model) after every epoch."""
     module = tasks.get(task)
     dataset = None
     data = settings.get("data")
@@ -32,9 +34,9 @@ def train(task: str = "classify", config: str | None = None, resume: str | None 
     if resume:
         run = find_run(resume)
         cfg = make_config(run / "config.yaml", **{k: v for k, v in settings.items() if k == "epochs" or k == "quiet"})
-        return module.train(cfg, dataset, resume=str(run))
+        return module.train(cfg, dataset, resume=str(run), callbacks=callbacks)
     cfg = make_config(config, task=task, **settings)
-    return module.train(cfg, dataset)
+    return module.train(cfg, dataset, callbacks=callbacks)
 
 
 class Predictor:

@@ -23,7 +23,7 @@ class Config:
     strict: bool = False        # corrupt images: error instead of skip
     workers: int = 0            # DataLoader workers for folders that do not fit in memory
     # model
-    model: str = "seed-cnn"
+    model: str = "vgg7"
     activation: str = "relu"
     kernel_size: int = 3
     width: float = 1.0
@@ -31,7 +31,7 @@ class Config:
     weights: str = ""           # local file with pretrained weights
     # optimisation
     epochs: int = 20
-    batch: int = 64
+    batch: int = 128
     optimizer: str = "adamw"    # sgd | adam | adamw | rmsprop
     lr: float = 0.003
     momentum: float = 0.9
@@ -40,7 +40,7 @@ class Config:
     schedule: str = "onecycle"  # constant | step | cosine | onecycle
     warmup_epochs: float = 0.0
     loss: str = "cross-entropy" # cross-entropy | focal | mse
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1
     grad_clip: float = 0.0
     # validation
     monitor: str = "val_accuracy"

@@ -64,8 +64,9 @@ class History:
 
 
 def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.device, bf16: bool,
-        resume: bool = False) -> dict:
-    """Trains `model` in place; returns what happened (epochs run, best epoch, speed)."""
+        resume: bool = False, callbacks=()) -> dict:
+    """Trains `model` in place; returns what happened (epochs run, best epoch, speed).
+    Each callback is called as callback(row, model) after every epoch's checkpoint."""
     opt = make_optimizer(cfg, model)
     sched = make_scheduler(cfg, opt, len(train))
     history = History(run)
@@ -141,6 +142,8 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             save_weights(model, run / "weights" / "last.safetensors")
             save_state(run / "state" / "last.pt", {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                                                    "rng": torch.get_rng_state(), "loop": dict(state)})
+            for callback in callbacks:
+                callback(row, model)
             if cfg.patience and state["bad_epochs"] >= cfg.patience:
                 stopped_early = True
                 break

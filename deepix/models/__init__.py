@@ -39,7 +39,7 @@ def activation(name: str) -> nn.Module:
 
 
 def build_model(name: str, spec: Spec) -> nn.Module:
-    from . import external, resnet_small, seed_cnn  # noqa: F401  (registers the built-in families)
+    from . import external, resnet_small, seed_cnn, vgg_small  # noqa: F401  (registers the built-in families)
     if name.startswith(("tv:", "timm:")):
         return external.build(name, spec)
     if name not in REGISTRY:
@@ -53,7 +53,7 @@ def count_params(model: nn.Module) -> int:
 
 def list_models() -> list[tuple[str, str, int]]:
     """(name, description, parameters for 28x28 grayscale in, 10 classes out)."""
-    from . import resnet_small, seed_cnn  # noqa: F401
+    from . import resnet_small, seed_cnn, vgg_small  # noqa: F401
     spec = Spec(1, 10, (28, 28))
     return [(n, d, count_params(fn(spec))) for n, (fn, d) in REGISTRY.items()]
 

@@ -1,0 +1,93 @@
+"""The command line: a killed run resumes to the same weights; user errors are one line, exit 2."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+ENV = {**os.environ, "DEEPIX_DATA": "/nonexistent-deepix-data"}
+BASE = ["--data", "digits", "--model", "seed-cnn", "--threads", "1", "--quiet", "--batch", "16"]
+
+
+def deepix(*args, check=False):
+    r = subprocess.run([sys.executable, "-m", "deepix", *args], capture_output=True, text=True, env=ENV, timeout=600)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    args = ["train", *BASE, "--epochs", "6", "--project", str(tmp_path)]
+    deepix(*args, "--name", "whole", check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "deepix", *args, "--name", "killed"], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "classify" / "killed" / "state" / "last.pt"
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows = (tmp_path / "classify" / "killed" / "metrics.csv").read_text().splitlines()
+    assert len(rows) - 1 < 6, "the run finished before it could be killed"
+    deepix("train", "--resume", str(tmp_path / "classify" / "killed"), "--quiet", check=True)
+    a = load_file(str(tmp_path / "classify" / "whole" / "weights" / "last.safetensors"))
+    b = load_file(str(tmp_path / "classify" / "killed" / "weights" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    epochs = [r.split(",")[0] for r in (tmp_path / "classify" / "killed" / "metrics.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2", "3", "4", "5", "6"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    r = deepix("train", *BASE, "--epochs", "2", "--project", str(root), "--name", "r", check=True)
+    assert "report:" in r.stdout and "test accuracy" in r.stdout
+    return root / "classify" / "r"
+
+
+def test_predict_val_models_report(run, tmp_path):
+    img = tmp_path / "x.png"
+    Image.fromarray((torch.rand(20, 30) * 255).byte().numpy()).save(img)
+    out = deepix("predict", str(run), str(img), "--json", "--top-k", "3", check=True).stdout
+    answer = json.loads(out.splitlines()[0])
+    assert answer["image"] == str(img) and len(answer["top"]) == 3
+    assert "accuracy" in deepix("val", str(run), check=True).stdout
+    assert "seed-cnn" in deepix("models", check=True).stdout
+    assert "report:" in deepix("report", str(run), check=True).stdout
+
+
+def one_line_error(r, *words):
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = [x for x in r.stderr.strip().splitlines() if x]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_user_errors_are_one_line(tmp_path, run):
+    one_line_error(deepix("train", "--data", str(tmp_path / "missing"), "--project", str(tmp_path)), "not found")
+    one_line_error(deepix("train", "--data", "imagenet-1k"), "unknown data set")
+    one_line_error(deepix("train", "--data", "digits", "--model", "nope", "--project", str(tmp_path)), "unknown model")
+    one_line_error(deepix("train", "--lr", "0"), "--lr")
+    one_line_error(deepix("train", "--epochs", "0"), "--epochs")
+    one_line_error(deepix("train", "--data", "digits", "--batch", "100000", "--project", str(tmp_path)), "--batch")
+    one_line_error(deepix("train", "--data", "cifar10", "--project", str(tmp_path)), "cifar10")
+    one_line_error(deepix("predict", str(tmp_path), "x.png"), "not a deepix run")
+    one_line_error(deepix("predict", str(run), str(tmp_path / "none.png")), "not found")
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    one_line_error(deepix("predict", str(run), str(bad)), "bad.png")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.geteuid() != 0:  # root writes anywhere; a file where the folder should be fails for everyone
+        one_line_error(deepix("train", *BASE, "--project", str(locked)), "cannot write")
+    (tmp_path / "file").write_text("")
+    one_line_error(deepix("train", *BASE, "--project", str(tmp_path / "file")), "cannot write")

@@ -1,0 +1,30 @@
+import pytest
+
+from deepix.config import Config, make_config
+from deepix.errors import UserError
+
+
+@pytest.mark.parametrize("bad", [dict(lr=0), dict(lr=-1), dict(epochs=0), dict(batch=0), dict(optimizer="lbfgs"),
+                                 dict(val_fraction=0.6, test_fraction=0.5), dict(kernel_size=4), dict(schedule="x")])
+def test_impossible_settings_are_user_errors(bad):
+    with pytest.raises(UserError):
+        make_config(**bad)
+
+
+def test_yaml_round_trip_and_override(tmp_path):
+    cfg = make_config(epochs=7, lr=0.01, model="seed-cnn-bn")
+    cfg.save(tmp_path / "c.yaml")
+    again = make_config(tmp_path / "c.yaml", epochs=9)
+    assert again.lr == 0.01 and again.model == "seed-cnn-bn" and again.epochs == 9
+
+
+def test_unknown_setting_and_bad_type(tmp_path):
+    with pytest.raises(UserError, match="unknown setting"):
+        make_config(learning_rate=0.1)
+    (tmp_path / "c.yaml").write_text("epochs: many\n")
+    with pytest.raises(UserError, match="epochs"):
+        make_config(tmp_path / "c.yaml")
+
+
+def test_defaults_are_valid():
+    assert Config().validate().epochs >= 1

@@ -1,0 +1,100 @@
+"""End to end on the built-in 8x8 digits: what a run leaves, repeatability, resume, stops."""
+import csv
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import deepix
+from deepix.errors import UserError
+
+from .conftest import FAST
+
+
+def weights(run, which="last"):
+    return load_file(str(run / "weights" / f"{which}.safetensors"))
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    return deepix.train(project=str(tmp_path_factory.mktemp("runs")), **FAST)
+
+
+def test_run_folder_holds_everything(finished):
+    run = finished["run"]
+    for name in ("config.yaml", "metrics.csv", "summary.json", "dataset.json", "report.html",
+                 "weights/best.safetensors", "weights/last.safetensors", "state/last.pt",
+                 "plots/loss.png", "plots/confusion.png", "plots/misclassified.png", "plots/samples.png"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents.*"))
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(rows[0])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test"]["accuracy"] > 0.5 and len(summary["test"]["confusion"]) == 10
+    split = summary["data"]["info"]
+    assert split["seed"] == 0 and sum(split["sizes"].values()) == 1797
+
+
+def test_runs_are_never_overwritten(finished):
+    again = deepix.train(project=str(finished["run"].parents[1]), **{**FAST, "epochs": 1})
+    assert again["run"] != finished["run"] and (finished["run"] / "metrics.csv").is_file()
+
+
+def test_config_yaml_repeats_the_run(finished, tmp_path):
+    again = deepix.train(config=str(finished["run"] / "config.yaml"), project=str(tmp_path))
+    assert same(weights(finished["run"]), weights(again["run"]))
+
+
+def test_another_seed_gives_another_run(finished, tmp_path):
+    other = deepix.train(project=str(tmp_path), seed=1, **FAST)
+    assert not same(weights(finished["run"]), weights(other["run"]))
+
+
+def test_resume_extends_a_finished_run(tmp_path):
+    first = deepix.train(project=str(tmp_path), **FAST)
+    more = deepix.train(resume=str(first["run"]), epochs=3, quiet=True)
+    rows = list(csv.DictReader((first["run"] / "metrics.csv").open()))
+    assert more["run"] == first["run"] and [r["epoch"] for r in rows] == ["1", "2", "3"]
+    with pytest.raises(UserError, match="extend"):
+        deepix.train(resume=str(first["run"]), quiet=True)
+
+
+def test_nan_loss_stops_with_the_last_good_weights(tmp_path):
+    with pytest.raises(UserError, match="loss became"):
+        deepix.train(project=str(tmp_path), **{**FAST, "epochs": 3, "lr": 1e6, "optimizer": "sgd", "momentum": 0.0})
+    run = next((tmp_path / "classify").iterdir())
+    assert (run / "config.yaml").is_file()
+
+
+def test_early_stopping(tmp_path):
+    r = deepix.train(project=str(tmp_path), **{**FAST, "epochs": 30, "patience": 1, "monitor": "val_loss",
+                                                  "lr": 0.05, "schedule": "constant"})
+    assert r["train"]["stopped_early"] and r["train"]["epochs_run"] < 30
+
+
+@pytest.mark.parametrize("opt,sched,loss", [("sgd", "step", "focal"), ("rmsprop", "cosine", "mse"),
+                                            ("adam", "constant", "cross-entropy")])
+def test_optimizers_schedules_losses_learn(tmp_path, opt, sched, loss):
+    r = deepix.train(project=str(tmp_path), **{**FAST, "epochs": 3, "optimizer": opt, "schedule": sched,
+                                                  "loss": loss, "lr": 0.01 if opt != "sgd" else 0.05,
+                                                  "warmup_epochs": 0.5, "grad_clip": 1.0, "label_smoothing": 0.1,
+                                                  "nesterov": True})
+    assert r["test"]["accuracy"] > 0.3
+
+
+def test_numpy_arrays_and_predict(tmp_path, tiny_arrays):
+    x, y = tiny_arrays
+    r = deepix.train(data=(x, y), project=str(tmp_path), **{**FAST, "data": None, "epochs": 8, "batch": 16,
+                                                              "augment": "none", "lr": 0.01})
+    p = deepix.load(r["run"])
+    out = p.predict(x[:5])
+    assert len(out) == 5 and abs(sum(out[0]["probabilities"]) - 1) < 1e-4
+    assert [o["class"] for o in out] == [str(c) for c in y[:5]]
+    one = p.predict(x[0])
+    assert one[0]["class"] == out[0]["class"]
