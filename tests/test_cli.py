@@ -15,6 +15,21 @@ ENV = {**os.environ, "DEEPIX_DATA": "/nonexistent-deepix-data"}
 BASE = ["--data", "digits", "--model", "seed-cnn", "--threads", "1", "--quiet", "--batch", "16"]
 
 
+def in_process(*args, check=False):
+    """The CLI's main() in this process (no torch import per call); returns a CompletedProcess."""
+    import contextlib
+    import io
+
+    from deepix.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    r = subprocess.CompletedProcess(args, e.value.code, out.getvalue(), err.getvalue())
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
 def deepix(*args, check=False):
     r = subprocess.run([sys.executable, "-m", "deepix", *args], capture_output=True, text=True, env=ENV, timeout=600)
     if check:
@@ -47,7 +62,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    r = deepix("train", *BASE, "--epochs", "2", "--project", str(root), "--name", "r", check=True)
+    r = in_process("train", *BASE, "--epochs", "2", "--project", str(root), "--name", "r", check=True)
     assert "report:" in r.stdout and "test accuracy" in r.stdout
     return root / "classify" / "r"
 
@@ -58,9 +73,9 @@ def test_predict_val_models_report(run, tmp_path):
     out = deepix("predict", str(run), str(img), "--json", "--top-k", "3", check=True).stdout
     answer = json.loads(out.splitlines()[0])
     assert answer["image"] == str(img) and len(answer["top"]) == 3
-    assert "accuracy" in deepix("val", str(run), check=True).stdout
-    assert "seed-cnn" in deepix("models", check=True).stdout
-    assert "report:" in deepix("report", str(run), check=True).stdout
+    assert "accuracy" in in_process("val", str(run), check=True).stdout
+    assert "seed-cnn" in in_process("models", check=True).stdout
+    assert "report:" in in_process("report", str(run), check=True).stdout
 
 
 def one_line_error(r, *words):
@@ -72,22 +87,22 @@ def one_line_error(r, *words):
 
 
 def test_user_errors_are_one_line(tmp_path, run):
-    one_line_error(deepix("train", "--data", str(tmp_path / "missing"), "--project", str(tmp_path)), "not found")
-    one_line_error(deepix("train", "--data", "imagenet-1k"), "unknown data set")
-    one_line_error(deepix("train", "--data", "digits", "--model", "nope", "--project", str(tmp_path)), "unknown model")
-    one_line_error(deepix("train", "--lr", "0"), "--lr")
-    one_line_error(deepix("train", "--epochs", "0"), "--epochs")
-    one_line_error(deepix("train", "--data", "digits", "--batch", "100000", "--project", str(tmp_path)), "--batch")
-    one_line_error(deepix("train", "--data", "cifar10", "--project", str(tmp_path)), "cifar10")
-    one_line_error(deepix("predict", str(tmp_path), "x.png"), "not a deepix run")
-    one_line_error(deepix("predict", str(run), str(tmp_path / "none.png")), "not found")
+    one_line_error(in_process("train", "--data", str(tmp_path / "missing"), "--project", str(tmp_path)), "not found")
+    one_line_error(in_process("train", "--data", "imagenet-1k"), "unknown data set")
+    one_line_error(in_process("train", "--data", "digits", "--model", "nope", "--project", str(tmp_path)), "unknown model")
+    one_line_error(deepix("train", "--lr", "0"), "--lr")  # once as a real process
+    one_line_error(in_process("train", "--epochs", "0"), "--epochs")
+    one_line_error(in_process("train", "--data", "digits", "--batch", "100000", "--project", str(tmp_path)), "--batch")
+    one_line_error(in_process("train", "--data", "cifar10", "--project", str(tmp_path)), "cifar10")
+    one_line_error(in_process("predict", str(tmp_path), "x.png"), "not a deepix run")
+    one_line_error(in_process("predict", str(run), str(tmp_path / "none.png")), "not found")
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
-    one_line_error(deepix("predict", str(run), str(bad)), "bad.png")
+    one_line_error(in_process("predict", str(run), str(bad)), "bad.png")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     if os.geteuid() != 0:  # root writes anywhere; a file where the folder should be fails for everyone
-        one_line_error(deepix("train", *BASE, "--project", str(locked)), "cannot write")
+        one_line_error(in_process("train", *BASE, "--project", str(locked)), "cannot write")
     (tmp_path / "file").write_text("")
-    one_line_error(deepix("train", *BASE, "--project", str(tmp_path / "file")), "cannot write")
+    one_line_error(in_process("train", *BASE, "--project", str(tmp_path / "file")), "cannot write")

@@ -82,7 +82,7 @@ def test_early_stopping(tmp_path):
                                             ("adam", "constant", "cross-entropy")])
 def test_optimizers_schedules_losses_learn(tmp_path, opt, sched, loss):
     r = deepix.train(project=str(tmp_path), **{**FAST, "epochs": 3, "optimizer": opt, "schedule": sched,
-                                                  "loss": loss, "lr": 0.01 if opt != "sgd" else 0.05,
+                                                  "loss": loss, "lr": {"sgd": 0.05, "rmsprop": 0.001}.get(opt, 0.01),
                                                   "warmup_epochs": 0.5, "grad_clip": 1.0, "label_smoothing": 0.1,
                                                   "nesterov": True})
     assert r["test"]["accuracy"] > 0.3
@@ -90,8 +90,8 @@ def test_optimizers_schedules_losses_learn(tmp_path, opt, sched, loss):
 
 def test_numpy_arrays_and_predict(tmp_path, tiny_arrays):
     x, y = tiny_arrays
-    r = deepix.train(data=(x, y), project=str(tmp_path), **{**FAST, "data": None, "epochs": 8, "batch": 16,
-                                                              "augment": "none", "lr": 0.01})
+    r = deepix.train(project=str(tmp_path), **{**FAST, "data": (x, y), "epochs": 8, "batch": 16,
+                                                  "augment": "none", "lr": 0.01})
     p = deepix.load(r["run"])
     out = p.predict(x[:5])
     assert len(out) == 5 and abs(sum(out[0]["probabilities"]) - 1) < 1e-4

@@ -33,7 +33,7 @@ class History:
         if not self.path.is_file():
             return []
         with self.path.open() as f:
-            return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+            return [{k: int(v) if k == "epoch" else float(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
     def truncate(self, epochs: int) -> None:
         # a run killed after writing a row but before its checkpoint repeats that epoch
