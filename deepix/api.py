@@ -63,9 +63,11 @@ class Predictor:
                 images = images[None]
             from .data.builtin import _as_uint8_nchw
             x = torch.from_numpy(_as_uint8_nchw(images))
-            if x.shape[1] != self.channels:
-                x = x[:, :3].float().mean(1, keepdim=True) if self.channels == 1 else x[:, :1].expand(-1, 3, -1, -1)
             x = x.float()
+            if self.channels == 1 and x.shape[1] != 1:
+                x = x[:, :3].mean(1, keepdim=True)
+            elif self.channels == 3:
+                x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
             if tuple(x.shape[2:]) != self.size:
                 x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", antialias=True)
             return x.div(255)

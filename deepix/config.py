@@ -20,6 +20,12 @@ class Config:
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     augment: str = "auto"       # auto | none | digits | natural | strong
+    translate: float = -1.0     # these override the preset; -1: the preset's value
+    degrees: float = -1.0
+    scale: float = -1.0
+    hflip: str = "auto"         # auto (the preset's) | on | off
+    brightness: float = -1.0
+    contrast: float = -1.0
     strict: bool = False        # corrupt images: error instead of skip
     workers: int = 0            # DataLoader workers for folders that do not fit in memory
     # model
@@ -80,11 +86,14 @@ class Config:
             "channels_last": ("auto", "on", "off"),
             "augment": ("auto", "none", "digits", "natural", "strong"),
             "activation": ("relu", "gelu", "silu", "tanh", "sigmoid"),
+            "hflip": ("auto", "on", "off"),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise UserError(f"--{key.replace('_', '-')} must be one of {', '.join(allowed)} "
                                 f"(got {getattr(self, key)!r})")
+        if not -1 <= self.translate < 0.5 or not -1 <= self.scale < 1:
+            raise UserError("--translate must be below 0.5 and --scale below 1 (fractions of the image)")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise UserError(f"--kernel-size must be an odd number >= 1 (got {self.kernel_size})")
         if self.width <= 0:

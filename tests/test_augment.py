@@ -15,8 +15,14 @@ def test_same_generator_same_augmentation_and_shape():
 
 
 def test_digits_preset_never_flips_and_auto_picks_it():
-    assert not PRESETS["digits"].hflip and make_augment("auto", "digits") is PRESETS["digits"]
+    assert not PRESETS["digits"].hflip and make_augment("auto", "digits") == PRESETS["digits"]
     assert make_augment("auto", "natural").hflip
+
+
+def test_settings_override_the_preset():
+    aug = make_augment("digits", "digits", degrees=30, hflip="on", translate=-1)
+    assert aug.degrees == 30 and aug.hflip and aug.translate == PRESETS["digits"].translate
+    assert PRESETS["digits"].degrees == 10  # presets stay untouched
 
 
 def test_translation_moves_content():

@@ -3,7 +3,7 @@ for the batch at once, drawn from a seeded generator so that a run repeats exact
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,11 @@ PRESETS = {
 }
 
 
-def make_augment(preset: str, kind: str) -> Augment:
+def make_augment(preset: str, kind: str, **overrides) -> Augment:
+    """The preset ("auto" picks by kind of data), with any override that is set (not -1 / "auto")."""
     if preset == "auto":
         preset = "digits" if kind == "digits" else "natural"
-    return PRESETS[preset]
+    changes = {k: v for k, v in overrides.items() if v not in (-1, -1.0, "auto", None)}
+    if "hflip" in changes:
+        changes["hflip"] = changes["hflip"] == "on"
+    return replace(PRESETS[preset], **changes)

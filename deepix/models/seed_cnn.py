@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import Spec, activation, register
+from . import Spec, act_pool, activation, register
 
 
 def _flat_size(features: nn.Module, spec: Spec) -> int:
@@ -29,7 +29,7 @@ def _cnn(spec: Spec, batchnorm: bool) -> nn.Sequential:
     def block(cin, cout):
         layers = [nn.Conv2d(cin, cout, k, bias=not batchnorm)]
         layers += [nn.BatchNorm2d(cout)] if batchnorm else []
-        return layers + [activation(spec.activation), nn.MaxPool2d(pool)]
+        return layers + act_pool(spec.activation, nn.MaxPool2d(pool))
 
     pad = 0 if pool == 2 else k // 2
     features = nn.Sequential(*block(spec.in_channels, c1), *block(c1, c2), nn.Flatten())

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import Spec, activation, register
+from . import Spec, act_pool, activation, register
 
 
 def _vgg(spec: Spec, plan: list) -> nn.Sequential:
     k, layers, cin = spec.kernel_size, [], spec.in_channels
-    for item in plan:
+    for i, item in enumerate(plan):
         if item == "M":
-            layers.append(nn.MaxPool2d(2))
             continue
         cout = max(4, round(item * spec.width))
-        layers += [nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), activation(spec.activation)]
+        layers += [nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout)]
+        pooled = i + 1 < len(plan) and plan[i + 1] == "M"
+        layers += act_pool(spec.activation, nn.MaxPool2d(2)) if pooled else [activation(spec.activation)]
         cin = cout
     dropout = 0.1 if spec.dropout < 0 else spec.dropout
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, spec.num_classes))

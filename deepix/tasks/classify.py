@@ -156,7 +156,9 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(dev)
-    task = Classify(len(ds.classes), make_augment(cfg.augment, ds.kind), cfg.loss, cfg.label_smoothing, channels_last)
+    augment = make_augment(cfg.augment, ds.kind, translate=cfg.translate, degrees=cfg.degrees, scale=cfg.scale,
+                           hflip=cfg.hflip, brightness=cfg.brightness, contrast=cfg.contrast)
+    task = Classify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last)
 
     if resume:
         run = Path(resume)
@@ -192,7 +194,7 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     pictures(run, ds, test, out, y)
     from ..report.html import write_report
     report = write_report(run)
-    return {"run": run, "report": report, "test": metrics, "train": result}
+    return {"run": run, "report": report.resolve(), "test": metrics, "train": result}
 
 
 def pictures(run: Path, ds: Dataset, test, out, y) -> None:

@@ -1,0 +1,49 @@
+"""Training on a user's folder: in memory, and streamed when it does not fit."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import deepix
+from deepix.data.folder import read_folder
+
+from .conftest import FAST
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Two colour classes (red-ish and blue-ish squares) with one corrupt and one stray file."""
+    rng = np.random.default_rng(0)
+    for c, channel in (("red", 0), ("blue", 2)):
+        (tmp_path / "photos" / c).mkdir(parents=True)
+        for i in range(24):
+            img = rng.integers(0, 60, (20, 24, 3)).astype(np.uint8)
+            img[..., channel] += 180
+            Image.fromarray(img).save(tmp_path / "photos" / c / f"{i}.png")
+    (tmp_path / "photos" / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (tmp_path / "photos" / "blue" / "notes.txt").write_text("not an image")
+    return tmp_path / "photos"
+
+
+def test_folder_trains_and_predicts(folder, tmp_path):
+    r = deepix.train(project=str(tmp_path / "runs"), **{**FAST, "data": str(folder), "imgsz": 16, "epochs": 4,
+                                                           "batch": 8, "augment": "natural"})
+    assert r["test"]["accuracy"] >= 0.75
+    import json
+    info = json.loads((r["run"] / "dataset.json").read_text())
+    assert info["classes"] == ["blue", "red"] and info["channels"] == 3 and info["size"] == [16, 16]
+    assert info["info"]["corrupt_files"] == 1 and info["info"]["ignored_files"] == 1
+    pred = deepix.load(r["run"]).predict(str(folder / "red" / "0.png"))
+    assert pred[0]["class"] == "red"
+
+
+def test_folder_too_large_for_memory_streams(folder, tmp_path):
+    ds = read_folder(str(folder), 16, 0.2, 0.2, 0, memory_budget_bytes=0)
+    assert ds.train.x is None and len(ds.train.paths) == len(ds.train)
+    ok = [p for p in ds.train.paths if not p.endswith("broken.png")]
+    keep = [i for i, p in enumerate(ds.train.paths) if p in ok]
+    ds.train.paths, ds.train.y = ok, ds.train.y[keep]
+    for split in (ds.val, ds.test):
+        keep = [i for i, p in enumerate(split.paths) if not p.endswith("broken.png")]
+        split.paths, split.y = [split.paths[i] for i in keep], split.y[keep]
+    r = deepix.train(project=str(tmp_path / "runs"), **{**FAST, "data": ds, "epochs": 4, "batch": 8})
+    assert r["test"]["accuracy"] >= 0.75
