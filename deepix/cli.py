@@ -151,6 +151,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"deepix: error: {e}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
-        print("deepix: interrupted; continue with --resume RUN", file=sys.stderr)
+        print("deepix: interrupted", file=sys.stderr)
         code = 130
     sys.exit(code)

@@ -26,7 +26,8 @@ class Augment:
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """x: float (B, C, H, W) in [0, 1]."""
         b = x.shape[0]
-        rand = lambda *s: torch.rand(*s, generator=g, device=x.device)  # noqa: E731
+        # drawn on the CPU generator (seeded, device-independent), then moved: tiny tensors
+        rand = lambda *s: torch.rand(*s, generator=g).to(x.device, non_blocking=True)  # noqa: E731
         if self.translate or self.degrees or self.scale:
             angle = (rand(b) * 2 - 1) * math.radians(self.degrees)
             zoom = 1 + (rand(b) * 2 - 1) * self.scale

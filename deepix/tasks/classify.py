@@ -3,6 +3,7 @@ torchmetrics accuracy / top-k / per-class scores, and confusion and error pictur
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -156,6 +157,10 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(dev)
+    if dev.type == "cuda":  # small data lives on the GPU: batches are slices, no copies per step
+        for split in (ds.train, ds.val, ds.test):
+            split.x = split.x.to(dev) if split.x is not None else None
+            split.y = split.y.to(dev)
     augment = make_augment(cfg.augment, ds.kind, translate=cfg.translate, degrees=cfg.degrees, scale=cfg.scale,
                            hflip=cfg.hflip, brightness=cfg.brightness, contrast=cfg.contrast)
     task = Classify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last)
@@ -177,8 +182,15 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     mk = lambda split, shuffle: Batches(split, cfg.batch if shuffle else max(cfg.batch, 256), shuffle, cfg.seed,  # noqa: E731
                                         ds.channels, ds.size[0], cfg.workers)
     t0 = time.perf_counter()
-    result = fit(cfg, task, model, mk(ds.train, True), mk(ds.val, False), run, dev, bf16, resume=bool(resume),
-                 callbacks=callbacks)
+    if not cfg.quiet:
+        print(f"run: {run}  ({ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test images, "
+              f"{len(ds.classes)} classes; {cfg.model}, {'bf16' if bf16 else 'fp32'}, {threads} threads)")
+    try:
+        result = fit(cfg, task, model, mk(ds.train, True), mk(ds.val, False), run, dev, bf16, resume=bool(resume),
+                     callbacks=callbacks)
+    except KeyboardInterrupt:
+        print(f"\nstopped; continue with: deepix train --resume {run}", file=sys.stderr)
+        raise
     result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev),
                   wall_seconds=round(time.perf_counter() - t0, 2))
 
@@ -201,18 +213,20 @@ def pictures(run: Path, ds: Dataset, test, out, y) -> None:
     from ..report.plots import image_grid
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
+    out, y = out.cpu(), y.cpu()
 
     def as_hwc(x):
-        x = x.numpy()
+        x = x.cpu().numpy()
         return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
 
     if ds.train.x is not None:
         g = torch.Generator().manual_seed(0)
         pick = torch.randperm(len(ds.train), generator=g)[:32]
-        image_grid(as_hwc(ds.train.x[pick]), [ds.classes[i] for i in ds.train.y[pick]], plots / "samples.png")
+        image_grid(as_hwc(ds.train.x[pick.to(ds.train.x.device)]), [ds.classes[i] for i in ds.train.y[pick].tolist()],
+                   plots / "samples.png")
     pred = out.argmax(1)
     wrong = torch.nonzero(pred != y).flatten()[:32]
     if test.x is not None:
         titles = [f"true {ds.classes[y[i]]} / pred {ds.classes[pred[i]]}" for i in wrong]
-        image_grid(as_hwc(test.x[wrong]), titles, plots / "misclassified.png",
+        image_grid(as_hwc(test.x[wrong.to(test.x.device)]), titles, plots / "misclassified.png",
                    title_colors=["crimson"] * len(titles))
