@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class Config:
     project: str = "runs"
     name: str = ""
     quiet: bool = False
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> "Config":
         if self.epochs < 1:
