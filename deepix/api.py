@@ -19,6 +19,11 @@ def train(task: str = "classify", config: str | None = None, resume: str | None 
     a (x, y) pair of NumPy arrays, or a Dataset. `resume` continues a run folder; each callback
     is called as callback(row, model) after every epoch."""
     module = tasks.get(task)
+    net = settings.get("model")
+    if net is not None and not isinstance(net, str):  # the user's own nn.Module (e.g. a deepix.keras model)
+        settings["model"] = f"custom:{type(net).__name__}"
+    else:
+        net = None
     dataset = None
     data = settings.get("data")
     if data is not None and not isinstance(data, str):
@@ -36,20 +41,27 @@ def train(task: str = "classify", config: str | None = None, resume: str | None 
         cfg = make_config(run / "config.yaml", **{k: v for k, v in settings.items() if k == "epochs" or k == "quiet"})
         return module.train(cfg, dataset, resume=str(run), callbacks=callbacks)
     cfg = make_config(config, task=task, **settings)
-    return module.train(cfg, dataset, callbacks=callbacks)
+    return module.train(cfg, dataset, callbacks=callbacks, net=net)
 
 
 class Predictor:
     """A trained run, ready to predict: `deepix.load("runs/classify/exp1").predict("img.png")`."""
 
-    def __init__(self, run: str | Path, weights: str = "best"):
+    def __init__(self, run: str | Path, weights: str = "best", model: torch.nn.Module | None = None):
         from .tasks.classify import build
         self.run = find_run(run)
         self.cfg = make_config(self.run / "config.yaml")
         meta = json.loads((self.run / "dataset.json").read_text())
         self.classes, self.channels, self.size = meta["classes"], meta["channels"], tuple(meta["size"])
+        if model is None and self.cfg.model.startswith("custom:"):
+            saved = self.run / "model.json"
+            if not saved.is_file():
+                raise UserError(f"{self.run} was trained with your own model ({self.cfg.model[7:]}); "
+                                f"pass it: deepix.load(run, model=YourModel())")
+            from .keras.models import model_from_config
+            model = model_from_config(json.loads(saved.read_text())["config"])
         self.model = build(self.cfg, len(self.classes), self.channels, self.size, [0.0] * self.channels,
-                           [1.0] * self.channels)
+                           [1.0] * self.channels, model)
         from .engine.checkpoint import load_weights
         load_weights(self.model, self.run / "weights" / f"{weights}.safetensors")
         self.model.eval()
@@ -84,8 +96,9 @@ class Predictor:
                  "probabilities": pr.tolist()} for pp, ii, pr in zip(p, i, probs)]
 
 
-def load(run: str | Path, weights: str = "best") -> Predictor:
-    return Predictor(run, weights)
+def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None = None) -> Predictor:
+    """A trained run ready to predict; `model` rebuilds a run trained with your own nn.Module."""
+    return Predictor(run, weights, model)
 
 
 def val(run: str | Path, data: str | None = None, split: str = "test") -> dict:

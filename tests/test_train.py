@@ -2,6 +2,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -98,3 +99,19 @@ def test_numpy_arrays_and_predict(tmp_path, tiny_arrays):
     assert [o["class"] for o in out] == [str(c) for c in y[:5]]
     one = p.predict(x[0])
     assert one[0]["class"] == out[0]["class"]
+
+
+def test_own_module_trains_and_loads(tmp_path):
+    from torch import nn
+
+    def net():
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                             nn.Linear(32, 10))
+    r = deepix.train(project=str(tmp_path), **{**FAST, "model": net(), "epochs": 3, "lr": 0.01})
+    assert r["test"]["accuracy"] > 0.3
+    with pytest.raises(UserError, match="your own model"):
+        deepix.load(r["run"])
+    x = np.random.default_rng(0).integers(0, 255, (3, 8, 8)).astype(np.uint8)
+    assert len(deepix.load(r["run"], model=net()).predict(x)) == 3
+    with pytest.raises(UserError, match="outputs of shape"):
+        deepix.train(project=str(tmp_path), **{**FAST, "model": nn.Sequential(nn.Flatten(), nn.Linear(64, 3))})

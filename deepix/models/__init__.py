@@ -81,3 +81,20 @@ class Preprocess(nn.Module):
 
 def with_preprocess(net: nn.Module, mean: list[float], std: list[float]) -> nn.Sequential:
     return nn.Sequential(Preprocess(mean, std), net)
+
+
+class Logits(nn.Module):
+    """A model that ends in softmax/sigmoid (a Keras-front model), seen through its logits,
+    which deepix's losses take for numerical stability."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net.forward_logits(x)
+
+
+def adopt(net: nn.Module) -> nn.Module:
+    """A user's own nn.Module made ready for deepix's classification losses."""
+    return Logits(net) if hasattr(net, "forward_logits") else net

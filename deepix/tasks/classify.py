@@ -20,7 +20,7 @@ from ..engine import machine
 from ..engine.checkpoint import load_weights, save_weights
 from ..engine.fit import autocast, fit
 from ..errors import UserError
-from ..models import Spec, build_model, count_params, with_preprocess
+from ..models import Spec, adopt, build_model, count_params, with_preprocess
 from ..runs import new_run
 
 
@@ -115,6 +115,23 @@ def check(cfg: Config, ds: Dataset) -> None:
                         f"{max(1, len(ds.train) // 4)} or fewer")
 
 
+def check_output(model: torch.nn.Module, ds: Dataset) -> None:
+    """A model must take this data's images and give one score per class."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, ds.channels, *ds.size))
+    except RuntimeError as e:
+        raise UserError(f"the model does not take {ds.channels}x{ds.size[0]}x{ds.size[1]} images: "
+                        f"{str(e).splitlines()[0][:160]}") from None
+    finally:
+        model.train(was)
+    if out.shape != (2, len(ds.classes)):
+        raise UserError(f"the model gives outputs of shape {tuple(out.shape[1:])} but {ds.name} has "
+                        f"{len(ds.classes)} classes; make its last layer output {len(ds.classes)}")
+
+
 def channel_stats(ds: Dataset) -> tuple[list[float], list[float]]:
     if ds.train.x is None:
         return [0.5] * ds.channels, [0.25] * ds.channels
@@ -122,7 +139,11 @@ def channel_stats(ds: Dataset) -> tuple[list[float], list[float]]:
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
 
 
-def build(cfg: Config, classes: int, channels: int, size, mean, std) -> torch.nn.Module:
+def build(cfg: Config, classes: int, channels: int, size, mean, std, net: torch.nn.Module | None = None):
+    """The registry's model for cfg.model, or the user's own `net`; with input standardisation."""
+    if net is not None:
+        # a user's model takes pixels in [0, 1] as they are, the way it was written to
+        return with_preprocess(adopt(net), [0.0] * channels, [1.0] * channels)
     spec = Spec(channels, classes, tuple(size), cfg.activation, cfg.kernel_size, cfg.width, cfg.dropout)
     return with_preprocess(build_model(cfg.model, spec), mean, std)
 
@@ -142,7 +163,8 @@ def model_summary(model: torch.nn.Module, channels: int, size) -> str:
     return "\n".join(lines)
 
 
-def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None, callbacks=()) -> dict:
+def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None, callbacks=(),
+          net: torch.nn.Module | None = None) -> dict:
     """Train a classifier; returns the run folder and the test metrics."""
     threads = machine.set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -151,7 +173,8 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     dev = machine.device()
     bf16 = machine.use_bf16(cfg.precision, dev)
     mean, std = channel_stats(ds)
-    model = build(cfg, len(ds.classes), ds.channels, ds.size, mean, std)
+    model = build(cfg, len(ds.classes), ds.channels, ds.size, mean, std, net)
+    check_output(model, ds)
     # measured on a 2-core AVX-512 CPU: channels_last speeds bf16 convolutions by 25-40%
     channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16)
     if channels_last:
@@ -178,6 +201,8 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
                  "kind": ds.kind, "counts": {s: ds.counts(getattr(ds, s)) for s in ("train", "val", "test")},
                  "info": ds.info}
     (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
+    if net is not None and hasattr(net, "get_config"):  # lets `deepix.load` rebuild a Keras-front model
+        (run / "model.json").write_text(json.dumps({"framework": "deepix.keras", "config": net.get_config()}))
 
     mk = lambda split, shuffle: Batches(split, cfg.batch if shuffle else max(cfg.batch, 256), shuffle, cfg.seed,  # noqa: E731
                                         ds.channels, ds.size[0], cfg.workers)
