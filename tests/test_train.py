@@ -40,6 +40,8 @@ def test_run_folder_holds_everything(finished):
     assert summary["test"]["accuracy"] > 0.5 and len(summary["test"]["confusion"]) == 10
     split = summary["data"]["info"]
     assert split["seed"] == 0 and sum(split["sizes"].values()) == 1797
+    ids = json.loads((run / "split.json").read_text())
+    assert sorted(ids["train"] + ids["val"] + ids["test"]) == list(range(1797))
 
 
 def test_runs_are_never_overwritten(finished):

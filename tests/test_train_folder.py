@@ -32,6 +32,9 @@ def test_folder_trains_and_predicts(folder, tmp_path):
     info = json.loads((r["run"] / "dataset.json").read_text())
     assert info["classes"] == ["blue", "red"] and info["channels"] == 3 and info["size"] == [16, 16]
     assert info["info"]["corrupt_files"] == 1 and info["info"]["ignored_files"] == 1
+    split = json.loads((r["run"] / "split.json").read_text())
+    assert sorted(split["train"] + split["val"] + split["test"]) == sorted(
+        f"{c}/{i}.png" for c in ("red", "blue") for i in range(24))
     pred = deepix.load(r["run"]).predict(str(folder / "red" / "0.png"))
     assert pred[0]["class"] == "red"
 

@@ -22,7 +22,7 @@ def data_root() -> Path:
 def _split_arrays(name, x, y, classes, val_fraction, test_fraction, seed, kind) -> Dataset:
     tr, va, te = stratified_split(y, val_fraction, test_fraction, seed)
     xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
-    splits = [Split(xt[i], yt[i]) for i in (tr, va, te)]
+    splits = [Split(xt[i], yt[i], ids=i.tolist()) for i in (tr, va, te)]
     info = {"source": name, "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction,
             "sizes": {"train": len(tr), "val": len(va), "test": len(te)}}
     return Dataset(name, classes, *splits, channels=x.shape[1], size=tuple(x.shape[2:]), kind=kind, info=info)
@@ -74,8 +74,9 @@ def load_builtin(name: str, val_fraction: float, test_fraction: float, seed: int
         kind = "natural" if name == "cifar10" else "digits"
         info = {"source": name, "seed": seed, "val_fraction": val_fraction, "test": "official",
                 "sizes": {"train": len(tr), "val": len(va), "test": len(yte)}}
-        return Dataset(name, [str(c) for c in classes], Split(to(xtr[tr]), to(ytr[tr])), Split(to(xtr[va]), to(ytr[va])),
-                       Split(to(xte), to(yte)), channels=xtr.shape[1], size=tuple(xtr.shape[2:]), kind=kind, info=info)
+        return Dataset(name, [str(c) for c in classes], Split(to(xtr[tr]), to(ytr[tr]), ids=tr.tolist()),
+                       Split(to(xtr[va]), to(ytr[va]), ids=va.tolist()), Split(to(xte), to(yte), ids=list(range(len(yte)))),
+                       channels=xtr.shape[1], size=tuple(xtr.shape[2:]), kind=kind, info=info)
     raise UserError(f"unknown data set {name!r}: use one of {', '.join(OFFLINE + DOWNLOADABLE)} or a folder path")
 
 

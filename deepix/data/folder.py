@@ -66,7 +66,8 @@ def read_folder(root: str, imgsz: int, val_fraction: float, test_fraction: float
         if in_memory:
             data[split] = _decode_all(paths, labels, channels, imgsz, strict, base, corrupt, conversions)
         else:  # decoded on the fly by the loader, which also meets any corrupt files
-            data[split] = Split(None, torch.tensor(labels, dtype=torch.int64), [str(p) for p in paths])
+            data[split] = Split(None, torch.tensor(labels, dtype=torch.int64), [str(p) for p in paths],
+                                [str(p.relative_to(base)) for p in paths])
     if in_memory:
         _check_readable(base, classes, data["train"], corrupt)
 
@@ -208,7 +209,8 @@ def _decode_all(paths: list[Path], labels: list[int], channels: int, imgsz: int,
     finally:
         pool.shutdown(cancel_futures=True)
     y = torch.tensor(labels, dtype=torch.int64)[keep]
-    return Split(x[:len(keep)].clone() if len(keep) < len(paths) else x, y)
+    ids = [str(paths[i].relative_to(base)) for i in keep]
+    return Split(x[:len(keep)].clone() if len(keep) < len(paths) else x, y, ids=ids)
 
 
 def _try_decode(path: Path, channels: int, imgsz: int) -> tuple[torch.Tensor, str | None] | Exception:
@@ -220,8 +222,8 @@ def _try_decode(path: Path, channels: int, imgsz: int) -> tuple[torch.Tensor, st
 
 def _subset(split: Split, idx: np.ndarray) -> Split:
     i = torch.from_numpy(idx).long()
-    return Split(None if split.x is None else split.x[i], split.y[i],
-                 None if split.paths is None else [split.paths[j] for j in idx])
+    pick = lambda items: None if items is None else [items[j] for j in idx]  # noqa: E731
+    return Split(None if split.x is None else split.x[i], split.y[i], pick(split.paths), pick(split.ids))
 
 
 def _check_readable(base: Path, classes: list[str], train: Split, corrupt: list[str]) -> None:

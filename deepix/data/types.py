@@ -13,6 +13,7 @@ class Split:
     x: torch.Tensor | None
     y: torch.Tensor
     paths: list[str] | None = None
+    ids: list | None = None        # each item's place in its source (index or relative path), for the record
 
     def __len__(self) -> int:
         return len(self.y)

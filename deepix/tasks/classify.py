@@ -201,6 +201,8 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
                  "kind": ds.kind, "counts": {s: ds.counts(getattr(ds, s)) for s in ("train", "val", "test")},
                  "info": ds.info}
     (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
+    # which images went where: indices into a built-in set, or paths under the folder
+    (run / "split.json").write_text(json.dumps({s: getattr(ds, s).ids for s in ("train", "val", "test")}))
     if net is not None and hasattr(net, "get_config"):  # lets `deepix.load` rebuild a Keras-front model
         (run / "model.json").write_text(json.dumps({"framework": "deepix.keras", "config": net.get_config()}))
 
