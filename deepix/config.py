@@ -45,7 +45,7 @@ class Config:
     weight_decay: float = 0.0005
     schedule: str = "onecycle"  # constant | step | cosine | onecycle
     warmup_epochs: float = 0.0
-    loss: str = "cross-entropy" # cross-entropy | focal | mse
+    loss: str = "cross-entropy" # cross-entropy | focal | mse | l1 | charbonnier
     label_smoothing: float = 0.1
     grad_clip: float = 0.0
     # validation
@@ -56,6 +56,12 @@ class Config:
     channels_last: str = "auto" # auto | on | off
     threads: int = 0            # 0: every core this process may use
     seed: int = 0
+    # restoration
+    degrade: str = "noise:25"   # what the model learns to undo, e.g. noise:0-55, blur:1.6+noise:2, down:2
+    patch: int = 48             # training patch side (of the clean image)
+    patches: int = 0            # patches per epoch (0: 64 batches' worth)
+    channels: int = 0           # 1 gray, 3 RGB, 0: as the data comes
+    tile: int = 256             # prediction tile side for large images
     # output
     project: str = "runs"
     name: str = ""
@@ -80,7 +86,7 @@ class Config:
         choices = {
             "optimizer": ("sgd", "adam", "adamw", "rmsprop"),
             "schedule": ("constant", "step", "cosine", "onecycle"),
-            "loss": ("cross-entropy", "focal", "mse"),
+            "loss": ("cross-entropy", "focal", "mse", "l1", "charbonnier"),
             "precision": ("auto", "bf16", "fp32"),
             "channels_last": ("auto", "on", "off"),
             "augment": ("auto", "none", "digits", "natural", "strong"),
@@ -93,6 +99,10 @@ class Config:
                                 f"(got {getattr(self, key)!r})")
         if not -1 <= self.translate < 0.5 or not -1 <= self.scale < 1:
             raise UserError("--translate must be below 0.5 and --scale below 1 (fractions of the image)")
+        if self.channels not in (0, 1, 3):
+            raise UserError(f"--channels must be 1 (gray), 3 (RGB) or 0 (as the data comes); got {self.channels}")
+        if self.patch < 8 or self.tile < 16:
+            raise UserError("--patch must be at least 8 and --tile at least 16 pixels")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise UserError(f"--kernel-size must be an odd number >= 1 (got {self.kernel_size})")
         if self.width <= 0:
@@ -104,6 +114,14 @@ class Config:
 
     def save(self, path: Path) -> None:
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+# what differs from the defaults above (which are classification's) for each task
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "classify": {},
+    "restore": dict(data="photos", model="unet-s", loss="l1", monitor="val_psnr", epochs=30, batch=32, lr=0.001,
+                    optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.0),
+}
 
 
 def names() -> list[str]:
@@ -129,7 +147,7 @@ def make_config(file: str | Path | None = None, **overrides: Any) -> Config:
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"unknown setting(s): {', '.join(unknown)}; see `deepix train --help`")
-    cfg = Config()
+    cfg = Config(**TASK_DEFAULTS.get(values.get("task", "classify"), {}))
     for f in fields(Config):
         if f.name in values:
             default = getattr(cfg, f.name)

@@ -122,7 +122,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             train_seconds = time.perf_counter() - t0
             images += seen
             seconds += train_seconds
-            val_metrics = task.evaluate(model, val, dev, bf16) if len(val.split) else {}
+            val_metrics = task.evaluate(model, val, dev, bf16) if val is not None and len(val) else {}
             row = {"epoch": epoch + 1, **{f"train_{k}": v / seen for k, v in sums.items()},
                    **{f"val_{k}": v for k, v in val_metrics.items()},
                    "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 3)}
@@ -131,7 +131,10 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                 progress.update(bar, stats=f"{shown}  {seen / train_seconds:,.0f} img/s")
             history.add(row)
 
-            value = row.get(monitor, row.get("train_loss"))
+            if monitor not in row:
+                raise UserError(f"--monitor {monitor} is not measured; use one of "
+                                f"{', '.join(k for k in row if k.startswith(('val_', 'train_')))}")
+            value = row[monitor]
             improved = value > state["best"] if higher else value < state["best"]
             state["epoch"] = epoch + 1
             if improved:

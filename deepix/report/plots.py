@@ -65,11 +65,16 @@ def plot_curves(metrics_csv: Path, out_dir: Path, best_epoch: int | None = None)
         best_epoch = int(epochs[np.nanargmin(val_loss)])
     out_dir = Path(out_dir)
     written = []
-    for name, ylabel, series in (
-        ("loss", "loss", (("train", "train_loss", TRAIN), ("val", "val_loss", VAL))),
-        ("accuracy", "accuracy", (("train", "train_accuracy", TRAIN), ("val", "val_accuracy", VAL))),
-        ("lr", "learning rate", (("lr", "lr", TRAIN),)),
-    ):
+    # every metric the run measured (accuracy, psnr, ...) gets its own plot between loss and lr
+    metrics = []
+    for key in rows[0]:
+        name = key.split("_", 1)[1] if key.startswith(("train_", "val_")) else None
+        if name and name != "loss" and name not in metrics:
+            metrics.append(name)
+    panels = [("loss", "loss", (("train", "train_loss", TRAIN), ("val", "val_loss", VAL)))]
+    panels += [(m, m, (("train", f"train_{m}", TRAIN), ("val", f"val_{m}", VAL))) for m in metrics]
+    panels.append(("lr", "learning rate", (("lr", "lr", TRAIN),)))
+    for name, ylabel, series in panels:
         fig = _figure(6, 3.4)
         ax = fig.add_subplot()
         for label, key, color in series:
