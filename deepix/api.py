@@ -96,13 +96,21 @@ class Predictor:
                  "probabilities": pr.tolist()} for pp, ii, pr in zip(p, i, probs)]
 
 
-def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None = None) -> Predictor:
-    """A trained run ready to predict; `model` rebuilds a run trained with your own nn.Module."""
-    return Predictor(run, weights, model)
+def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None = None):
+    """A trained run ready to predict (a classifier's Predictor, a restoration run's Restorer);
+    `model` rebuilds a run trained with your own nn.Module."""
+    found = find_run(run)
+    if make_config(found / "config.yaml").task == "restore":
+        from .tasks.restore import Restorer
+        return Restorer(found, weights)
+    return Predictor(found, weights, model)
 
 
 def val(run: str | Path, data: str | None = None, split: str = "test") -> dict:
     """Re-evaluate a run's best weights on its own test split, or on another data set."""
+    if make_config(find_run(run) / "config.yaml").task == "restore":
+        from .tasks.restore import val as restore_val
+        return restore_val(find_run(run), data)
     from .data.loader import Batches
     from .engine import machine
     from .tasks.classify import Classify, load_data

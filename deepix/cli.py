@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
 
     t = sub.add_parser("train", help="train a model and write a run folder with a report")
-    t.add_argument("task", nargs="?", default="classify", help="classify")
+    t.add_argument("task", nargs="?", default="classify", help="classify (default) or restore; the defaults shown "
+                   "are classify's, restore has its own (see the README)")
     t.add_argument("--config", help="a config.yaml to start from (flags override it)")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
     _add_settings(t)
@@ -84,9 +85,10 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--data", help="evaluate on another data set with the same classes")
     v.add_argument("--json", action="store_true")
 
-    pr = sub.add_parser("predict", help="classify images with a trained run")
+    pr = sub.add_parser("predict", help="classify or restore images with a trained run")
     pr.add_argument("run")
     pr.add_argument("source", nargs="+", help="image files or folders")
+    pr.add_argument("-o", "--output", help="restoration: the output file (one input) or folder")
     pr.add_argument("--top-k", type=int, default=5)
     pr.add_argument("--weights", default="best", choices=("best", "last"))
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
@@ -128,6 +130,9 @@ def run(argv: list[str] | None = None) -> int:
         m = api.val(args.run, args.data)
         if args.json:
             print(json.dumps(m))
+        elif "methods" in m:
+            for name, v in sorted(m["methods"].items(), key=lambda kv: -kv[1]["psnr"]):
+                console.print(f"{name:<24} PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.4f}")
         else:
             console.print(f"accuracy {m['accuracy']:.4f}" + (f"  top-5 {m['top5']:.4f}" if m["top5"] is not None else "")
                           + f"  loss {m['loss']:.4f}")
@@ -135,6 +140,9 @@ def run(argv: list[str] | None = None) -> int:
         from . import api
         pred = api.load(args.run, args.weights)
         paths = _images(args.source)
+        if hasattr(pred, "restore"):
+            _restore_files(pred, paths, args.output)
+            return 0
         for i in range(0, len(paths), 256):
             chunk = paths[i:i + 256]
             for path, r in zip(chunk, pred.predict(chunk, args.top_k)):
@@ -147,11 +155,12 @@ def run(argv: list[str] | None = None) -> int:
     elif args.verb == "models":
         from rich.table import Table
         from .models import list_models
-        table = Table("model", "parameters (28x28x1, 10 classes)", "what it is")
-        for name, desc, n in list_models():
-            table.add_row(name, f"{n:,}", desc)
-        table.add_row("tv:NAME", "", "any torchvision classifier, e.g. tv:resnet18 (no download; --weights PATH)")
-        table.add_row("timm:NAME", "", "any timm classifier (pip install timm)")
+        table = Table("model", "task", "parameters", "what it is")
+        for name, kind, desc, n in list_models():
+            table.add_row(name, "restore (x2)" if kind == "upscale" else kind, f"{n:,}", desc)
+        table.caption = "parameters for gray input: 28x28 with 10 classes (classify), or images in and out (restore)"
+        table.add_row("tv:NAME", "classify", "", "any torchvision classifier, e.g. tv:resnet18 (no download; --weights PATH)")
+        table.add_row("timm:NAME", "classify", "", "any timm classifier (pip install timm)")
         console.print(table)
     elif args.verb == "report":
         from .report.html import write_report
@@ -160,9 +169,33 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _restore_files(restorer, paths: list[Path], output: str | None) -> None:
+    """Restore each image into -o: a file for one input, else a folder keeping names and bit depth."""
+    from .restore import images as imgio
+    if not output:
+        raise UserError("restoration writes images: give -o OUT.png (one input) or -o FOLDER")
+    out = Path(output)
+    single = len(paths) == 1 and out.suffix.lower() in (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+    for path in paths:
+        depth = imgio.read(path)[1]
+        target = out if single else out / (path.stem + (path.suffix if path.suffix.lower() in (".png", ".tif", ".tiff")
+                                                            else ".png"))
+        imgio.write(target, restorer.restore(path), depth)
+        print(f"{path} -> {target}")
+
+
 def _print_result(console, result: dict) -> None:
     from rich.table import Table
     m, t = result["test"], result["train"]
+    if "methods" in m:  # restoration: PSNR / SSIM against the classical methods
+        table = Table("method", "PSNR (dB)", "SSIM", title=f"{result['run']}: {m['degrade']} on {m['split']} images")
+        for name, v in sorted(m["methods"].items(), key=lambda kv: -kv[1]["psnr"]):
+            table.add_row(name, f"{v['psnr']:.2f}", f"{v['ssim']:.4f}")
+        console.print(table)
+        console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
+                      f"{t['patches_per_s']:,.0f} patches/s, {t['precision']}")
+        console.print(f"report: {result['report']}")
+        return
     table = Table(title=f"{result['run']}", show_header=False)
     table.add_row(f"{m['split']} accuracy", f"{m['accuracy']:.4f}")
     if m.get("top5") is not None:

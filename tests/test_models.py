@@ -42,5 +42,5 @@ def test_unknown_models_are_user_errors():
 
 
 def test_list_models_counts_parameters():
-    rows = {name: n for name, _, n in list_models()}
+    rows = {name: n for name, _, _, n in list_models()}
     assert rows["seed-cnn"] == 121_930 and rows["resnet8"] > 0

@@ -19,16 +19,31 @@ class Spec:
     kernel_size: int = 3
     width: float = 1.0
     dropout: float = -1.0       # -1: the model's own default
+    scale: int = 1              # up-scaling factor of super-resolution models
 
 
-REGISTRY: dict[str, tuple[Callable[[Spec], nn.Module], str]] = {}
+REGISTRY: dict[str, tuple[Callable[[Spec], nn.Module], str, str]] = {}
+KINDS = ("classify", "restore", "upscale")   # what a model's output is: class scores, an image, a larger image
 
 
-def register(name: str, description: str):
+def register(name: str, description: str, kind: str = "classify"):
     def add(fn):
-        REGISTRY[name] = (fn, description)
+        REGISTRY[name] = (fn, description, kind)
         return fn
     return add
+
+
+def kind_of(name: str) -> str:
+    _load_families()
+    return REGISTRY[name][2] if name in REGISTRY else "classify"
+
+
+def _load_families() -> None:
+    from . import resnet_small, seed_cnn, vgg_small  # noqa: F401  (registers the built-in families)
+    try:  # the restoration families
+        from . import dncnn, sr, unet_small  # noqa: F401
+    except ImportError:
+        pass
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -48,7 +63,8 @@ def act_pool(name: str, pool: nn.Module) -> list[nn.Module]:
 
 
 def build_model(name: str, spec: Spec) -> nn.Module:
-    from . import external, resnet_small, seed_cnn, vgg_small  # noqa: F401  (registers the built-in families)
+    from . import external
+    _load_families()
     if name.startswith(("tv:", "timm:")):
         return external.build(name, spec)
     if name not in REGISTRY:
@@ -60,11 +76,15 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def list_models() -> list[tuple[str, str, int]]:
-    """(name, description, parameters for 28x28 grayscale in, 10 classes out)."""
-    from . import resnet_small, seed_cnn, vgg_small  # noqa: F401
-    spec = Spec(1, 10, (28, 28))
-    return [(n, d, count_params(fn(spec))) for n, (fn, d) in REGISTRY.items()]
+def list_models() -> list[tuple[str, str, str, int]]:
+    """(name, kind, description, parameters: 28x28 gray in and 10 classes out, or gray images in and out)."""
+    _load_families()
+    out = []
+    for n, (fn, d, kind) in REGISTRY.items():
+        spec = Spec(1, 10 if kind == "classify" else 1, (28, 28))
+        spec.scale = 2 if kind == "upscale" else 1
+        out.append((n, kind, d, count_params(fn(spec))))
+    return out
 
 
 class Preprocess(nn.Module):

@@ -68,64 +68,42 @@ def write_report(run_dir: Path) -> Path:
     plots = run_dir / "plots"
     config, rows, summary = _read(run_dir)
     data, model = summary.get("data") or {}, summary.get("model") or {}
-    train, test = summary.get("train") or {}, summary.get("test") or {}
-    classes = [str(c) for c in data.get("classes") or []]
-    counts = data.get("counts") or {}
+    train = summary.get("train") or {}
+    task = summary.get("task", config.get("task", "classify"))
     e = lambda x: escape(str(x))  # noqa: E731
 
     curves = plot_curves(run_dir / "metrics.csv", plots, train.get("best_epoch")) if rows else []
-    counts_png = plot_class_counts(counts, classes, plots / "class_counts.png") if counts and classes else None
-    cm = test.get("confusion")
-    cm_png = plot_confusion(cm, classes, plots / "confusion.png") if cm and classes else None
+    headline, about, parts = (_restore_parts if task == "restore" else _classify_parts)(summary, plots, e)
 
-    size = "x".join(map(str, data.get("size") or [])) + (f"x{data['channels']}" if data.get("channels") else "")
     epochs = f"{train.get('epochs_run', len(rows))} epochs" + (
         f" (stopped early; best epoch {train.get('best_epoch')})" if train.get("stopped_early")
         else f" (best epoch {train.get('best_epoch')})" if train.get("best_epoch") else "")
-    what = [f"{summary.get('task', config.get('task', '?'))}",
-            f"data {data.get('name', config.get('data', '?'))} ({len(classes)} classes, {size})",
+    what = [task, f"data {data.get('name', config.get('data', '?'))} ({about})",
             f"model {model.get('name', config.get('model', '?'))} ({int(model.get('params') or 0):,} params)",
             epochs, _duration(train.get("seconds")),
             f"{train.get('precision', '?')} on {train.get('device', '?')}"]
-    if train.get("images_per_s"):
-        what.append(f"{float(train['images_per_s']):,.0f} images/s")
+    speed = train.get("images_per_s") or train.get("patches_per_s")
+    if speed:
+        what.append(f"{float(speed):,.0f} {'images' if train.get('images_per_s') else 'patches'}/s")
+    ids = [p[0] for p in parts[:2]] + ["curves"] + [p[0] for p in parts[2:]] + ["diagnosis", "config"]
     h = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>deepix report: {e(run_dir.name)}"
          f"</title><style>{CSS}</style></head><body>",
          f"<h1>deepix report: {e(run_dir.name)}</h1><div class='sub'>{e(' · '.join(what))}</div>",
-         f"<div class='big'>Test accuracy {e(_pct(test.get('accuracy')))}</div>",
-         "<nav>" + "".join(f"<a href='#{a}'>{a.capitalize()}</a>" for a in
-                           ("data", "model", "curves", "test", "diagnosis", "config")) + "</nav>"]
-
-    h.append("<h2 id='data'>Data</h2>")
-    splits = [s for s in ("train", "val", "test") if counts.get(s)]
-    if classes and splits:
-        per = [[c] + [counts[s][i] for s in splits] + [sum(counts[s][i] for s in splits)]
-               for i, c in enumerate(classes)]
-        per.append(["total"] + [sum(counts[s]) for s in splits] + [sum(sum(counts[s]) for s in splits)])
-        h.append(_table(["class"] + splits + ["total"], per))
-    h += [_img(counts_png, "images per class"), _img(plots / "samples.png", "sample training images")]
-
-    h.append(f"<h2 id='model'>Model</h2><pre>{e(model.get('summary', ''))}</pre>")
+         f"<div class='big'>{e(headline)}</div>",
+         "<nav>" + "".join(f"<a href='#{a}'>{a.capitalize()}</a>" for a in ids) + "</nav>"]
+    for pid, title, body in parts[:2]:
+        h.append(f"<h2 id='{pid}'>{e(title)}</h2>{body}")
 
     h.append("<h2 id='curves'>Training curves</h2>")
     if rows:
-        keys = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+        keys = [k for k in rows[0] if k != "epoch"]
         best = [r for r in rows if r.get("epoch") == train.get("best_epoch")]
         shown = [("last", rows[-1])] + [("best", r) for r in best if r is not rows[-1]]
-        h.append(_table([""] + keys, [[tag] + [f"{r.get(k, float('nan')):.4g}" for k in keys]
-                                      for tag, r in shown]))
+        h.append(_table(["", "epoch"] + keys, [[tag, int(r.get("epoch", 0))] + [f"{r.get(k, float('nan')):.4g}" for k in keys]
+                                               for tag, r in shown]))
     h += [_img(p, p.stem) for p in curves] or ["<p>Fewer than two epochs: no curves to draw.</p>"]
-
-    h.append(f"<h2 id='test'>Test</h2><p>accuracy <b>{e(_pct(test.get('accuracy')))}</b> · top-5 "
-             f"{e(_pct(test.get('top5')))} · loss {e(_num(test.get('loss')))}</p>")
-    pc = test.get("per_class") or {}
-    if pc and classes:
-        support = [sum(r) for r in cm] if cm else [""] * len(classes)
-        h.append(_table(["class", "precision", "recall", "F1", "support"],
-                        [[c] + [f"{pc[m][i]:.3f}" for m in ("precision", "recall", "f1")] + [support[i]]
-                         for i, c in enumerate(classes)]))
-    h += [_img(cm_png, "confusion matrix"), "<h3>Misclassified test images</h3>" if
-          (plots / "misclassified.png").is_file() else "", _img(plots / "misclassified.png", "misclassified")]
+    for pid, title, body in parts[2:]:
+        h.append(f"<h2 id='{pid}'>{e(title)}</h2>{body}")
 
     h.append("<h2 id='diagnosis'>Diagnosis: what to try next</h2>")
     for f in diagnose(rows, summary):
@@ -138,3 +116,67 @@ def write_report(run_dir: Path) -> Path:
     out = run_dir / "report.html"
     out.write_text("\n".join(x for x in h if x), encoding="utf-8")
     return out
+
+
+def _classify_parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str, str]]]:
+    """The headline, a data description, and (id, title, html) sections: data, model, then test."""
+    data, model, test = summary.get("data") or {}, summary.get("model") or {}, summary.get("test") or {}
+    classes = [str(c) for c in data.get("classes") or []]
+    counts = data.get("counts") or {}
+    counts_png = plot_class_counts(counts, classes, plots / "class_counts.png") if counts and classes else None
+    cm = test.get("confusion")
+    cm_png = plot_confusion(cm, classes, plots / "confusion.png") if cm and classes else None
+    size = "x".join(map(str, data.get("size") or [])) + (f"x{data['channels']}" if data.get("channels") else "")
+
+    d = []
+    splits = [s for s in ("train", "val", "test") if counts.get(s)]
+    if classes and splits:
+        per = [[c] + [counts[s][i] for s in splits] + [sum(counts[s][i] for s in splits)]
+               for i, c in enumerate(classes)]
+        per.append(["total"] + [sum(counts[s]) for s in splits] + [sum(sum(counts[s]) for s in splits)])
+        d.append(_table(["class"] + splits + ["total"], per))
+    d += [_img(counts_png, "images per class"), _img(plots / "samples.png", "sample training images")]
+
+    t = [f"<p>accuracy <b>{e(_pct(test.get('accuracy')))}</b> · top-5 "
+         f"{e(_pct(test.get('top5')))} · loss {e(_num(test.get('loss')))}</p>"]
+    pc = test.get("per_class") or {}
+    if pc and classes:
+        support = [sum(r) for r in cm] if cm else [""] * len(classes)
+        t.append(_table(["class", "precision", "recall", "F1", "support"],
+                        [[c] + [f"{pc[m][i]:.3f}" for m in ("precision", "recall", "f1")] + [support[i]]
+                         for i, c in enumerate(classes)]))
+    t += [_img(cm_png, "confusion matrix"), "<h3>Misclassified test images</h3>" if
+          (plots / "misclassified.png").is_file() else "", _img(plots / "misclassified.png", "misclassified")]
+    return (f"Test accuracy {_pct(test.get('accuracy'))}", f"{len(classes)} classes, {size}",
+            [("data", "Data", "".join(x for x in d if x)),
+             ("model", "Model", f"<pre>{e(model.get('summary', ''))}</pre>"),
+             ("test", "Test", "".join(x for x in t if x))])
+
+
+def _restore_parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str, str]]]:
+    """Restoration: the PSNR/SSIM table against the classical methods, and before/after panels."""
+    data, model, test = summary.get("data") or {}, summary.get("model") or {}, summary.get("test") or {}
+    methods = test.get("methods") or {}
+    ours = methods.get("deepix", {})
+    others = {m: v for m, v in methods.items() if m != "deepix"}
+    best = max(others.items(), key=lambda kv: kv[1]["psnr"], default=None)
+    headline = f"Test PSNR {ours.get('psnr', float('nan')):.2f} dB"
+    if best:
+        headline += f" ({ours.get('psnr', 0) - best[1]['psnr']:+.2f} dB over {best[0]})"
+    images = data.get("images") or {}
+    d = [f"<p>degradation <b>{e(data.get('degrade', '?'))}</b>, {e(data.get('channels', '?'))} channel(s)</p>",
+         _table(["split", "images"], [[s, ", ".join(v)] for s, v in images.items()])]
+    rows = [[m, f"{v['psnr']:.2f}", f"{v['ssim']:.4f}", f"{v['seconds_per_image']:.2f}"] for m, v in
+            sorted(methods.items(), key=lambda kv: -kv[1]["psnr"])]
+    t = [f"<p>Mean over the {e(test.get('split', 'test'))} images; every method measured in this run on the "
+         "same degraded inputs. PSNR on [0, 1] with outputs clipped; SSIM by scikit-image.</p>",
+         _table(["method", "PSNR (dB)", "SSIM", "s / image"], rows)]
+    per = test.get("per_image") or []
+    if per:
+        names = list(methods)
+        t.append(_table(["image"] + names, [[r["image"]] + [f"{r[m]['psnr']:.2f}" for m in names] for r in per]))
+    t += [_img(p, p.stem) for p in sorted(plots.glob("panel_*.png"))]
+    return (headline, f"{data.get('degrade', '')}, {sum(len(v) for v in images.values())} images",
+            [("data", "Data", "".join(d)),
+             ("model", "Model", f"<pre>{e(model.get('summary', ''))}</pre>"),
+             ("test", "Test", "".join(t))])

@@ -162,3 +162,44 @@ def plot_class_counts(counts: dict[str, list[int]], classes: list[str], out: Pat
     ax.grid(axis="x", visible=False)
     ax.legend(frameon=False, fontsize=8)
     return _save(fig, out)
+
+
+def restore_panel(degraded: np.ndarray, restored: np.ndarray, clean: np.ndarray, out: Path, name: str,
+                  restored_label: str, scale: int = 1, input_psnr: float | None = None) -> Path:
+    """Degraded / restored / clean / |error|, whole and as a zoomed crop, for one image (HxWxC in [0, 1])."""
+    def show(a):
+        a = np.clip(a, 0, 1)
+        return a[..., 0] if a.shape[-1] == 1 else a
+
+    if scale > 1:  # the small input drawn at the output's size, pixels as blocks
+        degraded = np.repeat(np.repeat(degraded, scale, 0), scale, 1)[:clean.shape[0], :clean.shape[1]]
+    err = np.abs(restored - clean).mean(axis=-1)
+    h, w = clean.shape[:2]
+    side = max(16, min(h, w) // 4)
+    # zoom where the restoration still errs most, so the crop shows what is left to gain
+    blur = err[: h - h % side, : w - w % side].reshape(h // side, side, w // side, side).mean(axis=(1, 3))
+    r, c = np.unravel_index(np.argmax(blur), blur.shape)
+    crop = (slice(r * side, (r + 1) * side), slice(c * side, (c + 1) * side))
+    vmax = max(float(err.max()), 1e-6)
+    labels = [f"degraded{'' if input_psnr is None else f' ({input_psnr:.2f} dB)'}", f"restored ({restored_label})",
+              "clean", "|error|"]
+    fig = _figure(12, 6.4)
+    for row, region in enumerate(((slice(None), slice(None)), crop)):
+        for col, (label, img) in enumerate(zip(labels, (degraded, restored, clean, err))):
+            ax = fig.add_subplot(2, 4, row * 4 + col + 1)
+            if col == 3:
+                ax.imshow(img[region], cmap="magma", vmin=0, vmax=vmax)
+            else:
+                ax.imshow(show(img[region]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(label if row == 0 else f"{label.split(' ')[0]} (zoom)", fontsize=9)
+            ax.axis("off")
+            if row == 0 and col == 0:
+                ax.add_patch(_rect(crop))
+    fig.suptitle(name, fontsize=11)
+    return _save(fig, out)
+
+
+def _rect(crop):
+    from matplotlib.patches import Rectangle
+    (rs, cs) = crop
+    return Rectangle((cs.start, rs.start), cs.stop - cs.start, rs.stop - rs.start, fill=False, ec="#ff7f0e", lw=1.5)

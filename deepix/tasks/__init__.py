@@ -5,7 +5,7 @@ import importlib
 
 from ..errors import UserError
 
-TASKS = ("classify",)
+TASKS = ("classify", "restore")
 
 
 def get(name: str):

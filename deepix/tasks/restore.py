@@ -1,0 +1,284 @@
+"""Image restoration: learn to undo a degradation (noise, blur, JPEG, down-scaling) from clean
+images degraded on the fly; PSNR/SSIM against the classical methods, panels to see the gain."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data.loader import epoch_generator
+from ..engine import machine
+from ..engine.checkpoint import load_weights
+from ..engine.fit import autocast, fit
+from ..errors import UserError
+from ..models import REGISTRY, Spec, build_model, count_params, kind_of
+from ..restore import images as imgio
+from ..restore.degrade import Degrade, crop_to_scale, parse, protocol_noise
+from ..restore.metrics import psnr, ssim
+from ..runs import new_run
+
+EVAL_SEED = 12345   # the degradation of validation and test images is fixed across epochs and runs
+
+
+class Restore:
+    def __init__(self, degrade: Degrade, loss: str, dihedral: bool, channels_last: bool, tile: int):
+        self.degrade, self.loss_name, self.dihedral = degrade, loss, dihedral
+        self.channels_last, self.tile = channels_last, tile
+
+    def prepare(self, x, y, train: bool, g: torch.Generator | None = None):
+        clean = x
+        if train and self.dihedral:
+            # the 8 flips/rotations of a square patch, drawn per patch, applied to the whole batch
+            b = clean.shape[0]
+            r = torch.rand(b, 3, generator=g).to(clean.device) < 0.5
+            clean = torch.where(r[:, 0, None, None, None], clean.flip(3), clean)
+            clean = torch.where(r[:, 1, None, None, None], clean.flip(2), clean)
+            clean = torch.where(r[:, 2, None, None, None], clean.transpose(2, 3), clean)
+        degraded = self.degrade(clean, g)
+        if self.channels_last:
+            degraded = degraded.contiguous(memory_format=torch.channels_last)
+        return degraded, clean
+
+    def loss(self, out, clean):
+        out = out.float()
+        if self.loss_name == "l1":
+            return F.l1_loss(out, clean)
+        if self.loss_name == "charbonnier":  # a smooth L1 (Lai et al. 2017), eps 1e-3
+            return torch.sqrt((out - clean) ** 2 + 1e-6).mean()
+        return F.mse_loss(out, clean)
+
+    def train_stats(self, out, y) -> dict[str, float]:
+        return {}
+
+    def degraded_image(self, clean: torch.Tensor, index: int) -> torch.Tensor:
+        """The fixed degradation of an evaluation image: the field's protocol for plain Gaussian noise."""
+        clean = crop_to_scale(clean[None], self.degrade.scale)
+        if self.degrade.sigma is not None and all(n == "noise" for n, _ in self.degrade.steps):
+            a = clean[0].permute(1, 2, 0).double().numpy()
+            return torch.from_numpy(protocol_noise(a, self.degrade.sigma)).permute(2, 0, 1)[None].float()
+        return self.degrade(clean, torch.Generator().manual_seed(EVAL_SEED + index))
+
+    @torch.no_grad()
+    def restore(self, model, degraded: torch.Tensor, dev, bf16) -> torch.Tensor:
+        from ..restore.tiles import predict_tiled
+        return predict_tiled(model, degraded.to(dev), self.degrade.scale, self.tile, 32, bf16).float().cpu()
+
+    def evaluate(self, model, images, dev, bf16) -> dict[str, float]:
+        model.eval()
+        losses, scores = [], []
+        for i, (_, clean) in enumerate(images):
+            target = crop_to_scale(clean[None], self.degrade.scale)
+            out = self.restore(model, self.degraded_image(clean, i), dev, bf16)
+            losses.append(self.loss(out, target).item())
+            scores.append(psnr(out[0].clamp(0, 1).numpy().transpose(1, 2, 0), target[0].numpy().transpose(1, 2, 0),
+                               shave=self.degrade.scale if self.degrade.scale > 1 else 0))
+        return {"loss": float(np.mean(losses)), "psnr": float(np.mean(scores))}
+
+
+class Patches:
+    """Random patches of the clean training images, drawn afresh every epoch (seeded by epoch)."""
+
+    def __init__(self, images: list[torch.Tensor], patch: int, count: int, batch: int, seed: int):
+        self.images, self.patch, self.count, self.batch, self.seed = images, patch, count, batch, seed
+        areas = np.array([im.shape[1] * im.shape[2] for im in images], dtype=np.float64)
+        self.weights = torch.from_numpy(areas / areas.sum())  # big photos give more patches
+
+    def __len__(self) -> int:
+        return self.count // self.batch
+
+    def epoch(self, epoch: int):
+        g = epoch_generator(self.seed, epoch, stream=2)
+        n, p = len(self) * self.batch, self.patch
+        which = torch.multinomial(self.weights, n, replacement=True, generator=g)
+        out = torch.empty(n, self.images[0].shape[0], p, p)
+        for i, k in enumerate(which.tolist()):  # once per epoch, not per step
+            im = self.images[k]
+            top = int(torch.randint(0, im.shape[1] - p + 1, (1,), generator=g))
+            left = int(torch.randint(0, im.shape[2] - p + 1, (1,), generator=g))
+            out[i] = im[:, top:top + p, left:left + p]
+        for i in range(0, n, self.batch):
+            x = out[i:i + self.batch]
+            yield x, x
+
+
+def load_data(cfg: Config) -> dict[str, list[tuple[str, torch.Tensor]]]:
+    if cfg.data == "photos":
+        return imgio.photos(cfg.channels)
+    if Path(cfg.data).exists() or "/" in cfg.data:
+        return imgio.folder(cfg.data, cfg.channels, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    raise UserError(f"unknown restoration data {cfg.data!r}: use photos (built in) or a folder of clean images")
+
+
+def check(cfg: Config, data, deg: Degrade) -> int:
+    if cfg.loss not in ("l1", "mse", "charbonnier"):
+        raise UserError(f"--loss {cfg.loss} is for classification; restoration takes l1, mse or charbonnier")
+    patch = cfg.patch - cfg.patch % deg.scale  # a clean patch must shrink to whole pixels
+    for name, im in data["train"]:
+        if min(im.shape[1:]) < patch:
+            raise UserError(f"training image {name} is {im.shape[2]}x{im.shape[1]}, smaller than --patch {patch}; "
+                            f"lower --patch or remove the image")
+    for split in ("val", "test"):
+        for name, im in data[split]:
+            if min(im.shape[1:]) < 2 * deg.scale + 1:
+                raise UserError(f"{split} image {name} is too small ({im.shape[2]}x{im.shape[1]}) for {cfg.degrade}")
+    if not data["val"]:
+        raise UserError("restoration needs validation images: add a val/ folder or raise --val-fraction")
+    return patch
+
+
+def build(cfg: Config, channels: int, scale: int) -> torch.nn.Module:
+    spec = Spec(channels, channels, (cfg.patch, cfg.patch), cfg.activation, cfg.kernel_size, cfg.width, cfg.dropout,
+                scale)
+    kind = kind_of(cfg.model)
+    names = lambda k: ", ".join(n for n, (_, _, kk) in REGISTRY.items() if kk == k)  # noqa: E731
+    if kind == "classify":
+        raise UserError(f"{cfg.model} is a classifier; restoration models are {names('restore')}, {names('upscale')}")
+    if scale > 1 and kind != "upscale":
+        raise UserError(f"{cfg.degrade} needs a super-resolution model ({names('upscale')}), not {cfg.model}")
+    if scale == 1 and kind == "upscale":
+        raise UserError(f"{cfg.model} up-scales; for {cfg.degrade} use one of {names('restore')}")
+    return build_model(cfg.model, spec)
+
+
+def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), net=None) -> dict:
+    """Train a restoration model; returns the run folder and the test table."""
+    if dataset is not None or net is not None:
+        raise UserError("restoration takes --data photos or a folder; arrays and own models are not supported yet")
+    threads = machine.set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    deg = parse(cfg.degrade)
+    data = load_data(cfg)
+    patch = check(cfg, data, deg)
+    channels = data["train"][0][1].shape[0]
+    dev = machine.device()
+    bf16 = machine.use_bf16(cfg.precision, dev)
+    model = build(cfg, channels, deg.scale)
+    channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.to(dev)
+    task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile)
+
+    run = Path(resume) if resume else new_run(cfg.project, "restore", cfg.name)
+    if cfg.weights and not resume:
+        load_weights(model, Path(cfg.weights), strict=False)
+    cfg.save(run / "config.yaml")
+    data_info = {"name": cfg.data, "channels": channels, "degrade": cfg.degrade, "scale": deg.scale,
+                 "images": {s: [n for n, _ in v] for s, v in data.items()},
+                 "sizes": {s: [list(im.shape[1:]) for _, im in v] for s, v in data.items()}}
+    (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
+
+    count = cfg.patches or 64 * cfg.batch
+    train_patches = Patches([im.to(dev) for _, im in data["train"]], patch, count, cfg.batch, cfg.seed)
+    if not cfg.quiet:
+        print(f"run: {run}  ({cfg.data}: {len(data['train'])} train / {len(data['val'])} val / {len(data['test'])} "
+              f"test images, {count} patches of {patch}x{patch} per epoch; {cfg.model}, {cfg.degrade}, "
+              f"{'bf16' if bf16 else 'fp32'}, {threads} threads)")
+    t0 = time.perf_counter()
+    try:
+        result = fit(cfg, task, model, train_patches, data["val"], run, dev, bf16, resume=bool(resume),
+                     callbacks=callbacks)
+    except KeyboardInterrupt:
+        print(f"\nstopped; continue with: deepix train --resume {run}", file=sys.stderr)
+        raise
+    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev),
+                  wall_seconds=round(time.perf_counter() - t0, 2), patches_per_s=result.pop("images_per_s"))
+
+    load_weights(model, run / "weights" / "best.safetensors")
+    test = data["test"] or data["val"]
+    table = evaluate_table(task, model, test, dev, bf16, run / "plots")
+    table["split"] = "test" if data["test"] else "val"
+    summary = {"task": "restore", "data": data_info,
+               "model": {"name": cfg.model, "params": count_params(model), "summary": str(model)},
+               "train": result, "test": table}
+    (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    from ..report.html import write_report
+    report = write_report(run)
+    return {"run": run, "report": report.resolve(), "test": table, "train": result}
+
+
+def evaluate_table(task: Restore, model, images, dev, bf16, plots: Path | None = None, panels: int = 3) -> dict:
+    """PSNR / SSIM per image and mean for the model and each classical method, measured here."""
+    from ..restore.classical import baselines_for
+    deg = task.degrade
+    shave = deg.scale if deg.scale > 1 else 0
+    methods = {"deepix": None, **baselines_for(deg)}
+    per_image, seconds = [], {m: 0.0 for m in methods}
+    model.eval()
+    for i, (name, clean) in enumerate(images):
+        target = crop_to_scale(clean[None], deg.scale)[0]
+        degraded = task.degraded_image(clean, i)
+        clean_np = target.numpy().transpose(1, 2, 0)
+        deg_np = degraded[0].numpy().transpose(1, 2, 0)
+        row = {"image": name}
+        for m, fn in methods.items():
+            t = time.perf_counter()
+            if fn is None:
+                out = task.restore(model, degraded, dev, bf16)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+            else:
+                out = fn(deg_np[..., 0] if deg_np.shape[2] == 1 else deg_np, deg, deg.sigma)
+                out = out[..., None] if out.ndim == 2 else out
+            seconds[m] += time.perf_counter() - t
+            row[m] = {"psnr": psnr(out, clean_np, shave=shave), "ssim": ssim(out, clean_np, shave=shave)}
+            if m == "deepix":
+                restored = out
+        per_image.append(row)
+        if plots is not None and i < panels:
+            from ..report.plots import restore_panel
+            first = next(iter(m for m in methods if m != "deepix"), None)
+            restore_panel(deg_np, restored, clean_np, plots / f"panel_{i + 1}.png", name,
+                          f"{row['deepix']['psnr']:.2f} dB", scale=deg.scale,
+                          input_psnr=row[first]["psnr"] if first else None)
+    means = {m: {"psnr": float(np.mean([r[m]["psnr"] for r in per_image])),
+                 "ssim": float(np.mean([r[m]["ssim"] for r in per_image])),
+                 "seconds_per_image": seconds[m] / max(1, len(per_image))} for m in methods}
+    return {"degrade": deg.spec, "methods": means, "per_image": per_image}
+
+
+class Restorer:
+    """A trained restoration run: `deepix.load(run).restore("noisy.png")` gives the restored image."""
+
+    def __init__(self, run: Path, weights: str = "best"):
+        from ..config import make_config
+        self.run = Path(run)
+        self.cfg = make_config(self.run / "config.yaml")
+        meta = json.loads((self.run / "dataset.json").read_text())
+        self.channels, self.degrade = meta["channels"], parse(self.cfg.degrade)
+        self.model = build(self.cfg, self.channels, self.degrade.scale)
+        load_weights(self.model, self.run / "weights" / f"{weights}.safetensors")
+        self.model.eval()
+        self.bf16 = machine.use_bf16(self.cfg.precision, torch.device("cpu"))
+        self.task = Restore(self.degrade, self.cfg.loss, False, False, self.cfg.tile)
+
+    def restore(self, image) -> torch.Tensor:
+        """A path, PIL image, NumPy array (HxW[xC], uint8/uint16/float) or (C,H,W) tensor in; (C,H,W) in [0,1] out."""
+        if isinstance(image, (str, Path)):
+            x = imgio.read(image, self.channels)[0]
+        elif isinstance(image, torch.Tensor):
+            x = image.float()
+        else:
+            a, _ = imgio.as_float(np.asarray(image))
+            x = torch.from_numpy(np.ascontiguousarray(imgio.to_channels(a, self.channels).transpose(2, 0, 1)))
+        if x.shape[0] != self.channels:
+            x = torch.from_numpy(np.ascontiguousarray(
+                imgio.to_channels(x.numpy().transpose(1, 2, 0), self.channels).transpose(2, 0, 1)))
+        return self.task.restore(self.model, x[None], torch.device("cpu"), self.bf16)[0].clamp(0, 1)
+
+    predict = restore
+
+
+def val(run: Path, data: str | None = None) -> dict:
+    """Re-measure a run's best weights (and the classical methods) on its test images, or another folder's."""
+    r = Restorer(run)
+    cfg = r.cfg
+    if data:
+        cfg.data = data
+    images = load_data(cfg)
+    machine.set_threads(cfg.threads)
+    return evaluate_table(r.task, r.model, images["test"] or images["val"], torch.device("cpu"), r.bf16)
