@@ -1,0 +1,1 @@
+"""Image restoration: degradations, classical baselines and the field's metrics."""
