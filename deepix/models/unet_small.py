@@ -1,0 +1,60 @@
+"""A small U-Net for denoising and deblurring: strided-conv down, transposed-conv up, additive skips, residual output."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from . import Spec, activation, register
+
+
+def _convs(cin: int, cout: int, k: int, act: str, n: int = 2) -> list[nn.Module]:
+    layers = []
+    for i in range(n):
+        layers += [nn.Conv2d(cin if i == 0 else cout, cout, k, padding=k // 2), activation(act)]
+    return layers
+
+
+class UNet(nn.Module):
+    """output = input + net(input); any H, W (reflect-padded to a multiple of 2**(levels-1), cropped back)."""
+
+    def __init__(self, channels: int, widths: list[int], k: int = 3, act: str = "relu"):
+        super().__init__()
+        self.factor = 2 ** (len(widths) - 1)
+        self.stem = nn.Sequential(*_convs(channels, widths[0], k, act))
+        # 2x2 stride-2 convs: a learned down-sampling that sees every pixel once, cheaper than conv + pool
+        self.downs = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(a, b, 2, stride=2), activation(act), *_convs(b, b, k, act))
+            for a, b in zip(widths, widths[1:]))
+        # kernel == stride: no overlapping footprints, hence no checkerboard artefacts
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(widths, widths[1:]))
+        self.decs = nn.ModuleList(nn.Sequential(*_convs(a, a, k, act)) for a in widths[:-1])
+        self.head = nn.Conv2d(widths[0], channels, k, padding=k // 2)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        ph, pw = -h % self.factor, -w % self.factor
+        # reflection keeps image statistics at the border; tiny images can't reflect that far
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        y = F.pad(x, (0, pw, 0, ph), mode=mode) if ph or pw else x
+        skips = [self.stem(y)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        y = skips.pop()
+        for up, dec in zip(reversed(self.ups), reversed(self.decs)):
+            # adding the skip instead of concatenating halves the decoder's first conv
+            y = dec(up(y) + skips.pop())
+        return x + self.head(y)[..., :h, :w]
+
+
+def _unet(spec: Spec, widths: list[int]) -> nn.Module:
+    return UNet(spec.in_channels, [max(4, round(c * spec.width)) for c in widths], spec.kernel_size, spec.activation)
+
+
+@register("unet-s", "small U-Net restorer: 3 levels (32-64-128), additive skips, residual output, no BatchNorm", kind="restore")
+def unet_s(spec: Spec) -> nn.Module:
+    return _unet(spec, [32, 64, 128])
+
+
+@register("unet", "U-Net restorer: 4 levels (32-64-128-256), additive skips, residual output, no BatchNorm", kind="restore")
+def unet(spec: Spec) -> nn.Module:
+    return _unet(spec, [32, 64, 128, 256])

@@ -1,0 +1,81 @@
+"""deepix train restore end to end on a tiny folder of photo crops: run folder, table, predict -o, errors."""
+import json
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+import deepix
+from deepix.errors import UserError
+from deepix.restore import images as imgio
+
+FAST = dict(task="restore", model="dncnn-xs", epochs=1, patches=64, batch=16, patch=32, quiet=True, threads=1)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    cam, astro = skimage.data.camera(), skimage.data.astronaut()
+    for split, crops in (("train", [cam[:96, :96], cam[200:296, 300:396], astro[:96, :96, 1]]),
+                         ("val", [cam[300:364, 100:164]]), ("test", [cam[100:180, 150:250]])):
+        (root / split).mkdir()
+        for i, c in enumerate(crops):
+            Image.fromarray(c).save(root / split / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(photos, tmp_path_factory):
+    return deepix.train(data=str(photos), project=str(tmp_path_factory.mktemp("runs")), **{**FAST, "epochs": 2})
+
+
+def test_run_folder_and_table(run):
+    folder = run["run"]
+    for name in ("config.yaml", "metrics.csv", "summary.json", "report.html", "weights/best.safetensors",
+                 "plots/panel_1.png", "plots/loss.png"):
+        assert (folder / name).is_file(), name
+    methods = run["test"]["methods"]
+    assert {"deepix", "noisy input", "nlm", "tv"} <= set(methods)
+    # the noisy input of the protocol at sigma 25 sits near 20.2 dB on any image
+    assert 19.5 < methods["noisy input"]["psnr"] < 21 and methods["nlm"]["psnr"] > methods["noisy input"]["psnr"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["task"] == "restore" and summary["test"]["per_image"][0]["image"] == "test/0.png"
+    assert "Test PSNR" in (folder / "report.html").read_text()
+
+
+def test_predict_keeps_size_and_bit_depth(run, tmp_path):
+    a16 = (np.linspace(0, 65535, 70 * 50).reshape(70, 50)).astype(np.uint16)
+    src = tmp_path / "deep.png"
+    Image.fromarray(a16).save(src)
+    from deepix.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(run["run"]), str(src), "-o", str(tmp_path / "out.png")])
+    assert e.value.code == 0
+    out, depth = imgio.read(tmp_path / "out.png")
+    assert depth == 16 and out.shape == (1, 70, 50)
+    restored = deepix.load(run["run"]).restore(np.zeros((40, 30, 3), np.uint8))
+    assert restored.shape == (1, 40, 30) and restored.min() >= 0 and restored.max() <= 1
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(run["run"]), str(src)])
+    assert e.value.code == 2
+
+
+def test_super_resolution_and_rgb(photos, tmp_path):
+    r = deepix.train(data=str(photos), project=str(tmp_path), **{**FAST, "model": "espcn", "degrade": "down:2",
+                                                                "channels": 3})
+    assert "bicubic" in r["test"]["methods"]
+    out = deepix.load(r["run"]).restore(np.zeros((21, 30, 3), np.uint8))
+    assert out.shape == (3, 42, 60)
+
+
+@pytest.mark.parametrize("settings,words", [
+    (dict(patch=128), "smaller than --patch"),
+    (dict(model="seed-cnn"), "classifier"),
+    (dict(degrade="noise:300"), "noise"),
+    (dict(degrade="down:2"), "super-resolution model"),
+    (dict(loss="cross-entropy"), "--loss"),
+])
+def test_user_errors(photos, tmp_path, settings, words):
+    with pytest.raises(UserError, match=words):
+        deepix.train(data=str(photos), project=str(tmp_path), **{**FAST, **settings})
