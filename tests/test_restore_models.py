@@ -89,3 +89,11 @@ def test_restorers_run_in_bf16_channels_last():
             y = model(x)
         y.float().mean().backward()
         assert y.shape == (2, 3, 24 * scale, 24 * scale) and torch.isfinite(y.float()).all()
+
+
+def test_unet_is_scale_equivariant():
+    # bias-free convs, ReLU and the residual output: f(a x) = a f(x), so it is not tied to the training noise level
+    model = build_model("unet-s", spec(1)).eval()
+    x = torch.rand(1, 1, 21, 19)
+    with torch.no_grad():
+        assert torch.allclose(model(3 * x), 3 * model(x), atol=1e-5)

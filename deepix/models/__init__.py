@@ -39,11 +39,7 @@ def kind_of(name: str) -> str:
 
 
 def _load_families() -> None:
-    from . import resnet_small, seed_cnn, vgg_small  # noqa: F401  (registers the built-in families)
-    try:  # the restoration families
-        from . import dncnn, sr, unet_small  # noqa: F401
-    except ImportError:
-        pass
+    from . import dncnn, resnet_small, seed_cnn, sr, unet_small, vgg_small  # noqa: F401  (registers them)
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
