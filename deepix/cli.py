@@ -37,6 +37,7 @@ HELP = {
     "width": "channel multiplier (built-in models)",
     "dropout": "dropout rate (-1: the model's default)",
     "epochs": "training epochs",
+    "time_limit": "minutes of training: after the first epoch the epochs (and the schedule) are fitted to it",
     "batch": "training batch size",
     "optimizer": "sgd, adam, adamw, rmsprop",
     "lr": "peak learning rate",

@@ -37,6 +37,7 @@ class Config:
     weights: str = ""           # local file with pretrained weights
     # optimisation
     epochs: int = 20
+    time_limit: float = 0.0     # minutes of training: after the first epoch, the epochs are fitted to it
     batch: int = 128
     optimizer: str = "adamw"    # sgd | adam | adamw | rmsprop
     lr: float = 0.003
@@ -70,6 +71,8 @@ class Config:
     def validate(self) -> "Config":
         if self.epochs < 1:
             raise UserError(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.time_limit < 0:
+            raise UserError(f"--time-limit must be 0 (none) or a number of minutes (got {self.time_limit})")
         if self.batch < 1:
             raise UserError(f"--batch must be at least 1 (got {self.batch})")
         if not self.lr > 0:

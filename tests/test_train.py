@@ -117,3 +117,13 @@ def test_own_module_trains_and_loads(tmp_path):
     assert len(deepix.load(r["run"], model=net()).predict(x)) == 3
     with pytest.raises(UserError, match="outputs of shape"):
         deepix.train(project=str(tmp_path), **{**FAST, "model": nn.Sequential(nn.Flatten(), nn.Linear(64, 3))})
+
+
+def test_time_limit_fits_the_epochs(tmp_path):
+    import yaml
+    r = deepix.train(project=str(tmp_path), **{**FAST, "epochs": 500, "time_limit": 0.05})
+    assert 1 <= r["train"]["epochs_run"] < 500
+    saved = yaml.safe_load((r["run"] / "config.yaml").read_text())
+    assert saved["epochs"] == r["train"]["epochs_run"] and saved["time_limit"] == 0
+    rows = list(csv.DictReader((r["run"] / "metrics.csv").open()))
+    assert float(rows[-1]["lr"]) < 1e-6  # the one-cycle schedule was fitted to the shorter plan and ran out

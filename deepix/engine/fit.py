@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +64,17 @@ class History:
             self._tb.close()
 
 
+def fit_time_limit(cfg, run: Path, epoch_seconds: float, done: int) -> None:
+    """Shorten the plan so that training ends within cfg.time_limit minutes (the schedule follows)."""
+    fits = max(done, int(cfg.time_limit * 60 // max(epoch_seconds, 1e-3)))
+    if fits < cfg.epochs:
+        print(f"--time-limit {cfg.time_limit:g} min: {fits} epochs of {epoch_seconds:.1f} s fit, not {cfg.epochs}",
+              file=sys.stderr) if not cfg.quiet else None
+        cfg.epochs = fits
+    cfg.time_limit = 0.0  # the plan is fixed now; a resumed run keeps it
+    cfg.save(run / "config.yaml")
+
+
 def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.device, bf16: bool,
         resume: bool = False, callbacks=()) -> dict:
     """Trains `model` in place; returns what happened (epochs run, best epoch, speed).
@@ -88,7 +100,8 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[stats]}")]
     with Progress(*columns, disable=cfg.quiet, transient=False) as progress:
-        for epoch in range(state["epoch"], cfg.epochs):
+        epoch = state["epoch"]
+        while epoch < cfg.epochs:
             t0 = time.perf_counter()
             bar = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(train), stats="")
             model.train()
@@ -147,6 +160,9 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                                                    "rng": torch.get_rng_state(), "loop": dict(state)})
             for callback in callbacks:
                 callback(row, model)
+            epoch += 1
+            if cfg.time_limit:
+                fit_time_limit(cfg, run, row["seconds"], epoch)
             if cfg.patience and state["bad_epochs"] >= cfg.patience:
                 stopped_early = True
                 break

@@ -41,6 +41,7 @@ def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
 
 
 def make_scheduler(cfg, optimizer, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    total = cfg.epochs * steps_per_epoch
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg.schedule, s, total, warmup))
+    # cfg.epochs is read at every step: a time limit may shorten the plan after the first epoch
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(cfg.schedule, s, cfg.epochs * steps_per_epoch, warmup))
