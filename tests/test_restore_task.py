@@ -79,3 +79,38 @@ def test_super_resolution_and_rgb(photos, tmp_path):
 def test_user_errors(photos, tmp_path, settings, words):
     with pytest.raises(UserError, match=words):
         deepix.train(data=str(photos), project=str(tmp_path), **{**FAST, **settings})
+
+
+def _pairs(root, scale=1, noise=20):
+    rng = np.random.default_rng(0)
+    cam = skimage.data.camera()
+    for i, (r, c) in enumerate([(0, 0), (100, 200), (250, 300), (300, 100), (150, 50)]):
+        clean = cam[r:r + 64, c:c + 64]
+        low = clean[::scale, ::scale] if scale > 1 else clean
+        noisy = np.clip(low + rng.normal(0, noise, low.shape), 0, 255).astype(np.uint8)
+        for d, a in (("input", noisy), ("target", clean)):
+            (root / d).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(a).save(root / d / f"p{i}.png")
+    return root
+
+
+def test_paired_folders(tmp_path):
+    data = _pairs(tmp_path / "pairs")
+    r = deepix.train(data=str(data), project=str(tmp_path / "runs"), val_fraction=0.2, test_fraction=0.2, **FAST)
+    assert r["test"]["split"] == "test" and "degraded input" in r["test"]["methods"]
+    assert deepix.load(r["run"]).restore(np.zeros((30, 20), np.uint8)).shape == (1, 30, 20)
+    sr = _pairs(tmp_path / "sr", scale=2, noise=0)
+    r = deepix.train(data=str(sr), project=str(tmp_path / "runs"), val_fraction=0.2, test_fraction=0.2,
+                     **{**FAST, "model": "espcn"})
+    assert "bicubic" in r["test"]["methods"]
+    assert deepix.load(r["run"]).restore(np.zeros((30, 20), np.uint8)).shape == (1, 60, 40)
+
+
+def test_broken_pairs_are_user_errors(tmp_path):
+    data = _pairs(tmp_path / "pairs")
+    (data / "target" / "p1.png").unlink()
+    with pytest.raises(UserError, match="pair missing"):
+        deepix.train(data=str(data), project=str(tmp_path / "runs"), **FAST)
+    Image.fromarray(np.zeros((50, 47), np.uint8)).save(data / "target" / "p1.png")
+    with pytest.raises(UserError, match="does not fit"):
+        deepix.train(data=str(data), project=str(tmp_path / "runs"), **FAST)

@@ -124,6 +124,6 @@ def baselines_for(deg: Degrade) -> dict:
         return {"bicubic": bicubic}
     if kinds == {"noise"}:
         return {"noisy input": identity, "nlm": nlm, "tv": tv, **({"bm3d": bm3d} if _has_bm3d() else {})}
-    if kinds <= {"blur", "noise"}:
+    if kinds and kinds <= {"blur", "noise"}:
         return {"blurred input": identity, "wiener": wiener, "richardson_lucy": richardson_lucy}
     return {"degraded input": identity, "nlm": nlm, "tv": tv}

@@ -118,3 +118,62 @@ def folder(root: str, channels: int, val_fraction: float, test_fraction: float, 
     if not channels:  # colour if any training image has colour
         channels = max(read(p)[0].shape[0] for p in files["train"][:50])
     return {s: [(str(p.relative_to(base)), read(p, channels)[0]) for p in paths] for s, paths in files.items()}
+
+
+INPUT_DIRS = ("input", "degraded", "noisy", "lr", "low")
+TARGET_DIRS = ("target", "clean", "gt", "hr", "high")
+
+
+def _pair_dirs(folder: Path) -> tuple[Path, Path] | None:
+    found = [next((folder / d for d in names if (folder / d).is_dir()), None) for names in (INPUT_DIRS, TARGET_DIRS)]
+    return (found[0], found[1]) if all(found) else None
+
+
+def is_pairs(root: str) -> bool:
+    base = Path(root).expanduser()
+    return _pair_dirs(base) is not None or _pair_dirs(base / "train") is not None
+
+
+def pairs(root: str, channels: int, val_fraction: float, test_fraction: float, seed: int):
+    """Degraded/clean pairs with the same file names: root/{input,target}/ (or degraded/clean, lr/hr, ...),
+    optionally under train/ val/ test/. Returns {split: [(name, clean, degraded)]} and the scale."""
+    base = Path(root).expanduser()
+    splits = {s: _pair_dirs(base / s) for s in ("train", "val", "test")} if (base / "train").is_dir() else None
+    if splits is None:
+        every = _read_pairs(base, *_pair_dirs(base), channels)
+        order = np.random.default_rng(seed).permutation(len(every))
+        n_test, n_val = round(len(every) * test_fraction), round(len(every) * val_fraction)
+        out = {"test": [every[i] for i in sorted(order[:n_test])],
+               "val": [every[i] for i in sorted(order[n_test:n_test + n_val])],
+               "train": [every[i] for i in sorted(order[n_test + n_val:])]}
+    else:
+        out = {s: _read_pairs(base, *dirs, channels) if dirs else [] for s, dirs in splits.items()}
+    scales = {s for items in out.values() for s in [item[3] for item in items]}
+    if len(scales) > 1:
+        raise UserError(f"the pairs in {base} mix scales {sorted(scales)}; keep one up-scaling factor per data set")
+    if not out["train"]:
+        raise UserError(f"no training pairs in {base}")
+    return {s: [item[:3] for item in items] for s, items in out.items()}, scales.pop()
+
+
+def _read_pairs(base: Path, inputs: Path, targets: Path, channels: int) -> list:
+    files = sorted(p for p in inputs.rglob("*") if p.is_file() and is_image_file(p))
+    if not files:
+        raise UserError(f"no images in {inputs}")
+    if not channels:
+        channels = max(read(p)[0].shape[0] for p in files[:50])
+    out = []
+    for p in files:
+        rel = p.relative_to(inputs)
+        partner = next((q for q in (targets / rel, *targets.glob(f"{rel.with_suffix('')}.*")) if q.is_file()), None)
+        if partner is None:
+            raise UserError(f"pair missing: {p.relative_to(base)} has no partner in {targets.relative_to(base)}/; "
+                            f"pairs share file names")
+        degraded, clean = read(p, channels)[0], read(partner, channels)[0]
+        (h, w), (hc, wc) = degraded.shape[1:], clean.shape[1:]
+        scale = hc // h if h else 0
+        if scale < 1 or wc // w != scale or hc - h * scale >= scale or wc - w * scale >= scale:
+            raise UserError(f"pair {rel} does not fit: input {w}x{h}, target {wc}x{hc}; the target must be the "
+                            f"input's size or a whole multiple of it")
+        out.append((str(rel), clean[:, :h * scale, :w * scale], degraded, scale))
+    return out

@@ -26,21 +26,27 @@ from ..runs import new_run
 EVAL_SEED = 12345   # the degradation of validation and test images is fixed across epochs and runs
 
 
+def _dihedral(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    x = torch.where(r[:, 0, None, None, None], x.flip(3), x)
+    x = torch.where(r[:, 1, None, None, None], x.flip(2), x)
+    return torch.where(r[:, 2, None, None, None], x.transpose(2, 3), x)
+
+
 class Restore:
-    def __init__(self, degrade: Degrade, loss: str, dihedral: bool, channels_last: bool, tile: int):
+    def __init__(self, degrade: Degrade, loss: str, dihedral: bool, channels_last: bool, tile: int,
+                 paired: bool = False):
         self.degrade, self.loss_name, self.dihedral = degrade, loss, dihedral
-        self.channels_last, self.tile = channels_last, tile
+        self.channels_last, self.tile, self.paired = channels_last, tile, paired
 
     def prepare(self, x, y, train: bool, g: torch.Generator | None = None):
-        clean = x
+        """x: degraded patches of paired data, or the clean ones (then degraded here); y: the clean patches."""
+        clean, degraded = y, (x if self.paired else None)
         if train and self.dihedral:
             # the 8 flips/rotations of a square patch, drawn per patch, applied to the whole batch
-            b = clean.shape[0]
-            r = torch.rand(b, 3, generator=g).to(clean.device) < 0.5
-            clean = torch.where(r[:, 0, None, None, None], clean.flip(3), clean)
-            clean = torch.where(r[:, 1, None, None, None], clean.flip(2), clean)
-            clean = torch.where(r[:, 2, None, None, None], clean.transpose(2, 3), clean)
-        degraded = self.degrade(clean, g)
+            r = torch.rand(clean.shape[0], 3, generator=g).to(clean.device) < 0.5
+            clean, degraded = (_dihedral(t, r) if t is not None else None for t in (clean, degraded))
+        if degraded is None:
+            degraded = self.degrade(clean, g)
         if self.channels_last:
             degraded = degraded.contiguous(memory_format=torch.channels_last)
         return degraded, clean
@@ -56,8 +62,11 @@ class Restore:
     def train_stats(self, out, y) -> dict[str, float]:
         return {}
 
-    def degraded_image(self, clean: torch.Tensor, index: int) -> torch.Tensor:
-        """The fixed degradation of an evaluation image: the field's protocol for plain Gaussian noise."""
+    def degraded_image(self, clean: torch.Tensor, index: int, given: torch.Tensor | None = None) -> torch.Tensor:
+        """The fixed degradation of an evaluation image (the given partner of a pair; the field's protocol
+        for plain Gaussian noise)."""
+        if given is not None:
+            return given[None]
         clean = crop_to_scale(clean[None], self.degrade.scale)
         if self.degrade.sigma is not None and all(n == "noise" for n, _ in self.degrade.steps):
             a = clean[0].permute(1, 2, 0).double().numpy()
@@ -72,9 +81,9 @@ class Restore:
     def evaluate(self, model, images, dev, bf16) -> dict[str, float]:
         model.eval()
         losses, scores = [], []
-        for i, (_, clean) in enumerate(images):
+        for i, (_, clean, given) in enumerate(images):
             target = crop_to_scale(clean[None], self.degrade.scale)
-            out = self.restore(model, self.degraded_image(clean, i), dev, bf16)
+            out = self.restore(model, self.degraded_image(clean, i, given), dev, bf16)
             losses.append(self.loss(out, target).item())
             scores.append(psnr(out[0].clamp(0, 1).numpy().transpose(1, 2, 0), target[0].numpy().transpose(1, 2, 0),
                                shave=self.degrade.scale if self.degrade.scale > 1 else 0))
@@ -84,8 +93,10 @@ class Restore:
 class Patches:
     """Random patches of the clean training images, drawn afresh every epoch (seeded by epoch)."""
 
-    def __init__(self, images: list[torch.Tensor], patch: int, count: int, batch: int, seed: int):
+    def __init__(self, images: list[torch.Tensor], patch: int, count: int, batch: int, seed: int,
+                 inputs: list[torch.Tensor] | None = None, scale: int = 1):
         self.images, self.patch, self.count, self.batch, self.seed = images, patch, count, batch, seed
+        self.inputs, self.scale = inputs, scale  # paired data: the degraded partner of each image
         areas = np.array([im.shape[1] * im.shape[2] for im in images], dtype=np.float64)
         self.weights = torch.from_numpy(areas / areas.sum())  # big photos give more patches
 
@@ -96,35 +107,47 @@ class Patches:
         g = epoch_generator(self.seed, epoch, stream=2)
         n, p = len(self) * self.batch, self.patch
         which = torch.multinomial(self.weights, n, replacement=True, generator=g)
-        out = torch.empty(n, self.images[0].shape[0], p, p)
+        s, q = self.scale, p // self.scale
+        out = torch.empty(n, self.images[0].shape[0], p, p, device=self.images[0].device)
+        low = torch.empty(n, out.shape[1], q, q, device=out.device) if self.inputs else out
         for i, k in enumerate(which.tolist()):  # once per epoch, not per step
             im = self.images[k]
-            top = int(torch.randint(0, im.shape[1] - p + 1, (1,), generator=g))
-            left = int(torch.randint(0, im.shape[2] - p + 1, (1,), generator=g))
+            top = int(torch.randint(0, (im.shape[1] - p) // s + 1, (1,), generator=g)) * s
+            left = int(torch.randint(0, (im.shape[2] - p) // s + 1, (1,), generator=g)) * s
             out[i] = im[:, top:top + p, left:left + p]
+            if self.inputs:
+                low[i] = self.inputs[k][:, top // s:top // s + q, left // s:left // s + q]
         for i in range(0, n, self.batch):
-            x = out[i:i + self.batch]
-            yield x, x
+            yield low[i:i + self.batch], out[i:i + self.batch]
 
 
-def load_data(cfg: Config) -> dict[str, list[tuple[str, torch.Tensor]]]:
+def load_data(cfg: Config) -> tuple[dict[str, list[tuple[str, torch.Tensor, torch.Tensor | None]]], Degrade]:
+    """{split: [(name, clean, degraded partner or None)]} and the degradation (pairs bring their own)."""
+    if Path(cfg.data).exists() and imgio.is_pairs(cfg.data):
+        data, scale = imgio.pairs(cfg.data, cfg.channels, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        deg = Degrade((), "pairs")
+        deg.scale = scale
+        return data, deg
     if cfg.data == "photos":
-        return imgio.photos(cfg.channels)
-    if Path(cfg.data).exists() or "/" in cfg.data:
-        return imgio.folder(cfg.data, cfg.channels, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    raise UserError(f"unknown restoration data {cfg.data!r}: use photos (built in) or a folder of clean images")
+        data = imgio.photos(cfg.channels)
+    elif Path(cfg.data).exists() or "/" in cfg.data:
+        data = imgio.folder(cfg.data, cfg.channels, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    else:
+        raise UserError(f"unknown restoration data {cfg.data!r}: use photos (built in), a folder of clean images, "
+                        f"or a folder of pairs (input/ and target/ with the same file names)")
+    return {s: [(n, im, None) for n, im in v] for s, v in data.items()}, parse(cfg.degrade)
 
 
 def check(cfg: Config, data, deg: Degrade) -> int:
     if cfg.loss not in ("l1", "mse", "charbonnier"):
         raise UserError(f"--loss {cfg.loss} is for classification; restoration takes l1, mse or charbonnier")
     patch = cfg.patch - cfg.patch % deg.scale  # a clean patch must shrink to whole pixels
-    for name, im in data["train"]:
+    for name, im, _ in data["train"]:
         if min(im.shape[1:]) < patch:
             raise UserError(f"training image {name} is {im.shape[2]}x{im.shape[1]}, smaller than --patch {patch}; "
                             f"lower --patch or remove the image")
     for split in ("val", "test"):
-        for name, im in data[split]:
+        for name, im, _ in data[split]:
             if min(im.shape[1:]) < 2 * deg.scale + 1:
                 raise UserError(f"{split} image {name} is too small ({im.shape[2]}x{im.shape[1]}) for {cfg.degrade}")
     if not data["val"]:
@@ -152,8 +175,10 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
         raise UserError("restoration takes --data photos or a folder; arrays and own models are not supported yet")
     threads = machine.set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    deg = parse(cfg.degrade)
-    data = load_data(cfg)
+    data, deg = load_data(cfg)
+    paired = deg.spec == "pairs"
+    if paired:
+        cfg.degrade = "pairs"
     patch = check(cfg, data, deg)
     channels = data["train"][0][1].shape[0]
     dev = machine.device()
@@ -163,19 +188,20 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(dev)
-    task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile)
+    task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired)
 
     run = Path(resume) if resume else new_run(cfg.project, "restore", cfg.name)
     if cfg.weights and not resume:
         load_weights(model, Path(cfg.weights), strict=False)
     cfg.save(run / "config.yaml")
     data_info = {"name": cfg.data, "channels": channels, "degrade": cfg.degrade, "scale": deg.scale,
-                 "images": {s: [n for n, _ in v] for s, v in data.items()},
-                 "sizes": {s: [list(im.shape[1:]) for _, im in v] for s, v in data.items()}}
+                 "images": {s: [n for n, _, _ in v] for s, v in data.items()},
+                 "sizes": {s: [list(im.shape[1:]) for _, im, _ in v] for s, v in data.items()}}
     (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
 
     count = cfg.patches or 64 * cfg.batch
-    train_patches = Patches([im.to(dev) for _, im in data["train"]], patch, count, cfg.batch, cfg.seed)
+    train_patches = Patches([im.to(dev) for _, im, _ in data["train"]], patch, count, cfg.batch, cfg.seed,
+                            [d.to(dev) for _, _, d in data["train"]] if paired else None, deg.scale)
     if not cfg.quiet:
         print(f"run: {run}  ({cfg.data}: {len(data['train'])} train / {len(data['val'])} val / {len(data['test'])} "
               f"test images, {count} patches of {patch}x{patch} per epoch; {cfg.model}, {cfg.degrade}, "
@@ -208,12 +234,13 @@ def evaluate_table(task: Restore, model, images, dev, bf16, plots: Path | None =
     from ..restore.classical import baselines_for
     deg = task.degrade
     shave = deg.scale if deg.scale > 1 else 0
-    methods = {"deepix": None, **baselines_for(deg)}
+    from ..restore.classical import bicubic
+    methods = {"deepix": None, **(baselines_for(deg) if deg.steps or deg.scale == 1 else {"bicubic": bicubic})}
     per_image, seconds = [], {m: 0.0 for m in methods}
     model.eval()
-    for i, (name, clean) in enumerate(images):
+    for i, (name, clean, given) in enumerate(images):
         target = crop_to_scale(clean[None], deg.scale)[0]
-        degraded = task.degraded_image(clean, i)
+        degraded = task.degraded_image(clean, i, given)
         clean_np = target.numpy().transpose(1, 2, 0)
         deg_np = degraded[0].numpy().transpose(1, 2, 0)
         row = {"image": name}
@@ -249,7 +276,12 @@ class Restorer:
         self.run = Path(run)
         self.cfg = make_config(self.run / "config.yaml")
         meta = json.loads((self.run / "dataset.json").read_text())
-        self.channels, self.degrade = meta["channels"], parse(self.cfg.degrade)
+        self.channels = meta["channels"]
+        if self.cfg.degrade == "pairs":
+            self.degrade = Degrade((), "pairs")
+            self.degrade.scale = meta["scale"]
+        else:
+            self.degrade = parse(self.cfg.degrade)
         self.model = build(self.cfg, self.channels, self.degrade.scale)
         load_weights(self.model, self.run / "weights" / f"{weights}.safetensors")
         self.model.eval()
@@ -279,6 +311,6 @@ def val(run: Path, data: str | None = None) -> dict:
     cfg = r.cfg
     if data:
         cfg.data = data
-    images = load_data(cfg)
+    images, _ = load_data(cfg)
     machine.set_threads(cfg.threads)
     return evaluate_table(r.task, r.model, images["test"] or images["val"], torch.device("cpu"), r.bf16)
