@@ -124,6 +124,7 @@ def test_time_limit_fits_the_epochs(tmp_path):
     r = deepix.train(project=str(tmp_path), **{**FAST, "epochs": 500, "time_limit": 0.05})
     assert 1 <= r["train"]["epochs_run"] < 500
     saved = yaml.safe_load((r["run"] / "config.yaml").read_text())
-    assert saved["epochs"] == r["train"]["epochs_run"] and saved["time_limit"] == 0
+    assert saved["epochs"] == r["train"]["epochs_run"]
     rows = list(csv.DictReader((r["run"] / "metrics.csv").open()))
-    assert float(rows[-1]["lr"]) < 1e-6  # the one-cycle schedule was fitted to the shorter plan and ran out
+    assert sum(float(x["seconds"]) for x in rows[:-1]) < 0.05 * 60
+    assert float(rows[-1]["lr"]) < 0.5 * FAST.get("lr", 0.003)  # the schedule followed the shorter plan

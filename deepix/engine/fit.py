@@ -64,15 +64,14 @@ class History:
             self._tb.close()
 
 
-def fit_time_limit(cfg, run: Path, epoch_seconds: float, done: int) -> None:
-    """Shorten the plan so that training ends within cfg.time_limit minutes (the schedule follows)."""
-    fits = max(done, int(cfg.time_limit * 60 // max(epoch_seconds, 1e-3)))
-    if fits < cfg.epochs:
-        print(f"--time-limit {cfg.time_limit:g} min: {fits} epochs of {epoch_seconds:.1f} s fit, not {cfg.epochs}",
-              file=sys.stderr) if not cfg.quiet else None
+def fit_time_limit(cfg, run: Path, spent: float, done: int) -> None:
+    """Re-plan the epochs so that training ends within cfg.time_limit minutes of epoch time, at the
+    mean pace so far (the lr schedule follows the plan; re-planning every epoch absorbs a busy machine)."""
+    pace = spent / max(done, 1)
+    fits = max(done, done + int((cfg.time_limit * 60 - spent) // max(pace, 1e-3)))
+    if fits != cfg.epochs:
         cfg.epochs = fits
-    cfg.time_limit = 0.0  # the plan is fixed now; a resumed run keeps it
-    cfg.save(run / "config.yaml")
+        cfg.save(run / "config.yaml")
 
 
 def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.device, bf16: bool,
@@ -150,6 +149,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             value = row[monitor]
             improved = value > state["best"] if higher else value < state["best"]
             state["epoch"] = epoch + 1
+            state["seconds"] = state.get("seconds", 0.0) + row["seconds"]
             if improved:
                 state.update(best=value, best_epoch=epoch + 1, bad_epochs=0)
                 save_weights(model, run / "weights" / "best.safetensors")
@@ -162,7 +162,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                 callback(row, model)
             epoch += 1
             if cfg.time_limit:
-                fit_time_limit(cfg, run, row["seconds"], epoch)
+                fit_time_limit(cfg, run, state["seconds"], epoch)
             if cfg.patience and state["bad_epochs"] >= cfg.patience:
                 stopped_early = True
                 break
