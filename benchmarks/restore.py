@@ -39,7 +39,7 @@ def layout(tmp: Path) -> Path:
     return tmp
 
 
-def evaluate(run: Path | None, sigmas: list[int]) -> dict:
+def evaluate(run: Path | None, sigmas: list[int], baselines: bool = True) -> dict:
     import torch
 
     import deepix
@@ -47,8 +47,8 @@ def evaluate(run: Path | None, sigmas: list[int]) -> dict:
     from deepix.restore.degrade import parse, protocol_noise
     from deepix.restore.metrics import psnr, ssim
     restorer = deepix.load(run) if run else None
-    methods = {"noisy input": classical.identity, "NLM": classical.nlm, "TV": classical.tv}
-    if classical._has_bm3d():
+    methods = {"noisy input": classical.identity, "NLM": classical.nlm, "TV": classical.tv} if baselines else {}
+    if baselines and classical._has_bm3d():
         methods["BM3D"] = classical.bm3d
     if restorer:
         methods = {f"deepix {restorer.cfg.model}": None, **methods}
