@@ -94,6 +94,11 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--weights", default="best", choices=("best", "last"))
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
 
+    dn = sub.add_parser("denoise", help="denoise photos with the denoiser that ships inside deepix")
+    dn.add_argument("source", nargs="+", help="image files or folders")
+    dn.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    dn.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated per image)")
+
     sub.add_parser("models", help="list the registered models")
     r = sub.add_parser("report", help="rewrite a run's report.html")
     r.add_argument("run")
@@ -153,6 +158,15 @@ def run(argv: list[str] | None = None) -> int:
                 else:
                     tops = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])
                     print(f"{path}: {tops}")
+    elif args.verb == "denoise":
+        from .denoise import denoise
+
+        class Shipped:
+            def restore(self, path):
+                out, sigma = denoise(path, args.sigma)
+                print(f"{path}: sigma {sigma:.1f}{' (estimated)' if args.sigma is None else ''}")
+                return out
+        _restore_files(Shipped(), _images(args.source), args.output)
     elif args.verb == "models":
         from rich.table import Table
         from .models import list_models

@@ -40,8 +40,8 @@ def as_float(a: np.ndarray) -> tuple[np.ndarray, int]:
         return a.astype(np.float32) / 255, 8
     if a.dtype in (np.uint16, np.int32, np.int64, np.uint32):
         return (a.astype(np.float64) / 65535).clip(0, 1).astype(np.float32), 16
-    a = a.astype(np.float32)
-    return (a / 255 if a.max() > 1.5 else a).clip(0, 1), 8
+    # floats are taken as [0, 1] and left unclipped: a noisy input's excursions are part of the signal
+    return a.astype(np.float32), 8
 
 
 def read(path: str | Path, channels: int = 0) -> tuple[torch.Tensor, int]:
