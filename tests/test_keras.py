@@ -408,3 +408,18 @@ def test_deepix_train_accepts_a_keras_model(tmp_path):
                       Dense(10, activation="softmax")])
     result = deepix.train(data="digits", model=net, epochs=2, quiet=True, project=str(tmp_path), threads=1)
     assert result["test"]["accuracy"] > 0.3
+
+
+def test_keras_model_trains_under_deepix_train_and_reloads(tmp_path):
+    import deepix
+    from deepix.keras.layers import Conv2D, Dense, Flatten
+    from deepix.keras.models import Sequential
+    m = Sequential()
+    m.add(Conv2D(8, kernel_size=(3, 3), activation="relu", input_shape=(8, 8, 1)))
+    m.add(Flatten())
+    m.add(Dense(10, activation="softmax"))
+    r = deepix.train(model=m, data="digits", epochs=3, quiet=True, project=str(tmp_path), threads=1)
+    assert r["test"]["accuracy"] > 0.5
+    assert (r["run"] / "model.json").is_file()
+    again = deepix.load(r["run"]).predict(np.zeros((8, 8), np.uint8))
+    assert abs(sum(again[0]["probabilities"]) - 1) < 1e-4
