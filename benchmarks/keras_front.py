@@ -168,8 +168,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="run each framework once per seed")
+    # Keras/TF and deepix.keras back to back, so that both see the machine in the same state
     parser.add_argument("--only", nargs="*", choices=["tensorflow", "torch", "deepix"],
-                        default=["tensorflow", "torch", "deepix"])
+                        default=["tensorflow", "deepix", "torch"])
     parser.add_argument("--json", help="also write every run's numbers here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
