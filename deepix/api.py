@@ -38,7 +38,9 @@ def train(task: str = "classify", config: str | None = None, resume: str | None 
         settings["data"] = dataset.name
     if resume:
         run = find_run(resume)
-        cfg = make_config(run / "config.yaml", **{k: v for k, v in settings.items() if k == "epochs" or k == "quiet"})
+        # what may change when a run goes on: its length, its chatter, and where its data now lives
+        cfg = make_config(run / "config.yaml", **{k: v for k, v in settings.items()
+                                                  if k in ("epochs", "time_limit", "quiet", "data", "threads")})
         return module.train(cfg, dataset, resume=str(run), callbacks=callbacks)
     cfg = make_config(config, task=task, **settings)
     return module.train(cfg, dataset, callbacks=callbacks, net=net)

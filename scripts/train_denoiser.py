@@ -1,7 +1,7 @@
 """Train the blind grayscale denoiser that ships inside deepix (deepix/weights/denoise-gray.*).
 
     .venv/bin/python scripts/train_denoiser.py --minutes 25            # a fresh run
-    .venv/bin/python scripts/train_denoiser.py --resume runs/restore/denoiser --epochs 400   # train on
+    .venv/bin/python scripts/train_denoiser.py --resume runs/restore/denoiser --minutes 180   # train on, to 180 min in all
 
 Recipe: unet-s (bias-free, so it scales across noise levels), blind Gaussian noise with sigma
 drawn per patch from 0-55 (noise:0-55), L1 loss, Adam 1e-3 with cosine decay, 48x48 patches
@@ -30,14 +30,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=25)
     p.add_argument("--resume", help="continue this run folder")
-    p.add_argument("--epochs", type=int, help="with --resume: the new total")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all)")
+    p.add_argument("--epochs", type=int, help="with --resume: the new total (or --minutes: the new total time)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if a.resume:
-            r = deepix.train(task="restore", resume=a.resume, epochs=a.epochs, quiet=True)
+            more = {"epochs": a.epochs} if a.epochs else {"time_limit": a.minutes}
+            r = deepix.train(task="restore", resume=a.resume, data=str(layout(Path(tmp) / "denoise")),
+                             threads=a.threads, quiet=True, **more)
         else:
             r = deepix.train(task="restore", data=str(layout(Path(tmp) / "denoise")), model="unet-s",
-                             degrade="noise:0-55", channels=1, epochs=10_000, time_limit=a.minutes,
+                             degrade="noise:0-55", channels=1, epochs=10_000, time_limit=a.minutes, threads=a.threads,
                              project=str(ROOT / "runs"), name="denoiser", quiet=True)
     run = Path(r["run"])
     table = evaluate(run, [15, 25, 50], baselines=False)  # the benchmark measures the classical methods

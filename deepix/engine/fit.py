@@ -92,6 +92,8 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
         torch.set_rng_state(saved["rng"])
         state = saved["loop"]
         history.truncate(state["epoch"])
+        if cfg.time_limit:  # a resumed run may have been given more time
+            fit_time_limit(cfg, run, state.get("seconds", 0.0), state["epoch"])
     if state["epoch"] >= cfg.epochs:
         raise UserError(f"the run already has {state['epoch']} epochs; pass --epochs N with N > {state['epoch']} to extend it")
 
