@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak import peak_rss_mb
 
 HERE = Path(__file__).resolve().parent
 TARGET = 0.98
@@ -78,7 +79,7 @@ def worker(name: str, settings: dict, threads: int, out: Path) -> None:
               "test_accuracy_per_epoch": accs, "elapsed_per_epoch": elapsed,
               "gflops": flops * r["train"]["images_per_s"] / 1e9, "mflop_per_image": flops / 1e6,
               "train_seconds": train_s, "precision": r["train"]["precision"],
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_rss_mb": peak_rss_mb()}
     out.write_text(json.dumps(result))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -95,12 +94,13 @@ def run_listing(framework: str, data: Path, epochs: int, threads: int, seed: int
                         callbacks=[timer], verbose=0)
     fit_seconds = time.perf_counter() - t0
     probs = model.predict(x_test, batch_size=256, verbose=0)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from peak import peak_rss_mb
+    peak_mb = peak_rss_mb()
     result = {"framework": framework, "versions": versions, "epochs": epochs, "threads": threads,
               "epoch_seconds": timer.seconds, "fit_seconds": fit_seconds,
               "test_accuracy": float(np.mean(probs.argmax(1) == d["y_test"])),
               "val_accuracy": float(history.history["val_accuracy"][-1]),
-              "peak_rss_mb": rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024}
+              "peak_rss_mb": peak_mb}
     out.write_text(json.dumps(result, indent=1))
 
 

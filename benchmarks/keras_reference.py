@@ -9,9 +9,10 @@ on TensorFlow (see setup_keras_env.sh); Keras is never a dependency of deepix.
 import argparse
 import json
 import os
-import resource
 import sys
 import time
+
+from peak import peak_rss_mb
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,12 +59,6 @@ def load_split(path):
         "y_val": keras.utils.to_categorical(data["y_val"], 10),
         "y_test_labels": data["y_test"].astype("int64"),
     }
-
-
-def peak_rss_mb():
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
 def main():
