@@ -28,8 +28,9 @@ def train(task: str = "classify", config: str | None = None, resume: str | None 
     data = settings.get("data")
     if data is not None and not isinstance(data, str):
         from .data.builtin import from_arrays
+        from .data.boxes import DetDataset
         from .data.types import Dataset
-        if isinstance(data, Dataset):
+        if isinstance(data, (Dataset, DetDataset)):
             dataset = data
         else:
             x, y = data
@@ -102,17 +103,25 @@ def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None =
     """A trained run ready to predict (a classifier's Predictor, a restoration run's Restorer);
     `model` rebuilds a run trained with your own nn.Module."""
     found = find_run(run)
-    if make_config(found / "config.yaml").task == "restore":
+    task = make_config(found / "config.yaml").task
+    if task == "restore":
         from .tasks.restore import Restorer
         return Restorer(found, weights)
+    if task == "detect":
+        from .tasks.detect import Detector
+        return Detector(found, weights)
     return Predictor(found, weights, model)
 
 
 def val(run: str | Path, data: str | None = None, split: str = "test") -> dict:
     """Re-evaluate a run's best weights on its own test split, or on another data set."""
-    if make_config(find_run(run) / "config.yaml").task == "restore":
+    task = make_config(find_run(run) / "config.yaml").task
+    if task == "restore":
         from .tasks.restore import val as restore_val
         return restore_val(find_run(run), data)
+    if task == "detect":
+        from .tasks.detect import val as detect_val
+        return detect_val(find_run(run), data, split)
     from .data.loader import Batches
     from .engine import machine
     from .tasks.classify import Classify, load_data

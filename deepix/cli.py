@@ -99,6 +99,14 @@ def parser() -> argparse.ArgumentParser:
     dn.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     dn.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated per image)")
 
+    da = sub.add_parser("data", help="work with data sets on disk")
+    dsub = da.add_subparsers(dest="action", required=True)
+    cv = dsub.add_parser("convert", help="convert detection data between COCO, YOLO and VOC (images copied)")
+    cv.add_argument("src", help="a COCO .json or folder, a YOLO data.yaml or folder, or a VOC folder")
+    cv.add_argument("dst", help="a new (or empty) folder to write")
+    cv.add_argument("--to", required=True, choices=("coco", "yolo", "voc"))
+    cv.add_argument("--from", dest="fmt", choices=("coco", "yolo", "voc"), help="the source format (default: told from SRC)")
+
     sub.add_parser("models", help="list the registered models")
     r = sub.add_parser("report", help="rewrite a run's report.html")
     r.add_argument("run")
@@ -167,6 +175,14 @@ def run(argv: list[str] | None = None) -> int:
                 print(f"{path}: sigma {sigma:.1f}{' (estimated)' if args.sigma is None else ''}")
                 return out
         _restore_files(Shipped(), _images(args.source), args.output)
+    elif args.verb == "data":
+        from .data.detection import convert
+        ds = convert(args.src, args.dst, args.to, args.fmt)
+        images = ds.images()
+        splits = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
+        print(f"converted {ds.info['format']} -> {args.to}: {len(images)} images, "
+              f"{sum(len(im.labels) for im in images)} boxes, {len(ds.classes)} classes, splits {splits}; "
+              f"{ds.info['clipped']} boxes clipped, {ds.info['dropped']} dropped -> {args.dst}")
     elif args.verb == "models":
         from rich.table import Table
         from .models import list_models

@@ -63,6 +63,11 @@ class Config:
     patches: int = 0            # patches per epoch (0: 64 batches' worth)
     channels: int = 0           # 1 gray, 3 RGB, 0: as the data comes
     tile: int = 256             # prediction tile side for large images
+    # detection
+    mosaic: float = 0.0         # probability of a 2x2 mosaic per training image
+    iou: float = 0.6            # NMS IoU threshold
+    conf: float = 0.25          # score threshold of predictions (evaluation always scores down to 0.001)
+    max_det: int = 100          # detections kept per image
     # output
     project: str = "runs"
     name: str = ""
@@ -110,6 +115,8 @@ class Config:
             raise UserError(f"--kernel-size must be an odd number >= 1 (got {self.kernel_size})")
         if self.width <= 0:
             raise UserError(f"--width must be greater than 0 (got {self.width})")
+        if not 0 <= self.mosaic <= 1 or not 0 < self.iou <= 1 or not 0 <= self.conf < 1 or self.max_det < 1:
+            raise UserError("--mosaic must be in [0, 1], --iou in (0, 1], --conf in [0, 1) and --max-det at least 1")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +131,8 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "classify": {},
     "restore": dict(data="photos", model="unet-s", loss="l1", monitor="val_psnr", epochs=30, batch=32, lr=0.001,
                     optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.0),
+    "detect": dict(data="shapes", model="fcos-n", loss="focal", monitor="val_map", epochs=30, batch=32, lr=0.002,
+                   optimizer="adamw", schedule="cosine", warmup_epochs=1.0, weight_decay=0.0005, label_smoothing=0.0),
 }
 
 

@@ -23,7 +23,7 @@ class Spec:
 
 
 REGISTRY: dict[str, tuple[Callable[[Spec], nn.Module], str, str]] = {}
-KINDS = ("classify", "restore", "upscale")   # what a model's output is: class scores, an image, a larger image
+KINDS = ("classify", "restore", "upscale", "detect")  # what a model's output is: class scores, an image, a larger image, boxes
 
 
 def register(name: str, description: str, kind: str = "classify"):
@@ -39,7 +39,7 @@ def kind_of(name: str) -> str:
 
 
 def _load_families() -> None:
-    from . import dncnn, resnet_small, seed_cnn, sr, unet_small, vgg_small  # noqa: F401  (registers them)
+    from . import dncnn, fcos, resnet_small, seed_cnn, sr, unet_small, vgg_small  # noqa: F401  (registers them)
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -73,11 +73,12 @@ def count_params(model: nn.Module) -> int:
 
 
 def list_models() -> list[tuple[str, str, str, int]]:
-    """(name, kind, description, parameters: 28x28 gray in and 10 classes out, or gray images in and out)."""
+    """(name, kind, description, parameters: 28x28 gray in and 10 classes out, gray images in and out,
+    or for detectors RGB in and 5 classes out)."""
     _load_families()
     out = []
     for n, (fn, d, kind) in REGISTRY.items():
-        spec = Spec(1, 10 if kind == "classify" else 1, (28, 28))
+        spec = Spec(3, 5, (128, 128)) if kind == "detect" else Spec(1, 10 if kind == "classify" else 1, (28, 28))
         spec.scale = 2 if kind == "upscale" else 1
         out.append((n, kind, d, count_params(fn(spec))))
     return out

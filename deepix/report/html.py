@@ -73,7 +73,11 @@ def write_report(run_dir: Path) -> Path:
     e = lambda x: escape(str(x))  # noqa: E731
 
     curves = plot_curves(run_dir / "metrics.csv", plots, train.get("best_epoch")) if rows else []
-    headline, about, parts = (_restore_parts if task == "restore" else _classify_parts)(summary, plots, e)
+    if task == "detect":
+        from . import detect
+        headline, about, parts = detect.parts(summary, plots, e, _table, _img)
+    else:
+        headline, about, parts = (_restore_parts if task == "restore" else _classify_parts)(summary, plots, e)
 
     epochs = f"{train.get('epochs_run', len(rows))} epochs" + (
         f" (stopped early; best epoch {train.get('best_epoch')})" if train.get("stopped_early")
@@ -106,7 +110,9 @@ def write_report(run_dir: Path) -> Path:
         h.append(f"<h2 id='{pid}'>{e(title)}</h2>{body}")
 
     h.append("<h2 id='diagnosis'>Diagnosis: what to try next</h2>")
-    for f in diagnose(rows, summary):
+    if task == "detect":
+        from .detect import findings
+    for f in (findings if task == "detect" else diagnose)(rows, summary):
         ok = " ok" if f["finding"].startswith("Healthy") else ""
         h.append(f"<div class='finding{ok}'><h3>{e(f['finding'])}</h3><p>{e(f['evidence'])}</p><ul>"
                  + "".join(f"<li>{e(r)}</li>" for r in f["remedies"]) + "</ul></div>")

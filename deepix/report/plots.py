@@ -203,3 +203,46 @@ def _rect(crop):
     from matplotlib.patches import Rectangle
     (rs, cs) = crop
     return Rectangle((cs.start, rs.start), cs.stop - cs.start, rs.stop - rs.start, fill=False, ec="#ff7f0e", lw=1.5)
+
+
+COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#800000",
+          "#469990", "#000075", "#808000"]
+
+
+def draw_boxes(image, boxes, labels, classes: list[str], scores=None, side: int = 320):
+    """uint8 (3, H, W) with the boxes drawn, labelled "class score", enlarged so the longer side is
+    at least `side` (labels stay readable on small images). Pillow's own font: nothing downloaded."""
+    import torch
+    from torchvision.utils import draw_bounding_boxes
+    x = image if isinstance(image, torch.Tensor) else torch.as_tensor(image)
+    k = max(1, math.ceil(side / max(x.shape[1:])))
+    if k > 1:
+        x = x.repeat_interleave(k, 1).repeat_interleave(k, 2)
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4) * k
+    labels = torch.as_tensor(labels).reshape(-1).tolist()
+    text = [classes[c] if scores is None else f"{classes[c]} {float(s):.2f}"
+            for c, s in zip(labels, scores if scores is not None else labels)]
+    if not len(boxes):
+        return x
+    return draw_bounding_boxes(x, boxes, text, colors=[COLORS[c % len(COLORS)] for c in labels], width=2)
+
+
+def detection_grid(images: list, truth: list, preds: list[dict], classes: list[str], out: Path,
+                   conf: float = 0.25) -> Path:
+    """Each image twice, ground truth (left) beside the detections scoring at least `conf` (right)."""
+    n = len(images)
+    cols = 4 if n > 2 else 2 * n
+    pairs_per_row = cols // 2
+    rows = max(1, math.ceil(n / pairs_per_row))
+    fig = _figure(cols * 2.0, rows * 2.2)
+    for i, (im, t, p) in enumerate(zip(images, truth, preds)):
+        keep = p["scores"] >= conf
+        for j, (drawn, title) in enumerate(((draw_boxes(im, t.boxes, t.labels, classes), "truth"),
+                                            (draw_boxes(im, p["boxes"][keep], p["labels"][keep], classes,
+                                                        p["scores"][keep]), f"found ({int(keep.sum())})"))):
+            ax = fig.add_subplot(rows, cols, 2 * i + j + 1)
+            ax.imshow(drawn.permute(1, 2, 0).numpy())
+            ax.set_axis_off()
+            ax.set_title(title, fontsize=8, pad=2)
+    fig.subplots_adjust(wspace=0.05, hspace=0.15)
+    return _save(fig, out)

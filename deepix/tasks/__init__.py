@@ -5,7 +5,7 @@ import importlib
 
 from ..errors import UserError
 
-TASKS = ("classify", "restore")
+TASKS = ("classify", "restore", "detect")
 
 
 def get(name: str):

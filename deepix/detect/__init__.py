@@ -1,0 +1,1 @@
+"""Object detection: the model head, its evaluation and its pictures."""

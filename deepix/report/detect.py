@@ -1,0 +1,83 @@
+"""The detection sections of a run's report: data, test figures by COCO's evaluator, drawn boxes,
+and what to try next, judged from the figures."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+SIZES = ("small", "medium", "large")
+
+
+def _f(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def parts(summary: dict, plots: Path, e, table, img) -> tuple[str, str, list[tuple[str, str, str]]]:
+    data, model = summary.get("data") or {}, summary.get("model") or {}
+    test = summary.get("test") or summary.get("val") or {}
+    split = "test" if summary.get("test") else "val"
+    classes = data.get("classes") or []
+    images, boxes = data.get("images") or {}, data.get("boxes") or {}
+    per = data.get("boxes_per_class") or {}
+    source = data.get("source") or {}
+    d = [table(["split", "images", "boxes", "background images"],
+               [[s, images[s], boxes.get(s, ""), (data.get("background_images") or {}).get(s, "")] for s in images]),
+         table(["class"] + list(per), [[c] + [per[s][i] for s in per] for i, c in enumerate(classes)]),
+         f"<p>input {e(data.get('imgsz'))}x{e(data.get('imgsz'))} (letterboxed); boxes clipped to the image: "
+         f"{e(source.get('clipped', 0))}, dropped as empty or inverted: {e(source.get('dropped', 0))}</p>"]
+    t = [f"<p>{e(split)} split, {e(test.get('evaluator', 'COCO evaluator'))}, max detections "
+         f"{e(test.get('max_dets', 100))} per image, predictions scored down to 0.001 at full precision; "
+         f"boxes in each image's original pixels. Inference {e(test.get('images_per_s', '?'))} images/s.</p>",
+         table(["mAP@[.5:.95]", "mAP@.5", "mAP@.75", "small", "medium", "large", "AR@100"],
+               [[_f(test.get(k)) for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large",
+                                           "mar_100")]]),
+         table(["class", "AP@[.5:.95]", "AP@.5"],
+               [[c, _f(v.get("map")), _f(v.get("map50"))] for c, v in (test.get("per_class") or {}).items()]),
+         img(plots / "pr_curve.png", "precision-recall"), img(plots / "confusion.png", "confusion matrix"),
+         "<h3>Test images: ground truth and detections</h3>", img(plots / "detections.png", "detections")]
+    if test.get("summary_text"):
+        t.append(f"<details><summary>COCOeval's own summary</summary><pre>{e(test['summary_text'])}</pre></details>")
+    headline = f"{split.capitalize()} mAP@[.5:.95] {_f(test.get('map'))}, mAP@.5 {_f(test.get('map50'))}"
+    return (headline, f"{len(classes)} classes, {sum(images.values())} images",
+            [("data", "Data", "".join(d)), ("model", "Model", f"<pre>{e(model.get('summary', ''))}</pre>"),
+             ("test", "Test", "".join(x for x in t if x))])
+
+
+def findings(rows: list[dict], summary: dict) -> list[dict]:
+    """Plain statements of how good the detector is and what would most likely improve it."""
+    test = summary.get("test") or summary.get("val") or {}
+    data = summary.get("data") or {}
+    out = []
+    m50 = test.get("map50") or 0.0
+    level = ("good: most objects are found with well-placed boxes" if m50 >= 0.8 else
+             "usable for counting or flagging, with misses and loose boxes" if m50 >= 0.5 else
+             "weak: many objects are missed or mislabelled")
+    out.append({"finding": f"mAP@.5 {m50:.2f}: {level}",
+                "evidence": f"mAP@[.5:.95] {_f(test.get('map'))} (box precision), AR@100 {_f(test.get('mar_100'))}",
+                "remedies": []})
+    val = [r.get("val_map", float("nan")) for r in rows]
+    if len(val) >= 4 and val[-1] > max(val[:-3]) + 0.01:
+        out[-1]["remedies"].append(f"Train longer (--epochs {2 * len(rows)}): val mAP was still rising "
+                                   f"({val[-4]:.3f} -> {val[-1]:.3f} over the last epochs)")
+    sizes = {s: test.get(f"map_{s}") for s in SIZES}
+    if sizes["small"] is not None and sizes["large"] is not None and sizes["small"] < 0.5 * sizes["large"]:
+        out[-1]["remedies"].append(f"Small objects lag (AP {sizes['small']:.2f} vs {sizes['large']:.2f} for large): "
+                                   f"a larger input (--imgsz {2 * int(data.get('imgsz') or 320)})")
+    per = {c: v.get("map50") for c, v in (test.get("per_class") or {}).items() if v.get("map50") is not None}
+    if per and max(per.values()) - min(per.values()) > 0.15:
+        worst = min(per, key=per.get)
+        counts = (data.get("boxes_per_class") or {}).get("train") or []
+        classes = data.get("classes") or []
+        n = counts[classes.index(worst)] if worst in classes and counts else "?"
+        out[-1]["remedies"].append(f"Class {worst} is the weakest (AP@.5 {per[worst]:.2f}, {n} training boxes): "
+                                   "more labelled examples of it")
+    cm = test.get("confusion")
+    if cm:
+        k = len(cm) - 1
+        missed = sum(cm[i][k] for i in range(k))      # rows are the truth, the last column "found nothing"
+        false_pos = sum(cm[k][j] for j in range(k))   # the last row: detections of no object
+        out[-1]["remedies"].append(f"At score 0.25: {missed} objects missed and {false_pos} false detections on "
+                                   "the background (confusion matrix); stronger augmentation (--augment strong, "
+                                   "--mosaic 0.5) helps both when data is small")
+    out[-1]["remedies"].append("A bigger detector (--model fcos-s or --width 1.5) if time allows")
+    return out

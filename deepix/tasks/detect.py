@@ -1,0 +1,339 @@
+"""Object detection: images with labelled boxes in, an anchor-free detector trained by the shared
+engine, COCO's own evaluator (pycocotools) on the validation and test splits, boxes drawn."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..config import Config
+from ..data.boxes import DetDataset, DetImage
+from ..data.loader import Batches
+from ..data.types import Split
+from ..detect import fcos_head
+from ..detect.augment import FILL, BoxAugment
+from ..engine import machine
+from ..engine.checkpoint import load_weights
+from ..engine.fit import autocast, fit
+from ..errors import UserError
+from ..models import REGISTRY, Spec, build_model, count_params, kind_of
+from ..runs import new_run
+
+FOLDER_SIZE = 320   # the default input side for detection data read from disk
+MAX_DETS = 100      # COCO's maxDets for the headline figures
+
+
+class Detect:
+    """What a batch, the loss and the validation metric mean for detection (FCOS-style heads)."""
+
+    def __init__(self, size: tuple[int, int], augment: BoxAugment | None, channels_last: bool, iou: float):
+        from ..models.fcos import FCOS
+        self.size, self.augment, self.channels_last, self.iou = size, augment, channels_last, iou
+        self.points, self.strides = FCOS.points(*size)
+        self.parts: dict = {}
+
+    def to(self, dev):
+        self.points, self.strides = self.points.to(dev), self.strides.to(dev)
+        return self
+
+    def prepare(self, x, y, train: bool, g: torch.Generator | None = None):
+        x = x.float() / 255
+        if train and self.augment is not None:
+            x, y = self.augment(x, y, g)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def loss(self, out, y):
+        return fcos_head.loss(out, y, self.points, self.strides, self.parts)
+
+    def train_stats(self, out, y) -> dict[str, float]:
+        return {f"{k}_loss": v * len(y) for k, v in self.parts.items()}
+
+    @torch.no_grad()
+    def predict(self, model, x: torch.Tensor, dev, bf16: bool, conf: float, max_dets: int, batch: int = 64):
+        """Detections for uint8 (N, C, H, W) letterboxed images, in the letterboxed coordinates."""
+        model.eval()
+        results = []
+        for i in range(0, len(x), batch):
+            xb, _ = self.prepare(x[i:i + batch].to(dev), None, False)
+            with autocast(bf16, dev):
+                out = model(xb)
+            results += [{k: v.cpu() for k, v in r.items()} for r in
+                        fcos_head.decode(out, self.points, self.size, conf, self.iou, max_dets)]
+        return results
+
+    def evaluate(self, model, val: "EvalSet", dev, bf16: bool) -> dict[str, float]:
+        from ..detect.coco_eval import evaluate
+        preds = val.to_original(self.predict(model, val.x, dev, bf16, 0.001, MAX_DETS))
+        result = evaluate(val.truth, preds, val.classes, MAX_DETS)
+        return {"map": result["map"], "map50": result["map50"]}
+
+
+class EvalSet:
+    """A split ready to score: its letterboxed images, the scale each was resized by, and the boxes
+    at their original size (the evaluator scores boxes where the annotations put them)."""
+
+    def __init__(self, images: list[DetImage], x: torch.Tensor, scales: torch.Tensor, classes: list[str]):
+        self.truth, self.x, self.scales, self.classes = images, x, scales, classes
+
+    def __len__(self) -> int:
+        return len(self.truth)
+
+    def to_original(self, preds: list[dict]) -> list[dict]:
+        return [{**p, "boxes": p["boxes"] / s} for p, s in zip(preds, self.scales.tolist())]
+
+
+# -- data
+
+def load_data(cfg: Config) -> DetDataset:
+    if cfg.data == "shapes":
+        from ..data.shapes import load_shapes
+        return load_shapes()
+    from ..data.detection import read_detection
+    ds = read_detection(cfg.data)
+    return split(ds, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+
+
+def split(ds: DetDataset, val_fraction: float, test_fraction: float, seed: int) -> DetDataset:
+    """Carve val (and test) from the training images where the source has no such split."""
+    splits = dict(ds.splits)
+    if "train" not in splits:
+        splits["train"] = [im for name in list(splits) for im in splits.pop(name)]
+    rng = np.random.default_rng(seed)
+    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
+        if name in splits or not fraction:
+            continue
+        order = rng.permutation(len(splits["train"]))
+        n = int(round(len(order) * fraction))
+        if n < 1 or n >= len(order):
+            raise UserError(f"{len(splits['train'])} training images are too few to hold out a {name} split "
+                            f"of {fraction:.0%}; add a {name} split to the data or change --{name}-fraction")
+        taken = set(order[:n].tolist())
+        splits[name] = [im for i, im in enumerate(splits["train"]) if i in taken]
+        splits["train"] = [im for i, im in enumerate(splits["train"]) if i not in taken]
+        ds.info[f"{name}_from"] = f"{fraction:.0%} of train, seed {seed}"
+    ds.splits = splits
+    return ds
+
+
+def pixels(im: DetImage) -> torch.Tensor:
+    """The image as uint8 RGB (3, H, W)."""
+    if im.image is not None:
+        x = im.image
+    else:
+        try:
+            with Image.open(im.file) as f:
+                x = torch.from_numpy(np.asarray(f.convert("RGB"))).permute(2, 0, 1).contiguous()
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise UserError(f"cannot read image {im.file}: {e}") from None
+    return x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3]
+
+
+def letterbox(images: list[DetImage], side: int):
+    """uint8 (N, 3, side, side) with each image scaled to fit and padded right and bottom in grey,
+    (N, M, 5) box targets [label, x1, y1, x2, y2] (label -1 pads), and each image's scale."""
+    n, m = len(images), max([len(im.labels) for im in images] + [1])
+    x = torch.full((n, 3, side, side), round(FILL * 255), dtype=torch.uint8)
+    t = torch.zeros(n, m, 5)
+    t[..., 0] = -1
+    scales = torch.zeros(n)
+    for i, im in enumerate(images):
+        px = pixels(im)
+        h, w = px.shape[1:]
+        s = side / max(h, w)
+        nh, nw = max(1, round(h * s)), max(1, round(w * s))
+        if (nh, nw) != (h, w):
+            px = F.interpolate(px[None].float(), size=(nh, nw), mode="bilinear", antialias=True,
+                               align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+        x[i, :, :nh, :nw] = px
+        k = len(im.labels)
+        t[i, :k, 0] = im.labels.float()
+        t[i, :k, 1:] = im.boxes * torch.tensor([nw / w, nh / h, nw / w, nh / h])
+        scales[i] = s
+    return x, t, scales
+
+
+def image_side(cfg: Config, ds: DetDataset) -> int:
+    if cfg.imgsz:
+        return cfg.imgsz
+    sizes = {im.size for im in ds.images()}
+    if cfg.data == "shapes" and len(sizes) == 1:
+        return max(next(iter(sizes)))
+    return FOLDER_SIZE
+
+
+def check(ds: DetDataset) -> None:
+    if not ds.splits.get("train"):
+        raise UserError(f"{ds.name}: no training images")
+    if not ds.splits.get("val"):
+        raise UserError(f"{ds.name}: detection needs validation images; add a val split or raise --val-fraction")
+    if not any(len(im.labels) for im in ds.splits["train"]):
+        raise UserError(f"{ds.name}: no boxes in the training images; nothing to learn")
+
+
+def build(cfg: Config, classes: int, side: int) -> torch.nn.Module:
+    if kind_of(cfg.model) != "detect":
+        names = ", ".join(n for n, (_, _, k) in REGISTRY.items() if k == "detect")
+        raise UserError(f"{cfg.model} is not a detector; detection models are {names}")
+    return build_model(cfg.model, Spec(3, classes, (side, side), width=cfg.width))
+
+
+def make_augment(cfg: Config) -> BoxAugment | None:
+    if cfg.augment == "none":
+        return None
+    aug = BoxAugment(mosaic=cfg.mosaic)
+    if cfg.augment == "strong":
+        aug = BoxAugment(scale=0.6, translate=0.2, mosaic=cfg.mosaic or 0.5)
+    if cfg.scale >= 0:
+        aug.scale = cfg.scale
+    if cfg.translate >= 0:
+        aug.translate = cfg.translate
+    if cfg.hflip != "auto":
+        aug.hflip = cfg.hflip == "on"
+    if cfg.brightness >= 0:
+        aug.brightness = cfg.brightness
+    if cfg.contrast >= 0:
+        aug.contrast = cfg.contrast
+    return aug
+
+
+# -- training
+
+def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), net=None) -> dict:
+    """Train a detector; returns the run folder and the test figures."""
+    if net is not None or (dataset is not None and not isinstance(dataset, DetDataset)):
+        raise UserError("detection takes --data shapes, a COCO / YOLO / VOC data set or a DetDataset; arrays and "
+                        "own models are not supported yet")
+    threads = machine.set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    ds = split(dataset, cfg.val_fraction, cfg.test_fraction, cfg.seed) if dataset is not None else load_data(cfg)
+    check(ds)
+    side = image_side(cfg, ds)
+    dev = machine.device()
+    bf16 = machine.use_bf16(cfg.precision, dev)
+    model = build(cfg, len(ds.classes), side)
+    channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.to(dev)
+    task = Detect((side, side), make_augment(cfg), channels_last, cfg.iou).to(dev)
+
+    run = Path(resume) if resume else new_run(cfg.project, "detect", cfg.name)
+    if cfg.weights and not resume:
+        load_weights(model, Path(cfg.weights), strict=False)
+    cfg.save(run / "config.yaml")
+    x, t, _ = letterbox(ds.splits["train"], side)
+    val_x, _, val_s = letterbox(ds.splits["val"], side)
+    info = {"name": cfg.data, "classes": ds.classes, "imgsz": side, "source": ds.info,
+            "images": {s: len(v) for s, v in ds.splits.items()},
+            "boxes": {s: int(sum(len(im.labels) for im in v)) for s, v in ds.splits.items()},
+            "background_images": {s: sum(1 for im in v if not len(im.labels)) for s, v in ds.splits.items()},
+            "boxes_per_class": {s: np.bincount(np.concatenate([im.labels.numpy() for im in v] + [np.zeros(0, int)]),
+                                               minlength=len(ds.classes)).tolist() for s, v in ds.splits.items()}}
+    (run / "dataset.json").write_text(json.dumps(info, indent=1))
+    train_batches = Batches(Split(x, t), cfg.batch, shuffle=True, seed=cfg.seed)
+    val = EvalSet(ds.splits["val"], val_x, val_s, ds.classes)
+    if not cfg.quiet:
+        print(f"run: {run}  ({cfg.data}: {len(x)} train / {len(val)} val / {len(ds.splits.get('test', []))} test "
+              f"images, {len(ds.classes)} classes, {side}x{side}; {cfg.model}, {'bf16' if bf16 else 'fp32'}, "
+              f"{threads} threads)")
+    t0 = time.perf_counter()
+    try:
+        result = fit(cfg, task, model, train_batches, val, run, dev, bf16, resume=bool(resume), callbacks=callbacks)
+    except KeyboardInterrupt:
+        print(f"\nstopped; continue with: deepix train detect --resume {run}", file=sys.stderr)
+        raise
+    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev),
+                  wall_seconds=round(time.perf_counter() - t0, 2))
+    load_weights(model, run / "weights" / "best.safetensors")
+    summary = {"task": "detect", "data": info,
+               "model": {"name": cfg.model, "params": count_params(model), "summary": str(model)},
+               "train": result}
+    for name in ("val", "test"):
+        if ds.splits.get(name):
+            summary[name] = score(task, model, ds.splits[name], ds.classes, side, dev, bf16,
+                                  run / "plots" if name == "test" or "test" not in ds.splits else None)
+    (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    from ..report.html import write_report
+    report = write_report(run)
+    return {"run": run, "report": report.resolve(), "test": summary.get("test", summary["val"]), "train": result}
+
+
+def score(task: Detect, model, images: list[DetImage], classes: list[str], side: int, dev, bf16: bool,
+          plots: Path | None) -> dict:
+    """COCO figures for a split (pycocotools), inference speed, and the plots when asked."""
+    from ..detect.coco_eval import confusion_matrix, evaluate, plot_confusion, plot_pr
+    x, _, scales = letterbox(images, side)
+    ev = EvalSet(images, x, scales, classes)
+    t0 = time.perf_counter()
+    preds = ev.to_original(task.predict(model, x, dev, bf16, 0.001, MAX_DETS))
+    seconds = time.perf_counter() - t0
+    result = evaluate(images, preds, classes, MAX_DETS)
+    result["images_per_s"] = round(len(images) / seconds, 1)
+    matrix = confusion_matrix(images, preds, len(classes))
+    result["confusion"] = matrix.tolist()
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+        plot_pr(result, classes, plots / "pr_curve.png")
+        plot_confusion(matrix, classes, plots / "confusion.png")
+        from ..report.plots import detection_grid
+        picks = list(range(min(8, len(images))))
+        detection_grid([pixels(images[i]) for i in picks], [images[i] for i in picks], [preds[i] for i in picks],
+                       classes, plots / "detections.png")
+    result.pop("pr", None)
+    return result
+
+
+# -- using a trained run
+
+class Detector:
+    """A trained detection run: `deepix.load(run).detect("street.jpg")` gives boxes, scores, labels."""
+
+    def __init__(self, run: Path, weights: str = "best"):
+        from ..config import make_config
+        self.run = Path(run)
+        self.cfg = make_config(self.run / "config.yaml")
+        meta = json.loads((self.run / "dataset.json").read_text())
+        self.classes, self.side = meta["classes"], meta["imgsz"]
+        self.dev = machine.device()
+        self.bf16 = machine.use_bf16(self.cfg.precision, self.dev)
+        self.model = build(self.cfg, len(self.classes), self.side).to(self.dev)
+        path = self.run / "weights" / f"{weights}.safetensors"
+        if not path.is_file():
+            raise UserError(f"{path} not found; is {self.run} a finished detection run?")
+        load_weights(self.model, path)
+        self.model.eval()
+        self.task = Detect((self.side, self.side), None, False, self.cfg.iou).to(self.dev)
+
+    def detect(self, images, conf: float = 0.25, max_dets: int = MAX_DETS) -> list[dict]:
+        """Detections for image paths (or DetImages), boxes in each image's own pixels."""
+        items = [im if isinstance(im, DetImage) else DetImage(str(im), (0, 0), torch.zeros(0, 4),
+                                                             torch.zeros(0, dtype=torch.long)) for im in images]
+        out = []
+        for i in range(0, len(items), 32):
+            x, _, scales = letterbox(items[i:i + 32], self.side)
+            preds = self.task.predict(self.model, x, self.dev, self.bf16, conf, max_dets)
+            out += [{**p, "boxes": p["boxes"] / s} for p, s in zip(preds, scales.tolist())]
+        return out
+
+
+def val(run: Path, data: str | None = None, split_name: str = "test") -> dict:
+    """Re-score a run's best weights on its own split (test, else val), or on another data set."""
+    det = Detector(run)
+    cfg = det.cfg
+    if data:
+        cfg.data = data
+    ds = load_data(cfg)
+    if ds.classes != det.classes:
+        raise UserError(f"{cfg.data} has classes {ds.classes[:5]} but the run was trained on {det.classes[:5]}")
+    images = ds.splits.get(split_name) or ds.splits.get("val")
+    if not images:
+        raise UserError(f"{cfg.data} has no {split_name} or val split to score")
+    return score(det.task, det.model, images, det.classes, det.side, det.dev, det.bf16, None)
