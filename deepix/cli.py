@@ -75,8 +75,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
 
     t = sub.add_parser("train", help="train a model and write a run folder with a report")
-    t.add_argument("task", nargs="?", default="classify", help="classify (default) or restore; the defaults shown "
-                   "are classify's, restore has its own (see the README)")
+    t.add_argument("task", nargs="?", default="classify", help="classify (default), restore or detect; the "
+                   "defaults shown are classify's, restore and detect have their own (see the README)")
     t.add_argument("--config", help="a config.yaml to start from (flags override it)")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
     _add_settings(t)
@@ -89,7 +89,10 @@ def parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="classify or restore images with a trained run")
     pr.add_argument("run")
     pr.add_argument("source", nargs="+", help="image files or folders")
-    pr.add_argument("-o", "--output", help="restoration: the output file (one input) or folder")
+    pr.add_argument("-o", "--output", help="restoration: the output file (one input) or folder; detection: the "
+                    "folder for the images with boxes and predictions.json")
+    pr.add_argument("--conf", type=float, default=0.25, help="detection: lowest score kept")
+    pr.add_argument("--max-det", type=int, default=100, help="detection: most boxes kept per image")
     pr.add_argument("--top-k", type=int, default=5)
     pr.add_argument("--weights", default="best", choices=("best", "last"))
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
@@ -144,6 +147,9 @@ def run(argv: list[str] | None = None) -> int:
         m = api.val(args.run, args.data)
         if args.json:
             print(json.dumps(m))
+        elif "map" in m:
+            console.print(f"mAP@[.5:.95] {m['map']:.4f}  mAP@.5 {m['map50']:.4f}  mAP@.75 {m['map75']:.4f}  "
+                          f"({m['evaluator']}, max {m['max_dets']} detections per image)")
         elif "methods" in m:
             for name, v in sorted(m["methods"].items(), key=lambda kv: -kv[1]["psnr"]):
                 console.print(f"{name:<24} PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.4f}")
@@ -156,6 +162,9 @@ def run(argv: list[str] | None = None) -> int:
         paths = _images(args.source)
         if hasattr(pred, "restore"):
             _restore_files(pred, paths, args.output)
+            return 0
+        if hasattr(pred, "detect"):
+            _detect_files(pred, paths, args.output, args.conf, args.max_det, args.json)
             return 0
         for i in range(0, len(paths), 256):
             chunk = paths[i:i + 256]
@@ -198,6 +207,40 @@ def run(argv: list[str] | None = None) -> int:
         from .runs import find_run
         console.print(f"report: {write_report(find_run(args.run))}")
     return 0
+
+
+def _detect_files(detector, paths: list[Path], output: str | None, conf: float, max_det: int, as_json: bool) -> None:
+    """Boxes for each image: printed, and with -o drawn onto copies plus a COCO-style predictions.json."""
+    if not 0 <= conf < 1 or max_det < 1:
+        raise UserError("--conf must be in [0, 1) and --max-det at least 1")
+    out = Path(output) if output else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for i in range(0, len(paths), 32):
+        chunk = paths[i:i + 32]
+        for image_id, (path, r) in enumerate(zip(chunk, detector.detect(chunk, conf, max_det)), i + 1):
+            found = [{"image_id": image_id, "file_name": str(path), "category_id": int(c) + 1,
+                      "category": detector.classes[int(c)], "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]),
+                                                                    float(b[3] - b[1])], "score": float(s)}
+                     for b, s, c in zip(r["boxes"].tolist(), r["scores"].tolist(), r["labels"].tolist())]
+            results += found
+            if as_json:
+                print(json.dumps({"image": str(path), "detections": found}))
+            else:
+                names = ", ".join(f"{d['category']} {d['score']:.2f}" for d in found[:8])
+                print(f"{path}: {len(found)} found" + (f" ({names}{', ...' if len(found) > 8 else ''})" if found else ""))
+            if out:
+                from .report.plots import draw_boxes
+                from .tasks.detect import pixels
+                from .data.boxes import DetImage
+                im = pixels(DetImage(str(path), (0, 0), r["boxes"], r["labels"]))
+                drawn = draw_boxes(im, r["boxes"], r["labels"], detector.classes, r["scores"], side=0)
+                from PIL import Image
+                Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(out / f"{path.stem}.png")
+    if out:
+        (out / "predictions.json").write_text(json.dumps(results, indent=1))
+        print(f"{len(results)} boxes in {len(paths)} images -> {out}/ (images with boxes, predictions.json)")
 
 
 def _restore_files(restorer, paths: list[Path], output: str | None) -> None:

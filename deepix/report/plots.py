@@ -224,7 +224,10 @@ def draw_boxes(image, boxes, labels, classes: list[str], scores=None, side: int 
             for c, s in zip(labels, scores if scores is not None else labels)]
     if not len(boxes):
         return x
-    return draw_bounding_boxes(x, boxes, text, colors=[COLORS[c % len(COLORS)] for c in labels], width=2)
+    from matplotlib import font_manager
+    font = font_manager.findfont("DejaVu Sans")  # ships inside matplotlib
+    return draw_bounding_boxes(x, boxes, text, colors=[COLORS[c % len(COLORS)] for c in labels], width=2,
+                               font=font, font_size=max(10, max(x.shape[1:]) // 28))
 
 
 def detection_grid(images: list, truth: list, preds: list[dict], classes: list[str], out: Path,

@@ -130,7 +130,7 @@ def pixels(im: DetImage) -> torch.Tensor:
     else:
         try:
             with Image.open(im.file) as f:
-                x = torch.from_numpy(np.asarray(f.convert("RGB"))).permute(2, 0, 1).contiguous()
+                x = torch.from_numpy(np.array(f.convert("RGB"))).permute(2, 0, 1).contiguous()
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise UserError(f"cannot read image {im.file}: {e}") from None
     return x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3]
@@ -178,10 +178,14 @@ def check(ds: DetDataset) -> None:
         raise UserError(f"{ds.name}: no boxes in the training images; nothing to learn")
 
 
-def build(cfg: Config, classes: int, side: int) -> torch.nn.Module:
-    if kind_of(cfg.model) != "detect":
+def check_model(name: str) -> None:
+    if kind_of(name) != "detect":
         names = ", ".join(n for n, (_, _, k) in REGISTRY.items() if k == "detect")
-        raise UserError(f"{cfg.model} is not a detector; detection models are {names}")
+        raise UserError(f"{name} is not a detector; detection models are {names}")
+
+
+def build(cfg: Config, classes: int, side: int) -> torch.nn.Module:
+    check_model(cfg.model)
     return build_model(cfg.model, Spec(3, classes, (side, side), width=cfg.width))
 
 
@@ -211,6 +215,7 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     if net is not None or (dataset is not None and not isinstance(dataset, DetDataset)):
         raise UserError("detection takes --data shapes, a COCO / YOLO / VOC data set or a DetDataset; arrays and "
                         "own models are not supported yet")
+    check_model(cfg.model)
     threads = machine.set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     ds = split(dataset, cfg.val_fraction, cfg.test_fraction, cfg.seed) if dataset is not None else load_data(cfg)
