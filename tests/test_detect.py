@@ -127,6 +127,7 @@ def tiny_run(tmp_path_factory):
     ds = load_shapes(48, 16, 16, size=64, seed=1)
     r = deepix.train(task="detect", data=ds, epochs=2, batch=16, project=str(tmp_path_factory.mktemp("runs")),
                      threads=2, quiet=True)
+    r["data"] = ds
     return r
 
 
@@ -163,7 +164,9 @@ def test_predict_writes_boxes_and_coco_results(tiny_run, tmp_path):
 
 
 def test_resume_goes_on_from_the_last_epoch(tiny_run):
-    r = deepix.train(task="detect", resume=str(tiny_run["run"]), epochs=3, quiet=True)
+    with pytest.raises(deepix.UserError, match="other data"):
+        deepix.train(task="detect", resume=str(tiny_run["run"]), data="shapes", epochs=3, quiet=True)
+    r = deepix.train(task="detect", resume=str(tiny_run["run"]), data=tiny_run["data"], epochs=3, quiet=True)
     rows = (tiny_run["run"] / "metrics.csv").read_text().splitlines()
     assert len(rows) == 4 and r["train"]["epochs_run"] == 3
 

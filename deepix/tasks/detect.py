@@ -219,6 +219,11 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     threads = machine.set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     ds = split(dataset, cfg.val_fraction, cfg.test_fraction, cfg.seed) if dataset is not None else load_data(cfg)
+    if resume:
+        was = json.loads((Path(resume) / "dataset.json").read_text())
+        if was["images"] != {s: len(v) for s, v in ds.splits.items()} or was["classes"] != ds.classes:
+            raise UserError(f"{resume} was trained on other data than {cfg.data} reads now ({was['images']}); "
+                            "a data set made in Python must be passed again: deepix.train(resume=..., data=...)")
     check(ds)
     side = image_side(cfg, ds)
     dev = machine.device()
