@@ -270,6 +270,13 @@ def _print_result(console, result: dict) -> None:
                       f"{t['patches_per_s']:,.0f} patches/s, {t['precision']}")
         console.print(f"report: {result['report']}")
         return
+    if "map" in m:  # detection: COCO's figures
+        console.print(f"{result['run']}: mAP@[.5:.95] {m['map']:.4f}  mAP@.5 {m['map50']:.4f}  ({m['evaluator']}, "
+                      f"max {m['max_dets']} detections)")
+        console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
+                      f"{t['images_per_s']:,.0f} images/s, {t['precision']}; inference {m['images_per_s']:,.0f} images/s")
+        console.print(f"report: {result['report']}")
+        return
     table = Table(title=f"{result['run']}", show_header=False)
     table.add_row(f"{m['split']} accuracy", f"{m['accuracy']:.4f}")
     if m.get("top5") is not None:

@@ -174,3 +174,17 @@ def test_resume_goes_on_from_the_last_epoch(tiny_run):
 def test_a_classifier_is_not_a_detector(tmp_path):
     r = in_process("train", "detect", "--model", "vgg7", "--project", tmp_path)
     assert r.returncode == 2 and "not a detector" in r.stderr and "fcos-n" in r.stderr
+
+
+def test_train_detect_reads_a_yolo_data_set_from_disk(tmp_path):
+    from deepix.data.yolo import write_yolo
+    ds = load_shapes(24, 8, 0, size=(60, 76), seed=4)
+    ds.splits.pop("test")
+    yaml_path = write_yolo(ds, tmp_path / "yolo")
+    r = in_process("train", "detect", "--data", yaml_path, "--imgsz", 64, "--epochs", 1, "--batch", 8,
+                   "--project", tmp_path / "runs", "--quiet", check=True)
+    summary = json.loads(next((tmp_path / "runs").rglob("summary.json")).read_text())
+    assert summary["data"]["classes"] == ds.classes and summary["data"]["images"] == {"train": 19, "val": 8, "test": 5}
+    assert "test" in summary and summary["data"]["imgsz"] == 64  # 20% of train held out (--test-fraction)
+    r = in_process("train", "detect", "--data", tmp_path / "nothing.yaml", "--project", tmp_path / "runs")
+    assert r.returncode == 2 and "nothing.yaml" in r.stderr
