@@ -131,7 +131,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "classify": {},
     "restore": dict(data="photos", model="unet-s", loss="l1", monitor="val_psnr", epochs=30, batch=32, lr=0.001,
                     optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.0),
-    "detect": dict(data="shapes", model="fcos-n", loss="focal", monitor="val_map", epochs=30, batch=32, lr=0.002,
+    "detect": dict(data="shapes", model="fcos-n", loss="focal", monitor="val_map", epochs=20, batch=16, lr=0.003,
                    optimizer="adamw", schedule="cosine", warmup_epochs=1.0, weight_decay=0.0005, label_smoothing=0.0),
 }
 
