@@ -131,7 +131,7 @@ def main() -> None:
             preds = [{k: torch.tensor(v).reshape(-1, 4) if k == "boxes" else torch.tensor(v) for k, v in p.items()}
                      for p in r["predictions"]]
             score = evaluate([truth[f] for f in r["files"]], preds, ds.classes, 100)
-            rows.append({**{k: v for k, v in r.items() if k != "predictions"}, **{k: score[k] for k in (
+            rows.append({**{k: v for k, v in r.items() if k not in ("predictions", "files")}, **{k: score[k] for k in (
                 "map", "map50", "map75", "map_small", "map_medium", "evaluator")}})
             print(f"{framework}: mAP {score['map']:.3f}, mAP50 {score['map50']:.3f}", file=sys.stderr)
     print(table(rows, a))
