@@ -201,6 +201,8 @@ def run(argv: list[str] | None = None) -> int:
         table.caption = "parameters for gray input: 28x28 with 10 classes (classify), or images in and out (restore)"
         table.add_row("tv:NAME", "classify", "", "any torchvision classifier, e.g. tv:resnet18 (no download; --weights PATH)")
         table.add_row("timm:NAME", "classify", "", "any timm classifier (pip install timm)")
+        table.add_row("tv:NAME", "detect", "", "a torchvision detector, e.g. tv:fcos_resnet50_fpn, "
+                      "tv:ssdlite320_mobilenet_v3_large (from scratch; --weights PATH)")
         console.print(table)
     elif args.verb == "report":
         from .report.html import write_report

@@ -188,3 +188,16 @@ def test_train_detect_reads_a_yolo_data_set_from_disk(tmp_path):
     assert "test" in summary and summary["data"]["imgsz"] == 64  # 20% of train held out (--test-fraction)
     r = in_process("train", "detect", "--data", tmp_path / "nothing.yaml", "--project", tmp_path / "runs")
     assert r.returncode == 2 and "nothing.yaml" in r.stderr
+
+
+def test_a_torchvision_detector_trains_and_predicts_by_name(tmp_path):
+    ds = load_shapes(16, 8, 8, size=64, seed=3)
+    r = deepix.train(task="detect", data=ds, model="tv:fcos_resnet50_fpn", epochs=1, batch=8,
+                     project=str(tmp_path), threads=2, quiet=True)
+    assert r["test"]["evaluator"].startswith("pycocotools")
+    rows = (r["run"] / "metrics.csv").read_text().splitlines()
+    assert "train_classification_loss" in rows[0] and len(rows) == 2
+    found = deepix.load(r["run"]).detect([ds.splits["test"][0]], conf=0.0, max_dets=7)[0]
+    assert len(found["boxes"]) <= 7 and found["labels"].min() >= 0 and found["labels"].max() < len(ds.classes)
+    with pytest.raises(deepix.UserError, match="not a torchvision detector"):
+        deepix.train(task="detect", data=ds, model="tv:resnet18", epochs=1, project=str(tmp_path), quiet=True)

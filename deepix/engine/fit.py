@@ -111,8 +111,11 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             for step, (x, y) in enumerate(train.epoch(epoch)):
                 x, y = task.prepare(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), True, g)
                 with autocast(bf16, dev):
-                    out = model(x)
-                    loss = task.loss(out, y)
+                    if hasattr(task, "step"):  # a task that drives its model through the model's own interface
+                        loss, out = task.step(model, x, y)
+                    else:
+                        out = model(x)
+                        loss = task.loss(out, y)
                 if not torch.isfinite(loss):
                     last = run / "weights" / "last.safetensors"
                     kept = f"the last good weights are in {last}" if last.exists() else "no epoch had finished"
@@ -127,7 +130,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                 n = len(y)
                 seen += n
                 sums["loss"] += loss.item() * n
-                for k, v in task.train_stats(out.detach(), y).items():
+                for k, v in task.train_stats(None if out is None else out.detach(), y).items():
                     sums[k] = sums.get(k, 0.0) + v
                 if not cfg.quiet:
                     rate = seen / (time.perf_counter() - t0)

@@ -32,9 +32,11 @@ MAX_DETS = 100      # COCO's maxDets for the headline figures
 class Detect:
     """What a batch, the loss and the validation metric mean for detection (FCOS-style heads)."""
 
-    def __init__(self, size: tuple[int, int], augment: BoxAugment | None, channels_last: bool, iou: float):
+    def __init__(self, size: tuple[int, int], augment: BoxAugment | None, channels_last: bool, iou: float,
+                 torchvision_model: bool = False):
         from ..models.fcos import FCOS
         self.size, self.augment, self.channels_last, self.iou = size, augment, channels_last, iou
+        self.tv = torchvision_model   # a torchvision detector: its own losses and post-processing
         self.points, self.strides = FCOS.points(*size)
         self.parts: dict = {}
 
@@ -50,6 +52,15 @@ class Detect:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
+    def step(self, model, x, y):
+        """(loss, output) of a training step."""
+        if self.tv:
+            losses = model.losses(x.float(), y)
+            self.parts = {k.replace("loss_", ""): v.item() for k, v in losses.items()}
+            return sum(losses.values()), None
+        out = model(x)
+        return self.loss(out, y), out
+
     def loss(self, out, y):
         return fcos_head.loss(out, y, self.points, self.strides, self.parts)
 
@@ -63,10 +74,13 @@ class Detect:
         results = []
         for i in range(0, len(x), batch):
             xb, _ = self.prepare(x[i:i + batch].to(dev), None, False)
-            with autocast(bf16, dev):
-                out = model(xb)
-            results += [{k: v.cpu() for k, v in r.items()} for r in
-                        fcos_head.decode(out, self.points, self.size, conf, self.iou, max_dets)]
+            if self.tv:
+                found = [{k: v[r["scores"] >= conf][:max_dets] for k, v in r.items()} for r in model.detect(xb)]
+            else:
+                with autocast(bf16, dev):
+                    out = model(xb)
+                found = fcos_head.decode(out, self.points, self.size, conf, self.iou, max_dets)
+            results += [{k: v.float().cpu() if k != "labels" else v.cpu() for k, v in r.items()} for r in found]
         return results
 
     def evaluate(self, model, val: "EvalSet", dev, bf16: bool) -> dict[str, float]:
@@ -179,6 +193,11 @@ def check(ds: DetDataset) -> None:
 
 
 def check_model(name: str) -> None:
+    if name.startswith("tv:"):
+        from ..models.tv_detect import names
+        if name[3:] not in names():
+            raise UserError(f"{name} is not a torchvision detector; use one of {', '.join('tv:' + n for n in names())}")
+        return
     if kind_of(name) != "detect":
         names = ", ".join(n for n, (_, _, k) in REGISTRY.items() if k == "detect")
         raise UserError(f"{name} is not a detector; detection models are {names}")
@@ -186,6 +205,9 @@ def check_model(name: str) -> None:
 
 def build(cfg: Config, classes: int, side: int) -> torch.nn.Module:
     check_model(cfg.model)
+    if cfg.model.startswith("tv:"):
+        from ..models.tv_detect import TorchvisionDetector
+        return TorchvisionDetector(cfg.model[3:], classes, side, cfg.max_det)
     return build_model(cfg.model, Spec(3, classes, (side, side), width=cfg.width))
 
 
@@ -229,11 +251,12 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     dev = machine.device()
     bf16 = machine.use_bf16(cfg.precision, dev)
     model = build(cfg, len(ds.classes), side)
-    channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16)
+    tv = cfg.model.startswith("tv:")
+    channels_last = not tv and (cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(dev)
-    task = Detect((side, side), make_augment(cfg), channels_last, cfg.iou).to(dev)
+    task = Detect((side, side), make_augment(cfg), channels_last, cfg.iou, tv).to(dev)
 
     run = Path(resume) if resume else new_run(cfg.project, "detect", cfg.name)
     if cfg.weights and not resume:
@@ -320,7 +343,7 @@ class Detector:
             raise UserError(f"{path} not found; is {self.run} a finished detection run?")
         load_weights(self.model, path)
         self.model.eval()
-        self.task = Detect((self.side, self.side), None, False, self.cfg.iou).to(self.dev)
+        self.task = Detect((self.side, self.side), None, False, self.cfg.iou, self.cfg.model.startswith("tv:")).to(self.dev)
 
     def detect(self, images, conf: float = 0.25, max_dets: int = MAX_DETS) -> list[dict]:
         """Detections for image paths (or DetImages), boxes in each image's own pixels."""
