@@ -128,3 +128,13 @@ def test_time_limit_fits_the_epochs(tmp_path):
     rows = list(csv.DictReader((r["run"] / "metrics.csv").open()))
     assert sum(float(x["seconds"]) for x in rows[:-1]) < 0.05 * 60
     assert float(rows[-1]["lr"]) < 0.5 * FAST.get("lr", 0.003)  # the schedule followed the shorter plan
+
+
+def test_a_timed_run_resumed_with_more_time_goes_on(tmp_path):
+    first = deepix.train(project=str(tmp_path), **{**FAST, "epochs": 500, "time_limit": 0.02})
+    done = first["train"]["epochs_run"]
+    spent = sum(float(r["seconds"]) for r in csv.DictReader((first["run"] / "metrics.csv").open()))
+    more = deepix.train(resume=str(first["run"]), time_limit=(spent * 3 + 1) / 60, quiet=True)
+    assert more["train"]["epochs_run"] > done
+    with pytest.raises(UserError, match="already has"):  # no more time given: nothing to do, said so
+        deepix.train(resume=str(first["run"]), quiet=True)
