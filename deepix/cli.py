@@ -198,7 +198,8 @@ def run(argv: list[str] | None = None) -> int:
         table = Table("model", "task", "parameters", "what it is")
         for name, kind, desc, n in list_models():
             table.add_row(name, "restore (x2)" if kind == "upscale" else kind, f"{n:,}", desc)
-        table.caption = "parameters for gray input: 28x28 with 10 classes (classify), or images in and out (restore)"
+        table.caption = ("parameters for gray input: 28x28 with 10 classes (classify), or images in and out (restore); "
+                         "detectors: RGB 128x128, 5 classes")
         table.add_row("tv:NAME", "classify", "", "any torchvision classifier, e.g. tv:resnet18 (no download; --weights PATH)")
         table.add_row("timm:NAME", "classify", "", "any timm classifier (pip install timm)")
         table.add_row("tv:NAME", "detect", "", "a torchvision detector, e.g. tv:fcos_resnet50_fpn, "
