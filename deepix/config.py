@@ -65,6 +65,7 @@ class Config:
     tile: int = 256             # prediction tile side for large images
     # detection
     mosaic: float = 0.0         # probability of a 2x2 mosaic per training image
+    multiscale: float = 0.0     # each training batch resized by up to this fraction (steps of 32 px)
     iou: float = 0.6            # NMS IoU threshold
     conf: float = 0.25          # score threshold of predictions (evaluation always scores down to 0.001)
     max_det: int = 100          # detections kept per image
@@ -115,6 +116,8 @@ class Config:
             raise UserError(f"--kernel-size must be an odd number >= 1 (got {self.kernel_size})")
         if self.width <= 0:
             raise UserError(f"--width must be greater than 0 (got {self.width})")
+        if not 0 <= self.multiscale < 1:
+            raise UserError(f"--multiscale must be in [0, 1) (a fraction of --imgsz); got {self.multiscale}")
         if not 0 <= self.mosaic <= 1 or not 0 < self.iou <= 1 or not 0 <= self.conf < 1 or self.max_det < 1:
             raise UserError("--mosaic must be in [0, 1], --iou in (0, 1], --conf in [0, 1) and --max-det at least 1")
         return self

@@ -201,3 +201,24 @@ def test_a_torchvision_detector_trains_and_predicts_by_name(tmp_path):
     assert len(found["boxes"]) <= 7 and found["labels"].min() >= 0 and found["labels"].max() < len(ds.classes)
     with pytest.raises(deepix.UserError, match="not a torchvision detector"):
         deepix.train(task="detect", data=ds, model="tv:resnet18", epochs=1, project=str(tmp_path), quiet=True)
+
+
+def test_multiscale_batches_change_size_with_their_boxes_and_points():
+    from deepix.models import Spec, build_model
+    from deepix.tasks.detect import Detect
+    task = Detect((96, 96), None, False, 0.6, multiscale=0.5)
+    model = build_model("fcos-n", Spec(3, 5, (96, 96)))
+    x = torch.full((2, 3, 96, 96), 128, dtype=torch.uint8)
+    t = targets([[[0, 10, 10, 50, 50]], [[1, 20, 30, 90, 60]]], 1)
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(12):
+        xb, yb = task.prepare(x, t, True, g)
+        side = xb.shape[-1]
+        seen.add(side)
+        assert side % 32 == 0 and 48 <= side <= 144
+        assert torch.allclose(yb[..., 1:], t[..., 1:] * side / 96)
+        assert model(xb).shape[1] == len(task.points)
+    assert len(seen) > 1
+    xb, _ = task.prepare(x, t, False)   # evaluation stays at the run's size
+    assert xb.shape[-1] == 96 and model(xb).shape[1] == len(task.points)

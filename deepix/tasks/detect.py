@@ -33,21 +33,42 @@ class Detect:
     """What a batch, the loss and the validation metric mean for detection (FCOS-style heads)."""
 
     def __init__(self, size: tuple[int, int], augment: BoxAugment | None, channels_last: bool, iou: float,
-                 torchvision_model: bool = False):
-        from ..models.fcos import FCOS
+                 torchvision_model: bool = False, multiscale: float = 0.0):
         self.size, self.augment, self.channels_last, self.iou = size, augment, channels_last, iou
         self.tv = torchvision_model   # a torchvision detector: its own losses and post-processing
-        self.points, self.strides = FCOS.points(*size)
+        self.multiscale = multiscale  # training batches resized by up to this fraction, in steps of 32 px
+        self.dev = torch.device("cpu")
+        self._grids: dict = {}
+        self.points, self.strides = self.grid(size)
         self.parts: dict = {}
 
+    def grid(self, size: tuple[int, int]):
+        """The output points and strides for an input size (cached: sizes repeat)."""
+        from ..models.fcos import FCOS
+        if size not in self._grids:
+            self._grids[size] = tuple(t.to(self.dev) for t in FCOS.points(*size))
+        return self._grids[size]
+
     def to(self, dev):
-        self.points, self.strides = self.points.to(dev), self.strides.to(dev)
+        self.dev, self._grids = dev, {}
+        self.points, self.strides = self.grid(self.size)
         return self
 
     def prepare(self, x, y, train: bool, g: torch.Generator | None = None):
         x = x.float() / 255
         if train and self.augment is not None:
             x, y = self.augment(x, y, g)
+        self.points, self.strides = self.grid(self.size)
+        if train and self.multiscale:
+            h = self.size[0]
+            sides = [s for s in range(32, 4 * h, 32) if abs(s - h) <= self.multiscale * h] or [h]
+            side = sides[int(torch.randint(len(sides), (1,), generator=g))]
+            if side != h:
+                k = side / h
+                x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=k < 1, align_corners=False)
+                y = y.clone()
+                y[..., 1:] *= k
+                self.points, self.strides = self.grid((side, side))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
@@ -256,7 +277,7 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(dev)
-    task = Detect((side, side), make_augment(cfg), channels_last, cfg.iou, tv).to(dev)
+    task = Detect((side, side), make_augment(cfg), channels_last, cfg.iou, tv, cfg.multiscale).to(dev)
 
     run = Path(resume) if resume else new_run(cfg.project, "detect", cfg.name)
     if cfg.weights and not resume:
