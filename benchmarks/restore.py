@@ -51,7 +51,9 @@ def layout(tmp: Path) -> Path:
     return tmp
 
 
-def evaluate(run: Path | None, sigmas: list[int], baselines: bool = True) -> dict:
+def evaluate(run: Path | None, sigmas: list[int], baselines: bool = True, extra: dict | None = None) -> dict:
+    """Set12 PSNR / SSIM per sigma for the run, the classical methods, and any `extra` methods
+    (name -> fn(noisy HxW float array, sigma) -> HxW array)."""
     import torch
 
     import deepix
@@ -64,6 +66,7 @@ def evaluate(run: Path | None, sigmas: list[int], baselines: bool = True) -> dic
         methods["BM3D"] = classical.bm3d
     if restorer:
         methods = {f"deepix {restorer.cfg.model}": None, **methods}
+    methods = {**(extra or {}), **methods}
     table = {m: {} for m in methods}
     for sigma in sigmas:
         deg = parse(f"noise:{sigma}")

@@ -101,6 +101,8 @@ def parser() -> argparse.ArgumentParser:
     dn.add_argument("source", nargs="+", help="image files or folders")
     dn.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     dn.add_argument("--sigma", type=float, help="noise level on the 0-255 scale (default: estimated per image)")
+    dn.add_argument("--fast", action="store_true", help="one pass instead of averaging the 8 flips/rotations "
+                    "(8x faster, about 0.1 dB lower)")
 
     da = sub.add_parser("data", help="work with data sets on disk")
     dsub = da.add_subparsers(dest="action", required=True)
@@ -180,7 +182,7 @@ def run(argv: list[str] | None = None) -> int:
 
         class Shipped:
             def restore(self, path):
-                out, sigma = denoise(path, args.sigma)
+                out, sigma = denoise(path, args.sigma, ensemble=not args.fast)
                 print(f"{path}: sigma {sigma:.1f}{' (estimated)' if args.sigma is None else ''}")
                 return out
         _restore_files(Shipped(), _images(args.source), args.output)

@@ -28,14 +28,15 @@ def _load():
     return _model
 
 
-def denoise(image, sigma: float | None = None, tile: int = 256) -> tuple[torch.Tensor, float]:
+def denoise(image, sigma: float | None = None, tile: int = 256, ensemble: bool = True) -> tuple[torch.Tensor, float]:
     """Denoise a path, NumPy image (uint8 / uint16 / float in [0, 1], gray or RGB) or (C,H,W) tensor.
     Returns the (C, H, W) image in [0, 1] and the noise sigma (0-255 scale) used: the given one or, when
-    None, estimated from the image. Colour images are denoised channel by channel."""
+    None, estimated from the image. Colour images are denoised channel by channel. `ensemble` averages
+    the 8 flips/rotations (about +0.1-0.2 dB for 8x the time); False is one pass."""
     from .engine import machine
     from .restore import images as imgio
     from .restore.classical import estimate_sigma
-    from .restore.tiles import predict_tiled
+    from .restore.tiles import predict_ensemble, predict_tiled
     if isinstance(image, (str, Path)):
         x = imgio.read(image)[0]
     elif isinstance(image, torch.Tensor):
@@ -50,5 +51,5 @@ def denoise(image, sigma: float | None = None, tile: int = 256) -> tuple[torch.T
     model = _load()
     bf16 = machine.use_bf16("auto", torch.device("cpu"))
     # the bias-free net scales with its input, so it is applied to each channel as a gray image
-    out = predict_tiled(model, x[:, None], 1, tile, 32, bf16)[:, 0]
+    out = (predict_ensemble if ensemble else predict_tiled)(model, x[:, None], 1, tile, 32, bf16)[:, 0]
     return out.clamp(0, 1), float(sigma)

@@ -78,3 +78,18 @@ def test_bf16_tiles_are_close():
 def test_bad_tiling_is_refused():
     with pytest.raises(ValueError):
         predict_tiled(model("dncnn-xs"), torch.rand(1, 3, 64, 64), tile=32, overlap=32)
+
+
+def test_self_ensemble_undoes_each_flip_and_rotation():
+    from deepix.restore.tiles import _dihedral, predict_ensemble
+    x = torch.rand(1, 1, 5, 7)
+    views = [_dihedral(x, k) for k in range(8)]
+    assert all(torch.equal(_dihedral(v, k, inverse=True), x) for k, v in enumerate(views))
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8     # the 8 are distinct
+    assert torch.allclose(predict_ensemble(torch.nn.Identity(), x, tile=4, overlap=2), x, atol=1e-6)
+    # a net that is not rotation-invariant: the ensemble is the mean of its 8 transformed answers
+    net = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.arange(9.0).reshape(1, 1, 3, 3))
+    want = sum(_dihedral(net(_dihedral(x, k)), k, inverse=True) for k in range(8)) / 8
+    assert torch.allclose(predict_ensemble(net, x, tile=64), want, atol=1e-5)

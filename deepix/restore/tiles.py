@@ -62,3 +62,24 @@ def predict_tiled(model: nn.Module, x: Tensor, scale: int = 1, tile: int = 256, 
         return out / wsum
     finally:
         model.train(was_training)
+
+
+def _dihedral(x: Tensor, k: int, inverse: bool = False) -> Tensor:
+    """The k-th of the 8 flips/rotations of the square's symmetry group (on the last two axes), or its inverse."""
+    if not inverse:
+        x = x.flip(-1) if k & 4 else x
+        return torch.rot90(x, k & 3, (-2, -1))
+    x = torch.rot90(x, -(k & 3), (-2, -1))
+    return x.flip(-1) if k & 4 else x
+
+
+@torch.no_grad()
+def predict_ensemble(model: nn.Module, x: Tensor, scale: int = 1, tile: int = 256, overlap: int = 32,
+                     bf16: bool = False) -> Tensor:
+    """predict_tiled averaged over the 8 flips/rotations of the input, each undone on the output
+    (the "self-ensemble" of Lim et al. 2017 and Timofte et al. 2016): a little more accuracy for 8x the time."""
+    out = None
+    for k in range(8):
+        y = _dihedral(predict_tiled(model, _dihedral(x, k), scale, tile, overlap, bf16).float(), k, inverse=True)
+        out = y if out is None else out + y
+    return out / 8
