@@ -44,3 +44,17 @@ def test_unknown_models_are_user_errors():
 def test_list_models_counts_parameters():
     rows = {name: n for name, _, _, n in list_models()}
     assert rows["seed-cnn"] == 121_930 and rows["resnet8"] > 0
+
+
+def test_a_backbone_file_loads_into_the_models_backbone(tmp_path):
+    from torch import nn
+
+    from deepix.engine.checkpoint import load_weights
+    backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 16, 3))
+    torch.save(backbone.state_dict(), tmp_path / "backbone.pt")
+    detector = nn.ModuleDict({"net": nn.ModuleDict({"body": nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8),
+                                                                           nn.Conv2d(8, 16, 3))}),
+                              "head": nn.Conv2d(16, 4, 1)})
+    skipped = load_weights(detector, tmp_path / "backbone.pt", strict=False)
+    assert torch.equal(detector["net"]["body"][2].weight, backbone[2].weight)
+    assert skipped == ["head.bias", "head.weight"]

@@ -41,11 +41,26 @@ def load_weights(model: torch.nn.Module, path: Path, strict: bool = True) -> lis
         model.load_state_dict(state)
         return []
     own = model.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    fits = _fitting(state, own)
     if not fits:
         raise UserError(f"no tensor in {path} fits this model; is it the same architecture?")
     model.load_state_dict(fits, strict=False)
     return sorted(set(own) - set(fits))
+
+
+def _fitting(state: dict, own: dict) -> dict:
+    """The file's tensors that fit the model, under the prefix where most of them fit: a whole model's
+    file loads as it is, a backbone's (e.g. torchvision's resnet50 weights) into the detector's backbone."""
+    counts: dict[str, int] = {}
+    for k in own:
+        for s in state:
+            if (k == s or k.endswith("." + s)) and own[k].shape == state[s].shape:
+                prefix = k[:len(k) - len(s)]
+                counts[prefix] = counts.get(prefix, 0) + 1
+    if not counts:
+        return {}
+    best = max(counts, key=lambda p: (counts[p], p == ""))
+    return {best + s: v for s, v in state.items() if best + s in own and own[best + s].shape == v.shape}
 
 
 def save_state(path: Path, state: dict) -> None:

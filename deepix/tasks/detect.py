@@ -281,7 +281,10 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
 
     run = Path(resume) if resume else new_run(cfg.project, "detect", cfg.name)
     if cfg.weights and not resume:
-        load_weights(model, Path(cfg.weights), strict=False)
+        skipped = load_weights(model, Path(cfg.weights), strict=False)
+        if not cfg.quiet:
+            own = len(model.state_dict())
+            print(f"weights: {own - len(skipped)} of {own} tensors from {cfg.weights} (the rest start fresh)")
     cfg.save(run / "config.yaml")
     x, t, _ = letterbox(ds.splits["train"], side)
     val_x, _, val_s = letterbox(ds.splits["val"], side)
