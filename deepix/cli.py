@@ -52,6 +52,11 @@ HELP = {
     "channels_last": "auto (on with bf16, measured faster), on, off",
     "seed": "seeds the split, the initialisation, the batch order and the augmentation",
     "quiet": "no progress bars",
+    "mosaic": "detection: probability of a 2x2 mosaic per training image",
+    "multiscale": "detection: resize each training batch by up to this fraction (steps of 32 px)",
+    "iou": "detection: NMS IoU threshold",
+    "conf": "detection: lowest score kept by predict (evaluation scores down to 0.001)",
+    "max_det": "detection: most boxes kept per image",
 }
 
 
