@@ -53,7 +53,7 @@ def layout(tmp: Path) -> Path:
 
 def evaluate(run: Path | None, sigmas: list[int], baselines: bool = True, extra: dict | None = None) -> dict:
     """Set12 PSNR / SSIM per sigma for the run, the classical methods, and any `extra` methods
-    (name -> fn(noisy HxW float array, sigma) -> HxW array)."""
+    (name -> fn(noisy HxW float array, degradation, sigma) -> HxW array, as the classical ones)."""
     import torch
 
     import deepix

@@ -7,8 +7,10 @@
 Recipe: unet-s (bias-free, so it scales across noise levels), blind Gaussian noise with sigma
 drawn per patch from 0-55 (noise:0-55), L1 loss, Adam 1e-3 with cosine decay, 48x48 patches
 with flips/rotations from ../shared/data/denoise/train400 (the last 8 images held out for
-validation), best weights by validation PSNR. The script copies the best weights and a JSON
-card (recipe, command, figures) into the package; the run folder keeps the log and the report.
+validation), the weights at the end of the schedule (8 validation images with blind noise
+are too few to pick an epoch by: the "best" epoch of the 160-minute run was a lucky draw that
+scored 0.10-0.14 dB below the last on Set12). The script copies those weights and a JSON card
+(recipe, command, figures) into the package; the run folder keeps the log and the report.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def main() -> None:
         r = train(deepix, layout, a)
         run = Path(r["run"])
         OUT.mkdir(exist_ok=True)
-        shutil.copy(run / "weights" / "best.safetensors", OUT / "denoise-gray.safetensors")
+        shutil.copy(run / "weights" / "last.safetensors", OUT / "denoise-gray.safetensors")
         card = {"model": "unet-s", "channels": 1, "degrade": "noise:0-55",
                 "trained": datetime.date.today().isoformat(), "epochs": r["train"]["epochs_run"],
                 "train_seconds": r["train"]["seconds"], "command": " ".join(sys.argv), "run": str(run),
@@ -75,8 +77,8 @@ def set12(bm3d: bool, evaluate) -> dict:
     sys.modules["deepix.denoise"]._model = None  # read the weights file afresh
 
     def shipped(ensemble):
-        return lambda noisy, sigma: deepix.denoise(torch.from_numpy(noisy).float()[None],
-                                                   ensemble=ensemble)[0][0].numpy()
+        return lambda noisy, deg, sigma: deepix.denoise(torch.from_numpy(noisy).float()[None],
+                                                        ensemble=ensemble)[0][0].numpy()
     return evaluate(None, [15, 25, 50], baselines=bm3d,
                     extra={"deepix.denoise (8-view ensemble)": shipped(True), "deepix.denoise (one pass)": shipped(False)})
 
