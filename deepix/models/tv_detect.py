@@ -13,8 +13,7 @@ from torch import nn
 
 from ..errors import UserError
 
-# keyword names differ across torchvision's families; each builder takes one of these sets
-SIZE_KW = ({"min_size", "max_size"}, set())
+# keyword names differ across torchvision's families; each builder takes one of these pairs
 SCORE_KW = (("score_thresh", "detections_per_img"), ("box_score_thresh", "box_detections_per_img"))
 
 
