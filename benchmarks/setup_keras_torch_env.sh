@@ -21,19 +21,8 @@ fi
 # Keras first, so that its own dependencies land in this venv rather than being taken from deepix's
 "$VENV/bin/python" -m pip install --quiet "$KERAS_SPEC"
 
-SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-MAIN_SITE=""
-if [ -x "$MAIN_VENV/bin/python" ]; then
-    MAIN_SITE="$("$MAIN_VENV/bin/python" -c "
-import sysconfig, torch
-print(sysconfig.get_paths()['purelib'] if torch.__version__.split('+')[0] == '$TORCH_VERSION' else '')
-" 2>/dev/null || true)"
-fi
-if [ -n "$MAIN_SITE" ]; then
-    # a .pth line appends deepix's site-packages after this venv's own: torch comes from there
-    echo "$MAIN_SITE" > "$SITE/_torch_from_deepix_venv.pth"
-else
-    rm -f "$SITE/_torch_from_deepix_venv.pth"
+source "$HERE/torch_from_deepix.sh"
+if ! link_torch "$VENV" "$MAIN_VENV" "$TORCH_VERSION"; then
     "$VENV/bin/python" -m pip install --quiet "torch==$TORCH_VERSION"
 fi
 

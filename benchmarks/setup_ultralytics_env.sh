@@ -14,19 +14,9 @@ ULTRALYTICS_SPEC="${ULTRALYTICS_SPEC:-ultralytics}"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
-SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-MAIN_SITE=""
-if [ -x "$MAIN_VENV/bin/python" ]; then
-    MAIN_SITE="$("$MAIN_VENV/bin/python" -c "
-import sysconfig, torch
-print(sysconfig.get_paths()['purelib'] if torch.__version__.split('+')[0] == '$TORCH_VERSION' else '')
-" 2>/dev/null || true)"
-fi
-if [ -n "$MAIN_SITE" ]; then
-    # before installing ultralytics, so that pip sees torch / torchvision as already there
-    echo "$MAIN_SITE" > "$SITE/_torch_from_deepix_venv.pth"
-else
-    rm -f "$SITE/_torch_from_deepix_venv.pth"
+# before installing ultralytics, so that pip sees torch / torchvision as already there
+source "$HERE/torch_from_deepix.sh"
+if ! link_torch "$VENV" "$MAIN_VENV" "$TORCH_VERSION"; then
     "$VENV/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" torchvision
 fi
 "$VENV/bin/python" -m pip install --quiet "$ULTRALYTICS_SPEC" opencv-python-headless
