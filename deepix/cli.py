@@ -46,7 +46,7 @@ HELP = {
     "weight_decay": "weight decay (decoupled for adamw), not applied to biases and norms",
     "schedule": "constant, step (x0.1 at 1/3 and 2/3), cosine, onecycle",
     "warmup_epochs": "linear warm-up length in epochs (may be fractional)",
-    "loss": "cross-entropy, focal, mse",
+    "loss": "classify: cross-entropy, focal, mse; restore: l1, mse, charbonnier; generate: hinge, ns",
     "label_smoothing": "label smoothing for cross-entropy",
     "grad_clip": "clip the gradient norm to this (0: off)",
     "channels_last": "auto (on with bf16, measured faster), on, off",
@@ -57,6 +57,14 @@ HELP = {
     "iou": "detection: NMS IoU threshold",
     "conf": "detection: lowest score kept by predict (evaluation scores down to 0.001)",
     "max_det": "detection: most boxes kept per image",
+    "z_dim": "generation: GAN latent size",
+    "d_lr": "generation: the discriminator's learning rate (0: --lr)",
+    "sn": "generation: spectral norm in the discriminator: on, off",
+    "gp": "generation: R1 gradient penalty weight on real images (0: off)",
+    "ema": "generation: moving-average decay of the generator's weights, used for sampling",
+    "judge_epochs": "generation: epochs of the classifier whose features measure the samples",
+    "inception": "generation: also the standard Inception FID on this many samples (pip install deepix[fid])",
+    "inception_weights": "generation: a local TorchScript Inception FID network",
 }
 
 
@@ -80,8 +88,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
 
     t = sub.add_parser("train", help="train a model and write a run folder with a report")
-    t.add_argument("task", nargs="?", default="classify", help="classify (default), restore or detect; the "
-                   "defaults shown are classify's, restore and detect have their own (see the README)")
+    t.add_argument("task", nargs="?", default="classify", help="classify (default), restore, detect or generate; "
+                   "the defaults shown are classify's, the other tasks have their own (see the README)")
     t.add_argument("--config", help="a config.yaml to start from (flags override it)")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
     _add_settings(t)
@@ -116,6 +124,14 @@ def parser() -> argparse.ArgumentParser:
     cv.add_argument("dst", help="a new (or empty) folder to write")
     cv.add_argument("--to", required=True, choices=("coco", "yolo", "voc"))
     cv.add_argument("--from", dest="fmt", choices=("coco", "yolo", "voc"), help="the source format (default: told from SRC)")
+
+    ge = sub.add_parser("generate", help="make new images with a trained generation run")
+    ge.add_argument("run")
+    ge.add_argument("-n", type=int, default=64, help="how many images (default 64)")
+    ge.add_argument("--class", dest="cls", help="a class name or index (conditional models)")
+    ge.add_argument("-o", "--output", default="samples.png", help="a .png for one grid, or a folder for one PNG each")
+    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--weights", default="best", choices=("best", "last"))
 
     sub.add_parser("models", help="list the registered models")
     r = sub.add_parser("report", help="rewrite a run's report.html")
@@ -199,6 +215,12 @@ def run(argv: list[str] | None = None) -> int:
         print(f"converted {ds.info['format']} -> {args.to}: {len(images)} images, "
               f"{sum(len(im.labels) for im in images)} boxes, {len(ds.classes)} classes, splits {splits}; "
               f"{ds.info['clipped']} boxes clipped, {ds.info['dropped']} dropped -> {args.dst}")
+    elif args.verb == "generate":
+        from .runs import find_run
+        from .tasks.generate import Sampler, write
+        sampler = Sampler(find_run(args.run), args.weights)
+        paths = write(sampler.generate(args.n, args.cls, args.seed), Path(args.output))
+        console.print(f"{args.n} images -> {paths[0] if len(paths) == 1 else Path(args.output)}")
     elif args.verb == "models":
         from rich.table import Table
         from .models import list_models
@@ -285,6 +307,15 @@ def _print_result(console, result: dict) -> None:
                       f"max {m['max_dets']} detections)")
         console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
                       f"{t['images_per_s']:,.0f} images/s, {t['precision']}; inference {m['images_per_s']:,.0f} images/s")
+        console.print(f"report: {result['report']}")
+        return
+    if "fid" in m:  # generation: the judge classifier's figures
+        acc = "" if m.get("class_accuracy") is None else f"  asked class {m['class_accuracy']:.1%}"
+        console.print(f"{result['run']}: FID {m['fid']:.2f} (real-vs-real floor {m['fid_floor']:.2f})  KID {m['kid']:.4f}  "
+                      f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  smallest class {m['coverage_min']:.1%}"
+                      f"{acc}  ({m['samples']:,} samples; features: {m['feature_space']})")
+        console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
+                      f"{t['images_per_s']:,.0f} images/s, {t['precision']}")
         console.print(f"report: {result['report']}")
         return
     table = Table(title=f"{result['run']}", show_header=False)

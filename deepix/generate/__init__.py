@@ -1,0 +1,1 @@
+"""Image generation: measuring generated images."""
