@@ -110,6 +110,9 @@ def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None =
     if task == "detect":
         from .tasks.detect import Detector
         return Detector(found, weights)
+    if task == "generate":
+        from .tasks.generate import Sampler
+        return Sampler(found, weights)
     return Predictor(found, weights, model)
 
 
@@ -122,6 +125,9 @@ def val(run: str | Path, data: str | None = None, split: str = "test") -> dict:
     if task == "detect":
         from .tasks.detect import val as detect_val
         return detect_val(find_run(run), data, split)
+    if task == "generate":
+        from .tasks.generate import val as generate_val
+        return generate_val(find_run(run))
     from .data.loader import Batches
     from .engine import machine
     from .tasks.classify import Classify, load_data

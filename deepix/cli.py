@@ -173,6 +173,11 @@ def run(argv: list[str] | None = None) -> int:
         elif "map" in m:
             console.print(f"mAP@[.5:.95] {m['map']:.4f}  mAP@.5 {m['map50']:.4f}  mAP@.75 {m['map75']:.4f}  "
                           f"({m['evaluator']}, max {m['max_dets']} detections per image)")
+        elif "fid" in m:
+            console.print(f"FID {m['fid']:.3f} (floor {m['fid_floor']:.3f})  KID {m['kid']:.4f}  precision "
+                          f"{m['precision']:.3f}  recall {m['recall']:.3f}  smallest class {m['coverage_min']:.1%}"
+                          + ("" if m["class_accuracy"] is None else f"  asked class {m['class_accuracy']:.1%}")
+                          + f"  ({m['samples']:,} samples; {m['feature_space']})")
         elif "methods" in m:
             for name, v in sorted(m["methods"].items(), key=lambda kv: -kv[1]["psnr"]):
                 console.print(f"{name:<24} PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.4f}")
@@ -182,6 +187,8 @@ def run(argv: list[str] | None = None) -> int:
     elif args.verb == "predict":
         from . import api
         pred = api.load(args.run, args.weights)
+        if hasattr(pred, "generate"):
+            raise UserError(f"{args.run} makes images rather than reading them: use deepix generate {args.run} -n 64 -o grid.png")
         paths = _images(args.source)
         if hasattr(pred, "restore"):
             _restore_files(pred, paths, args.output)

@@ -90,10 +90,14 @@ def trained(tmp_path_factory):
     import deepix.tasks.generate as g
     saved = g.TEST_SAMPLES, g.EVAL_SAMPLES
     g.TEST_SAMPLES, g.EVAL_SAMPLES = 200, 100
+    x, y = digits_28()
+    for i, (im, c) in enumerate(zip(x, y)):  # a folder, as a user's data would be: `deepix val` reads it again
+        (base / "imgs" / str(c)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(base / "imgs" / str(c) / f"{i}.png")
+    data = dict(data=str(base / "imgs"), imgsz=28, project=str(base), **{**FAST, "epochs": 1})
     try:
-        cond = deepix.train("generate", data=digits_28(), project=str(base), name="c", **{**FAST, "epochs": 1})["run"]
-        unc = deepix.train("generate", data=digits_28(), project=str(base), name="u", model="dcgan",
-                           **{**FAST, "epochs": 1})["run"]
+        cond = deepix.train("generate", name="c", **data)["run"]
+        unc = deepix.train("generate", name="u", model="dcgan", **data)["run"]
     finally:
         g.TEST_SAMPLES, g.EVAL_SAMPLES = saved
     return cond, unc
@@ -143,3 +147,15 @@ def test_a_folder_of_mixed_sizes_is_resized_and_says_so(tmp_path):
 def test_a_classifier_is_not_a_generator(tmp_path):
     r = in_process("train", "generate", "--model", "vgg7", "--project", tmp_path, "--quiet", "--threads", "1")
     assert r.returncode == 2 and "does not generate" in r.stderr
+
+
+def test_val_measures_the_run_again_and_predict_points_to_generate(trained, tmp_path):
+    cond, _ = trained
+    r = in_process("val", cond, "--json")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    assert len(m["coverage"]) == 10 and m["class_accuracy"] is not None
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(img)
+    r = in_process("predict", cond, img)
+    assert r.returncode == 2 and "deepix generate" in r.stderr

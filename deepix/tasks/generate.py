@@ -299,6 +299,20 @@ def interpolate(model, seed: int, rows: int = 6, steps: int = 10) -> list[torch.
     return out
 
 
+def val(run: Path) -> dict:
+    """The test figures of a run's best weights, measured again (10,000 samples against the test split)."""
+    from ..api import Predictor
+    cfg = make_config(run / "config.yaml")
+    machine.set_threads(cfg.threads)
+    ds = load_data(cfg)
+    sampler = Sampler(run)
+    judge_run = run / "classify" / "classifier"
+    judge = Predictor(judge_run).model
+    acc = json.loads((judge_run / "summary.json").read_text())["test"]["accuracy"]
+    dev = machine.device()
+    return test_metrics(cfg, sampler.model.to(dev), ds, judge.to(dev), acc, run, machine.use_bf16(cfg.precision, dev))
+
+
 class Sampler:
     """A trained generation run, ready to make images: `deepix generate RUN -n 64 --class 7`."""
 
