@@ -124,15 +124,14 @@ class Diffusion(nn.Module):
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """The starting noise of sample(), (n, C, H, W)."""
-        dev = self.ema_updates.device
-        return torch.randn((n, self.channels, *self.size), generator=generator, device=dev)
+        return torch.randn((n, self.channels, *self.size), generator=generator)  # on the CPU: seeded the same anywhere
 
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None,
-               generator: torch.Generator | None = None, steps: int = 25, guidance: float = 1.0) -> Tensor:
+               generator: torch.Generator | None = None, steps: int = 25, guidance: float = 2.0) -> Tensor:
         """n images in [0, 1] from the EMA network by DDIM with eta = 0: deterministic given z.
         labels default to 0, 1, 2, ... cyclically; guidance > 1 mixes in the unconditional prediction."""
-        x = (self.latent(n, generator) if z is None else z).float()
+        x = (self.latent(n, generator) if z is None else z).float().to(self.ema_updates.device)
         guided = self.num_classes and guidance != 1
         y = None
         if self.num_classes:
