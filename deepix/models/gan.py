@@ -85,8 +85,25 @@ class GAN(nn.Module):
     def update_ema(self, decay: float) -> None:
         for e, p in zip(self.g_ema.parameters(), self.g.parameters()):
             e.lerp_(p, 1 - decay)
-        for e, b in zip(self.g_ema.buffers(), self.g.buffers()):
-            e.copy_(b)
+
+    @torch.no_grad()
+    def settle(self, n: int = 1024, batch: int = 256) -> None:
+        """Batch-norm statistics measured for the averaged weights themselves: the live generator's running
+        statistics belong to other weights, and sampling with them made the scores jump between epochs."""
+        norms = [m for m in self.g_ema.modules() if isinstance(m, nn.BatchNorm2d)]
+        g = torch.Generator().manual_seed(0)
+        dev = next(self.parameters()).device
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the batches below
+        self.g_ema.train()
+        for i in range(0, n, batch):
+            z = self.latent(batch, g).to(dev)
+            labels = torch.randint(0, self.num_classes, (batch,), generator=g).to(dev) if self.num_classes else None
+            self.g_ema(z, labels)
+        for m in norms:
+            m.momentum = 0.1
+        self.g_ema.eval()
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.z_dim, generator=generator)

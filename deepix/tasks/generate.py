@@ -110,6 +110,8 @@ class Generate:
         return sample(model, n, labels, g, bf16=self.bf16), labels
 
     def evaluate(self, model, val, dev, bf16) -> dict[str, float]:
+        if hasattr(model, "settle"):
+            model.settle()  # before the weights are saved: the file holds the statistics sampling uses
         fake, asked = self.sample(model, eval_count(model, EVAL_SAMPLES), self.cfg.seed + 1)
         m = self.evaluator(fake, asked)
         out = {k: m[k] for k in ("fid", "kid", "precision", "recall", "coverage_min")}
