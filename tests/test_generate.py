@@ -138,10 +138,11 @@ def test_a_folder_of_mixed_sizes_is_resized_and_says_so(tmp_path):
         (tmp_path / "imgs" / c).mkdir(parents=True)
         for i in range(40):
             side = int(rng.integers(20, 60))
-            Image.fromarray(rng.integers(0, 255, (side, side + 3), dtype=np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (side, side + 3, 3), dtype=np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
     r = deepix.train("generate", data=str(tmp_path / "imgs"), imgsz=32, project=str(tmp_path), **{**FAST, "epochs": 1})
     info = json.loads((r["run"] / "dataset.json").read_text())
-    assert info["size"] == [32, 32] and "32x32" in info["resized"]
+    assert info["size"] == [32, 32] and info["channels"] == 3 and "32x32" in info["resized"]
+    assert Image.open(r["run"] / "plots" / "samples.png").mode == "RGB"
 
 
 def test_a_classifier_is_not_a_generator(tmp_path):
