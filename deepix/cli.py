@@ -61,6 +61,7 @@ HELP = {
     "d_lr": "generation: the discriminator's learning rate (0: --lr)",
     "sn": "generation: spectral norm in the discriminator: on, off",
     "gp": "generation: R1 gradient penalty weight on real images (0: off)",
+    "diversity": "generation: weight of the mode-seeking term (pairs of latents pushed apart; 0: off)",
     "ema": "generation: moving-average decay of the generator's weights, used for sampling",
     "judge_epochs": "generation: epochs of the classifier whose features measure the samples",
     "inception": "generation: also the standard Inception FID on this many samples (pip install deepix[fid])",

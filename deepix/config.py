@@ -74,6 +74,7 @@ class Config:
     d_lr: float = 0.0           # GANs: the discriminator's learning rate (0: --lr)
     sn: str = "on"              # GANs: spectral norm in the discriminator (on | off)
     gp: float = 0.0             # GANs: R1 gradient penalty weight on real images (0: off)
+    diversity: float = 0.0      # GANs: weight of the mode-seeking term that keeps latents apart (0: off)
     ema: float = 0.999          # moving-average decay of the generator's (denoiser's) weights
     judge_epochs: int = 10      # epochs of the classifier whose features measure the samples
     inception: int = 0          # also the standard Inception FID on this many samples (0: off)
@@ -130,10 +131,10 @@ class Config:
             raise UserError(f"--multiscale must be in [0, 1) (a fraction of --imgsz); got {self.multiscale}")
         if not 0 <= self.mosaic <= 1 or not 0 < self.iou <= 1 or not 0 <= self.conf < 1 or self.max_det < 1:
             raise UserError("--mosaic must be in [0, 1], --iou in (0, 1], --conf in [0, 1) and --max-det at least 1")
-        if self.z_dim < 1 or self.d_lr < 0 or self.gp < 0 or not 0 <= self.ema < 1 or self.judge_epochs < 1 \
-                or self.inception < 0:
-            raise UserError("--z-dim and --judge-epochs must be at least 1, --d-lr, --gp and --inception at least 0, "
-                            "--ema in [0, 1)")
+        if min(self.z_dim, self.judge_epochs) < 1 or min(self.d_lr, self.gp, self.diversity, self.inception) < 0 \
+                or not 0 <= self.ema < 1:
+            raise UserError("--z-dim and --judge-epochs must be at least 1, --d-lr, --gp, --diversity and "
+                            "--inception at least 0, --ema in [0, 1)")
         return self
 
     def to_dict(self) -> dict[str, Any]:

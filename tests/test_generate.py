@@ -160,3 +160,12 @@ def test_val_measures_the_run_again_and_predict_points_to_generate(trained, tmp_
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(img)
     r = in_process("predict", cond, img)
     assert r.returncode == 2 and "deepix generate" in r.stderr
+
+
+def test_the_discriminator_sees_how_alike_a_batch_is():
+    from deepix.models.gan import minibatch_std
+    same = torch.ones(8, 4, 7, 7)
+    varied = torch.randn(8, 4, 7, 7)
+    assert minibatch_std(same).abs().max() < 1e-3
+    assert minibatch_std(varied).min() > 0.5 and minibatch_std(varied).shape == (8, 1, 7, 7)
+    assert minibatch_std(torch.randn(5, 4, 7, 7)).shape == (5, 1, 7, 7)  # batches that do not split into 4

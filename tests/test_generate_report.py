@@ -176,3 +176,15 @@ def test_write_report(tmp_path, missing):
     assert pngs >= (2 if missing else 3)  # losses and coverage drawn from the run's files, + samples
     assert ('src="data:image/gif;base64,' in html) == (not missing)
     assert "Healthy" in html and (run / "plots" / "losses.png").is_file()
+
+
+def test_little_variety_is_found_from_recall_against_the_training_images():
+    from deepix.report.generate import findings
+    rows = [{"epoch": e, "train_d_loss": 1.2, "train_g_loss": 0.9, "train_d_real": 0.3, "train_d_fake": -0.3,
+             "val_fid": 2.0, "val_coverage_min": 0.09, "lr": 2e-4} for e in range(1, 6)]
+    low = {"test": {"recall": 0.1, "recall_train": 0.6, "precision": 0.9, "coverage_min": 0.09}}
+    found = findings(rows, low)
+    assert any("variety" in f["finding"] and "--diversity 1" in " ".join(f["remedies"]) for f in found)
+    assert not any(f["finding"].startswith("Healthy") for f in found)
+    fine = {"test": {"recall": 0.5, "recall_train": 0.6, "precision": 0.9, "coverage_min": 0.09}}
+    assert not any("variety" in f["finding"] for f in findings(rows, fine))

@@ -46,6 +46,17 @@ class Generator(nn.Module):
         return self.net(h.view(len(z), -1, self.base, self.base))
 
 
+def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """One extra feature map: how much the images of a small group differ (Karras et al. 2018). A generator
+    that ignores its latent and draws one image per class shows up here, so D can punish it."""
+    n, c, hh, ww = h.shape
+    g = group if n % group == 0 else 1 if n < 2 else next(d for d in (4, 3, 2, 1) if n % d == 0)
+    if g == 1:
+        return h.new_zeros(n, 1, hh, ww)
+    s = h.float().view(g, n // g, c, hh, ww).var(0, unbiased=False).add(1e-8).sqrt().mean((1, 2, 3))
+    return s.to(h.dtype).view(1, n // g, 1, 1).repeat(g, 1, hh, ww).view(n, 1, hh, ww)
+
+
 class Discriminator(nn.Module):
     def __init__(self, channels: int, size: tuple[int, int], num_classes: int, width: int, sn: bool):
         super().__init__()
@@ -57,12 +68,13 @@ class Discriminator(nn.Module):
             layers += [wrap(nn.Conv2d(a, b, 4, 2, 1)), nn.LeakyReLU(0.2), wrap(nn.Conv2d(b, b, 3, 1, 1)),
                        nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)
-        features = chans[-1] * (size[0] // 2 ** k) ** 2
+        features = (chans[-1] + 1) * (size[0] // 2 ** k) ** 2
         self.fc = wrap(nn.Linear(features, 1))
         self.embed = wrap(nn.Embedding(num_classes, features)) if num_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.net(x).flatten(1)
+        h = self.net(x)
+        h = torch.cat([h, minibatch_std(h)], 1).flatten(1)
         out = self.fc(h).squeeze(1)
         if self.embed is not None:  # projection: the score rises where h points along the class's vector
             out = out + (self.embed(labels) * h).sum(1)

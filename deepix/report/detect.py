@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 SIZES = ("small", "medium", "large")
+SMALL_DATA = 1000   # training images under which more photos and a pretrained start matter most
 
 
 def _f(x) -> str:
@@ -48,10 +49,14 @@ def findings(rows: list[dict], summary: dict) -> list[dict]:
     test = summary.get("test") or summary.get("val") or {}
     data = summary.get("data") or {}
     out = []
-    m50 = test.get("map50") or 0.0
-    level = ("good: most objects are found with well-placed boxes" if m50 >= 0.8 else
-             "usable for counting or flagging, with misses and loose boxes" if m50 >= 0.5 else
+    m50, m75 = test.get("map50") or 0.0, test.get("map75") or 0.0
+    level = ("good: most objects are found" if m50 >= 0.8 else
+             "usable for counting or flagging, with misses" if m50 >= 0.5 else
              "weak: many objects are missed or mislabelled")
+    # mAP@.5 says whether objects are found; whether the boxes fit them is mAP@.75's question
+    if m50 >= 0.5:
+        level += (", with well-placed boxes" if m75 >= 0.7 * m50 else
+                  f", but the boxes are loose (mAP@.75 {m75:.2f})")
     out.append({"finding": f"mAP@.5 {m50:.2f}: {level}",
                 "evidence": f"mAP@[.5:.95] {_f(test.get('map'))} (box precision), AR@100 {_f(test.get('mar_100'))}",
                 "remedies": []})
@@ -59,6 +64,13 @@ def findings(rows: list[dict], summary: dict) -> list[dict]:
     if len(val) >= 4 and val[-1] > max(val[:-3]) + 0.01:
         out[-1]["remedies"].append(f"Train longer (--epochs {2 * len(rows)}): val mAP was still rising "
                                    f"({val[-4]:.3f} -> {val[-1]:.3f} over the last epochs)")
+    train_images = (data.get("images") or {}).get("train") or 0
+    if 0 < train_images < SMALL_DATA:
+        boxes = (data.get("boxes") or {}).get("train", "?")
+        out[-1]["remedies"].append(f"Only {train_images} training images ({boxes} boxes): more labelled photos help "
+                                   "most; with few, start from pretrained weights (--weights FILE: a detector's, or "
+                                   "a backbone's such as torchvision's resnet50 for tv:retinanet_resnet50_fpn) and "
+                                   "use --augment strong --mosaic 0.5 --multiscale 0.25")
     sizes = {s: test.get(f"map_{s}") for s in SIZES}
     if sizes["small"] is not None and sizes["large"] is not None and sizes["small"] < 0.5 * sizes["large"]:
         out[-1]["remedies"].append(f"Small objects lag (AP {sizes['small']:.2f} vs {sizes['large']:.2f} for large): "
@@ -74,10 +86,18 @@ def findings(rows: list[dict], summary: dict) -> list[dict]:
     cm = test.get("confusion")
     if cm:
         k = len(cm) - 1
+        found = sum(cm[i][j] for i in range(k) for j in range(k))
         missed = sum(cm[i][k] for i in range(k))      # rows are the truth, the last column "found nothing"
         false_pos = sum(cm[k][j] for j in range(k))   # the last row: detections of no object
-        out[-1]["remedies"].append(f"At score 0.25: {missed} objects missed and {false_pos} false detections on "
-                                   "the background (confusion matrix); stronger augmentation (--augment strong, "
-                                   "--mosaic 0.5) helps both when data is small")
-    out[-1]["remedies"].append("A bigger detector (--model fcos-s or --width 1.5) if time allows")
+        text = (f"At score 0.25: {found} objects found, {missed} missed and {false_pos} false detections on the "
+                "background (confusion matrix)")
+        if false_pos > found:
+            # the ranking (what mAP scores) can be fine while the cut-off is far too low for use
+            text += "; most boxes at that score are false, so predict with a higher --conf (e.g. 0.5)"
+        out[-1]["remedies"].append(text)
+    model = (summary.get("model") or {}).get("name", "")
+    if model == "fcos-s":
+        out[-1]["remedies"].append("A wider detector (--width 1.5) if time allows")
+    elif not model.startswith("tv:"):
+        out[-1]["remedies"].append("A bigger detector (--model fcos-s or --width 1.5) if time allows")
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+LOW_VARIETY = 0.6       # test recall below this share of the training images' own: too little variety
 FLOOR = 0.05            # a class with under this share of the samples counts as dropped
 COLLAPSE_DROP = 0.5     # val coverage_min below this fraction of its earlier best: modes were lost
 D_WINS_LOSS = 0.05      # D loss under this ...
@@ -73,8 +74,12 @@ def parts(summary: dict, plots: Path, e, table, img) -> tuple[str, str, list[tup
         if (plots / name).is_file()] or ["<p>The run left no sample pictures in plots/.</p>"]
 
     n_inc = test.get("inception_samples")
+    train_ref = ("" if test.get("fid_train") is None else
+                 f"; the training images themselves score FID {_f(test['fid_train'])}, precision "
+                 f"{_f(test.get('precision_train'))}, recall {_f(test.get('recall_train'))}")
     rows = [["FID", _f(test.get("fid")), "distance between real and generated features (Gaussian fit); lower is "
-             f"better, {_f(test.get('fid_floor'))} is what a second set of real images scores"],
+             f"better, {_f(test.get('fid_floor'))} is what half the real images score against the other half"
+             + train_ref],
             ["KID", f"{_f(test.get('kid'), '.4f')} ± {_f(test.get('kid_std'), '.4f')}",
              f"kernel distance, unbiased at small sample sizes; lower is better, real floor "
              f"{_f(test.get('kid_floor'), '.4f')}"],
@@ -143,7 +148,7 @@ def findings(rows: list[dict], summary: dict) -> list[dict]:
                 ev.append(f"test: the rarest class ({rare}) is {_pct(final)} of samples"
                           + (f" (uniform {_pct(1 / len(classes))})" if classes else ""))
             out.append(_finding("Mode collapse: the generator has dropped some classes", "; ".join(ev), [
-                "Spectral normalisation in D (--sn on)", "The hinge loss (--gan-loss hinge)",
+                "Spectral normalisation in D (--sn on)", "The hinge loss (--loss hinge)",
                 f"A lower learning rate ({lower_lr})",
                 "A bigger batch (--batch), so each step shows D more of the data's variety"]
                 + ([] if model.get("conditional") else ["The conditional GAN, which is asked for every class "
@@ -168,7 +173,18 @@ def findings(rows: list[dict], summary: dict) -> list[dict]:
                                 "; ".join(ev), [
                 f"A slower discriminator (--d-lr {lr / 4:.2g})" if lr else "A slower discriminator (--d-lr)",
                 "A gradient penalty on D (--gp 10)",
-                "Augment what D sees, real and generated alike (--augment), so it cannot memorise the training set"]))
+                "More training images (or --hflip on where mirrored images are still valid), so D cannot memorise "
+                "the training set"]))
+
+    rec, rec_train = test.get("recall"), test.get("recall_train")
+    if rec is not None and rec_train and rec < LOW_VARIETY * rec_train:
+        out.append(_finding("Little variety: the samples keep to a few styles of each class",
+                            f"test recall {rec:.2f} against {rec_train:.2f} for the training images themselves "
+                            f"(precision {_f(test.get('precision'))})", [
+                                "The mode-seeking term, which pushes apart the images of two latents (--diversity 1)",
+                                f"A lower learning rate ({lower_lr})",
+                                "The diffusion model (--model ddpm), which covers the data more evenly"]
+                            if gan else ["Train longer (--epochs)", "A wider network (--width 1.5)"]))
 
     fid = _col(rows, "val_fid")
     late = fid[len(fid) // 2:]

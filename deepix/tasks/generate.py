@@ -71,6 +71,9 @@ class Generate:
         n, dev = len(real), real.device
         z = torch.randn(n, model.z_dim, device=dev)
         asked = torch.randint(0, model.num_classes, (n,), device=dev) if model.num_classes else None
+        half = n // 2
+        if self.cfg.diversity and asked is not None:
+            asked[half:2 * half] = asked[:half]  # pairs of latents asked for the same class
         hinge = self.cfg.loss == "hinge"
         model.d.requires_grad_(True)
         if self.cfg.gp:
@@ -93,6 +96,11 @@ class Generate:
         with autocast():
             score = model.d(fake, asked).float()
             g_loss = -score.mean() if hinge else F.softplus(-score).mean()
+        if self.cfg.diversity and half:
+            # mode seeking (Mao et al. 2019): two latents should not give the same image
+            ratio = ((fake[:half] - fake[half:2 * half]).float().abs().mean((1, 2, 3))
+                     / (z[:half] - z[half:2 * half]).abs().mean(1))
+            g_loss = g_loss + self.cfg.diversity / (ratio.mean() + 1e-5)
         opts["g"].zero_grad(set_to_none=True)
         g_loss.backward()
         if self.cfg.grad_clip:
@@ -262,6 +270,7 @@ def test_metrics(cfg: Config, model, ds, judge, judge_acc: float, run: Path, bf1
                              f"test accuracy {judge_acc:.1%})",
             "evaluator": "torchmetrics FrechetInceptionDistance / KernelInceptionDistance with a custom feature network",
             **m, "fid_floor": floor["fid"], "kid_floor": floor["kid"], "fid_train": train_ref["fid"],
+            "precision_train": train_ref["precision"], "recall_train": train_ref["recall"],
             "sample_seconds": round(seconds, 2), "inception_fid": None, "inception_samples": None}
     if cfg.inception:
         from ..generate.metrics import inception_fid
