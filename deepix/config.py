@@ -149,7 +149,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "classify": {},
     "restore": dict(data="photos", model="unet-s", loss="l1", monitor="val_psnr", epochs=30, batch=32, lr=0.001,
                     optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.0),
-    "generate": dict(data="mnist-5k", model="cgan", loss="hinge", monitor="val_fid", epochs=60, batch=64, lr=0.0002,
+    "generate": dict(data="mnist-5k", model="cgan", loss="hinge", monitor="val_fid", epochs=40, batch=64, lr=0.0002,
                      d_lr=0.0002, optimizer="adam", schedule="constant", weight_decay=0.0, label_smoothing=0.0,
                      augment="none"),
     "detect": dict(data="shapes", model="fcos-n", loss="focal", monitor="val_map", epochs=20, batch=16, lr=0.003,
