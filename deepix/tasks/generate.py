@@ -296,8 +296,9 @@ def pictures(run: Path, model, ds, task: Generate, judge) -> None:
     pic.plot_coverage(test["coverage"], ds.classes, plots / "coverage.png")
     feats = Features(judge, ds.channels, tuple(ds.size))
     train = ds.train.x[:4000].float().div(255)
-    pic.neighbours(final[:8], train, feats.embed(final[:8])[0], feats.embed(train)[0], plots / "neighbours.png",
-                   space="the judge classifier's features")
+    some = final[::10]  # one sample of each row of the grid: a class each for a conditional model
+    pic.neighbours(some, train, feats.embed(some)[0], feats.embed(train)[0], plots / "neighbours.png",
+                   n=len(some), space="the judge classifier's features")
     pic.interpolation(interpolate(model, task.cfg.seed), plots / "interpolation.png")
 
 
