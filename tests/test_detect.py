@@ -222,3 +222,15 @@ def test_multiscale_batches_change_size_with_their_boxes_and_points():
     assert len(seen) > 1
     xb, _ = task.prepare(x, t, False)   # evaluation stays at the run's size
     assert xb.shape[-1] == 96 and model(xb).shape[1] == len(task.points)
+
+
+def test_each_pyramid_level_keeps_its_own_head_statistics():
+    # one running average over all levels normalised every level wrongly at evaluation
+    from deepix.models import Spec, build_model
+    model = build_model("fcos-n", Spec(3, 2, (128, 128)))
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(4, 3, 128, 128))
+    means = [n.running_mean.clone() for n in model.cls_tower.norms[0]]
+    assert len(means) == 3 and not torch.allclose(means[0], means[1]) and not torch.allclose(means[1], means[2])
+    assert len(model.cls_tower.convs) == 2 and len(model.cls_tower.norms[0]) == 3  # convolutions shared, norms per level

@@ -36,6 +36,22 @@ def stage(cin: int, cout: int, blocks: int) -> nn.Sequential:
     return nn.Sequential(conv_bn(cin, cout, 2), *[Residual(cout) for _ in range(blocks)])
 
 
+class Tower(nn.Module):
+    """Head convolutions shared by the pyramid levels, each level with its own batch norm: the levels'
+    statistics differ, and one running average over all of them (what a shared BatchNorm keeps) normalised
+    every level wrongly at evaluation, while training had normalised each level by its own batch."""
+
+    def __init__(self, c: int, convs: int, levels: int):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(c, c, 3, 1, 1, bias=False) for _ in range(convs))
+        self.norms = nn.ModuleList(nn.ModuleList(nn.BatchNorm2d(c) for _ in range(levels)) for _ in range(convs))
+
+    def forward(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        for conv, norms in zip(self.convs, self.norms):
+            x = F.silu(norms[level](conv(x)), inplace=True)
+        return x
+
+
 class FCOS(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, widths: list[int], blocks: list[int], neck: int,
                  head_convs: int = 2):
@@ -46,8 +62,8 @@ class FCOS(nn.Module):
         # the last three stages are strides 8, 16, 32
         self.lateral = nn.ModuleList(nn.Conv2d(c, neck, 1) for c in widths[-3:])
         self.smooth = nn.ModuleList(conv_bn(neck, neck) for _ in widths[-3:])
-        self.cls_tower = nn.Sequential(*[conv_bn(neck, neck) for _ in range(head_convs)])
-        self.box_tower = nn.Sequential(*[conv_bn(neck, neck) for _ in range(head_convs)])
+        self.cls_tower = Tower(neck, head_convs, len(STRIDES))
+        self.box_tower = Tower(neck, head_convs, len(STRIDES))
         self.cls = nn.Conv2d(neck, num_classes, 3, 1, 1)
         self.box = nn.Conv2d(neck, 4, 3, 1, 1)
         self.ctr = nn.Conv2d(neck, 1, 3, 1, 1)
@@ -75,7 +91,7 @@ class FCOS(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = []
         for level, (f, stride) in enumerate(zip(self.features(x), STRIDES)):
-            c, b = self.cls_tower(f), self.box_tower(f)
+            c, b = self.cls_tower(f, level), self.box_tower(f, level)
             dist = F.softplus(self.box(b).float() * self.scales[level]) * stride
             out = torch.cat([self.cls(c).float(), dist, self.ctr(b).float()], 1)
             outs.append(out.flatten(2))
