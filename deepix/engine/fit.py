@@ -76,10 +76,10 @@ def fit_time_limit(cfg, run: Path, spent: float, done: int) -> None:
 
 def _check_finite(losses: dict, cfg, run: Path, epoch: int, step: int) -> None:
     for name, v in losses.items():
-        if not math.isfinite(float(v)):
+        if not math.isfinite(v):
             last = run / "weights" / "last.safetensors"
             kept = f"the last good weights are in {last}" if last.exists() else "no epoch had finished"
-            raise UserError(f"the {name.replace('_', ' ')} became {float(v)} at epoch {epoch + 1}, step {step + 1}; "
+            raise UserError(f"the {name.replace('_', ' ')} became {v} at epoch {epoch + 1}, step {step + 1}; "
                             f"lower --lr (now {cfg.lr}) or set --grad-clip 1.0; {kept}")
 
 
@@ -133,7 +133,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                         else:
                             out = model(x)
                             loss = task.loss(out, y)
-                    losses = {"loss": loss.detach()}
+                    losses = {"loss": loss.item()}  # one read of the value per step, as before
                 _check_finite(losses, cfg, run, epoch, step)
                 if not own_step:
                     opt = opts[""]
@@ -147,7 +147,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                 n = len(y)
                 seen += n
                 for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * n
+                    sums[k] = sums.get(k, 0.0) + v * n
                 if not own_step:
                     for k, v in task.train_stats(None if out is None else out.detach(), y).items():
                         sums[k] = sums.get(k, 0.0) + v
