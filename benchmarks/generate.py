@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,7 @@ def peer_nets(nz: int = 100, ngf: int = 64, ndf: int = 64, nc: int = 1):
     return g, d
 
 
-def run_peer(minutes: float, threads: int, judge_run: Path, samples: int = 10_000) -> dict:
+def run_peer(minutes: float, threads: int, judge_run: Path, grid: Path, samples: int = 10_000) -> dict:
     """Trains the examples' DCGAN as its script does (Adam 2e-4, betas (0.5, 0.999), BCE, batch 64, 64x64,
     fp32) for the budget on the same training split, then scores it like deepix's runs."""
     import torch
@@ -83,6 +84,8 @@ def run_peer(minutes: float, threads: int, judge_run: Path, samples: int = 10_00
         fake = torch.cat([g(torch.randn(500, 100, 1, 1)) for _ in range(samples // 500)])
     sample_s = time.perf_counter() - t1
     fake = F.interpolate(fake.add(1).div(2), size=28, mode="bilinear", antialias=True).clamp(0, 1)
+    from deepix.generate.pictures import save_grid
+    save_grid(fake[:100], grid, nrow=10)
     ev = Evaluator(Predictor(judge_run).model, ds.test.x.float().div(255), 10)
     m = ev(fake)
     m.update(fid_floor=ev.floor()["fid"], samples=samples, epochs=epochs, train_s=train_s,
@@ -107,6 +110,7 @@ def main() -> None:
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - t0
+        shutil.copy(out / "generate" / model / "plots" / "samples.png", out / f"grid-{model}.png")
         s = json.loads((out / "generate" / model / "summary.json").read_text())
         t, tr = s["test"], s["train"]
         rows.append([model, f"{t['fid']:.2f}", f"{t['fid_floor']:.2f}", f"{t['kid']:.4f}", f"{t['precision']:.3f}",
@@ -120,14 +124,14 @@ def main() -> None:
         if not judges:
             sys.exit("the PyTorch-examples DCGAN is judged by a deepix run's classifier: include a deepix model")
         t0 = time.perf_counter()
-        m = run_peer(a.minutes, a.threads, judges[0])
+        m = run_peer(a.minutes, a.threads, judges[0], out / f"grid-{PEER}.png")
         rows.append([PEER, f"{m['fid']:.2f}", f"{m['fid_floor']:.2f}", f"{m['kid']:.4f}", f"{m['precision']:.3f}",
                      f"{m['recall']:.3f}", f"{m['coverage_min']:.1%}", "-", "-", f"{m['samples']:,}",
                      f"{m['samples_per_s']:,.0f}", str(m["epochs"]), f"{m['train_s'] / 60:.1f}",
                      f"{(time.perf_counter() - t0) / 60:.1f}"])
     head = ["model", "FID (judge)", "floor", "KID", "precision", "recall", "smallest class", "asked class",
             "Inception FID (n)", "samples", "samples/s", "epochs", "train min", "wall min"]
-    print(f"\nmnist-5k, {a.threads} threads, {a.minutes:g} min of training each; runs in {out}\n")
+    print(f"\nmnist-5k, {a.threads} threads, {a.minutes:g} min of training each; runs and grid-MODEL.png in {out}\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
