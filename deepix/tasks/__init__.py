@@ -5,7 +5,7 @@ import importlib
 
 from ..errors import UserError
 
-TASKS = ("classify", "restore", "detect", "generate")
+TASKS = ("classify", "restore", "detect", "generate", "pretrain")
 
 
 def get(name: str):

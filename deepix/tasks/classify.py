@@ -117,6 +117,72 @@ def check(cfg: Config, ds: Dataset) -> None:
                         f"{max(1, len(ds.train) // 4)} or fewer")
 
 
+def few_labels(cfg: Config, ds: Dataset) -> Dataset:
+    """Only --labels-per-class K (or --label-fraction F) of each class's training images, drawn with the
+    seed; an epoch passes over them as often as it takes to see as many images as the whole split."""
+    if ds.train.x is None:
+        raise UserError("--labels-per-class / --label-fraction need the images in memory (use --imgsz to shrink them)")
+    counts = torch.bincount(ds.train.y, minlength=len(ds.classes))
+    smallest = int(counts.argmin())
+    if cfg.labels_per_class > counts[smallest]:
+        raise UserError(f"--labels-per-class {cfg.labels_per_class} is more than the {int(counts[smallest])} training "
+                        f"images of class '{ds.classes[smallest]}'; use at most {int(counts[smallest])}")
+    g = torch.Generator().manual_seed(cfg.seed)
+    keep = []
+    for c in range(len(ds.classes)):
+        idx = torch.nonzero(ds.train.y == c).flatten()
+        k = cfg.labels_per_class or max(1, round(cfg.label_fraction * len(idx)))
+        keep.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    keep = torch.cat(keep).sort().values
+    full = len(ds.train)
+    repeats = max(1, full // len(keep))
+    ids = [ds.train.ids[i] for i in keep.tolist()] if ds.train.ids else None
+    ds.info = {**ds.info, "labelled": {"images": len(keep), "of": full, "per_class": cfg.labels_per_class or None,
+                                       "fraction": cfg.label_fraction or None, "repeats_per_epoch": repeats}}
+    order = keep.repeat(repeats)
+    ds.train = type(ds.train)(ds.train.x[order], ds.train.y[order], ids=(ids or []) * repeats if ids else None)
+    if not cfg.quiet:
+        print(f"labels: {len(keep)} of the {full} training images ({cfg.labels_per_class or cfg.label_fraction}"
+              f"{' per class' if cfg.labels_per_class else ' of each class'}), each seen {repeats}x per epoch")
+    return ds
+
+
+def init_encoder(cfg: Config, ds: Dataset, net) -> Path:
+    """The encoder file that --init names; the run's architecture settings follow the encoder's."""
+    if net is not None:
+        raise UserError("--init starts a built-in model from a pretrain run's encoder; your own model loads "
+                        "its weights itself")
+    path = Path(cfg.init)
+    meta_path = path / "encoder.json" if path.is_dir() else path.parent.parent / "encoder.json"
+    file = path / "weights" / "encoder.safetensors" if path.is_dir() else path
+    if not file.is_file() or file.suffix != ".safetensors":
+        raise UserError(f"--init {cfg.init}: no encoder there; give a pretrain run folder (deepix pretrain writes "
+                        f"runs/pretrain/NAME) or its weights/encoder.safetensors")
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta["channels"] != ds.channels:
+            raise UserError(f"the encoder in {cfg.init} takes {meta['channels']}-channel images but {ds.name} has "
+                            f"{ds.channels}; pretrain on images like these")
+        for key in ("model", "width", "activation", "kernel_size"):
+            setattr(cfg, key, meta[key])
+    return file
+
+
+def freeze_encoder(model: torch.nn.Module) -> None:
+    """Trains only the last Linear layer: everything before it keeps its weights and its BatchNorm statistics."""
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if not last:
+        raise UserError("--freeze trains only the model's last Linear layer, and this model has none")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in last[-1].parameters():
+        p.requires_grad_(True)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            m.train = lambda mode=True, m=m: m  # the engine's model.train() must not wake them
+
+
 def check_output(model: torch.nn.Module, ds: Dataset) -> None:
     """A model must take this data's images and give one score per class."""
     was = model.training
@@ -171,11 +237,20 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     threads = machine.set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     ds = dataset if dataset is not None else load_data(cfg)
+    if cfg.labels_per_class or cfg.label_fraction:
+        ds = few_labels(cfg, ds)
     check(cfg, ds)
     dev = machine.device()
     bf16 = machine.use_bf16(cfg.precision, dev)
     mean, std = channel_stats(ds)
+    encoder = init_encoder(cfg, ds, net) if cfg.init else None
     model = build(cfg, len(ds.classes), ds.channels, ds.size, mean, std, net)
+    if encoder is not None:
+        load_weights(model, encoder, strict=False)
+        if not cfg.quiet:
+            print(f"init: the encoder of {cfg.init}" + (" (frozen: a linear probe)" if cfg.freeze else ""))
+    if cfg.freeze:
+        freeze_encoder(model)
     check_output(model, ds)
     # measured on a 2-core AVX-512 CPU: channels_last speeds bf16 convolutions by 25-40%
     channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16)

@@ -1,0 +1,316 @@
+"""Self-supervised pretraining: an encoder learns from images alone (SimCLR, BYOL, or masked
+reconstruction), watched by k-NN and linear-probe accuracy on labelled images it never trains on;
+the encoder is saved so that `train classify --init RUN` starts from it."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import Config
+from ..data.augment import Augment
+from ..data.types import Dataset, Split
+from ..engine import machine
+from ..engine.checkpoint import load_weights, save_weights
+from ..engine.fit import autocast, fit
+from ..errors import UserError
+from ..models import count_params
+from ..models.ssl import Pretrainer, strip_head
+from ..runs import new_run
+
+MIN_SIDE = 16        # the views crop and blur: smaller images leave nothing to learn from
+BANK = 10_000        # labelled images whose features the k-NN monitor compares with (the first ones)
+LABELS_SHOWN = (1, 10, 100)
+
+# the two views of each image; for digits no flips (a flipped 2 is not a 2)
+VIEWS = {"digits": Augment(crop=0.4, degrees=15, translate=0.05, brightness=0.4, contrast=0.4, blur=0.3, erase=0.5),
+         "natural": Augment(crop=0.2, hflip=True, brightness=0.4, contrast=0.4, blur=0.5, erase=0.25,
+                            padding="reflection")}
+
+
+def make_views(cfg: Config, kind: str) -> Augment:
+    """The preset of views (--augment digits|natural, auto: by kind of data) with any flag that is set."""
+    if cfg.augment == "none":
+        raise UserError("pretraining learns from two augmented views of each image: --augment none leaves nothing "
+                        "to learn; use auto, digits, natural or strong")
+    preset = cfg.augment if cfg.augment in VIEWS else "digits" if cfg.augment == "auto" and kind == "digits" else "natural"
+    changes = {k: getattr(cfg, k) for k in ("translate", "degrees", "scale", "brightness", "contrast")
+               if getattr(cfg, k) != -1}
+    if cfg.hflip != "auto":
+        changes["hflip"] = cfg.hflip == "on"
+    return replace(VIEWS[preset], **changes)
+
+
+class Pretrain:
+    def __init__(self, cfg: Config, views: Augment, bank: Split | None, steps: int):
+        self.cfg, self.views, self.bank, self.steps = cfg, views, bank, steps
+
+    def prepare(self, x, y, train: bool, g: torch.Generator | None = None):
+        x = x.float().div_(255)
+        if not train:
+            return x, y
+        if self.cfg.method == "mae":  # one lightly augmented view; the mask hides the rest
+            return self.views(x, g), y
+        return torch.cat([self.views(x, g), self.views(x, g)]), y
+
+    def train_step(self, model, x, y, opts, autocast_) -> dict[str, float]:
+        opt = opts[""]
+        if self.cfg.method == "mae":
+            v1, v2 = x, model.mask(len(x)).to(x.device)
+        else:
+            v1, v2 = x.chunk(2)
+        with autocast_():
+            loss = model.loss(v1, v2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+        opt.step()
+        if self.cfg.method == "byol":
+            # the target follows the online network ever more slowly: 0.99 -> 1 on a cosine (Grill et al. 2020)
+            step = int(next(iter(opt.state.values()))["step"])
+            total = max(1, self.cfg.epochs * self.steps)
+            model.update_momentum(1 - 0.01 * (math.cos(math.pi * min(1.0, step / total)) + 1) / 2)
+        return {"loss": loss.item()}
+
+    def evaluate(self, model, val, dev, bf16) -> dict[str, float]:
+        if self.bank is None or val is None or not len(val):
+            return {}
+        fb, yb = features(model, self.bank.x, dev, bf16), self.bank.y
+        fv, yv = features(model, val.x, dev, bf16), val.y
+        pick = per_class(yb, 10, self.cfg.seed)
+        return {"knn": knn_accuracy(fb, yb, fv, yv), "probe": probe_accuracy(fb[pick], yb[pick], fv, yv)}
+
+
+@torch.no_grad()
+def features(model, x: torch.Tensor, dev, bf16: bool, batch: int = 512) -> torch.Tensor:
+    """The encoder's features of uint8 images, on the CPU, in float32."""
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch):
+        with autocast(bf16, dev):
+            out.append(model.embed(x[i:i + batch].to(dev).float().div(255)).float().cpu())
+    model.train()
+    return torch.cat(out)
+
+
+def per_class(y: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """k indices of each class (all of a class that has fewer), drawn with the seed."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c).flatten()
+        out.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    return torch.cat(out).sort().values
+
+
+def knn_accuracy(fb, yb, fq, yq, k: int = 20, t: float = 0.07) -> float:
+    """Weighted k-NN on cosine similarity (Wu et al. 2018): the usual label-free monitor of an encoder."""
+    fb, fq = F.normalize(fb, dim=1), F.normalize(fq, dim=1)
+    classes = int(max(yb.max(), yq.max())) + 1
+    k = min(k, len(fb))
+    right = 0
+    for i in range(0, len(fq), 1024):
+        sim, idx = (fq[i:i + 1024] @ fb.T).topk(k, dim=1)
+        votes = torch.zeros(len(sim), classes).scatter_add_(1, yb[idx], (sim / t).exp())
+        right += (votes.argmax(1) == yq[i:i + 1024]).sum().item()
+    return right / len(fq)
+
+
+def probe_accuracy(ft, yt, fq, yq) -> float:
+    """A linear classifier (logistic regression) on frozen, standardised features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    if len(torch.unique(yt)) < 2:
+        return float("nan")
+    scale = StandardScaler().fit(ft.numpy())
+    clf = LogisticRegression(C=0.5, max_iter=2000).fit(scale.transform(ft.numpy()), yt.numpy())
+    return float((clf.predict(scale.transform(fq.numpy())) == yq.numpy()).mean())
+
+
+def load_data(cfg: Config) -> Dataset:
+    """A built-in set or a folder of class folders (labels kept for the monitor only), or a folder of
+    images without classes."""
+    from .classify import load_data as classify_data
+    path = Path(cfg.data).expanduser()
+    if path.is_dir() and not any(p.is_dir() and any(p.iterdir()) for p in path.iterdir() if not p.name.startswith(".")):
+        ds = read_unlabelled(path, cfg.imgsz, cfg.strict, cfg.seed)
+    else:
+        ds = classify_data(cfg)
+    if ds.train.x is None:
+        raise UserError(f"{cfg.data} does not fit in memory; pretraining needs its images in memory (use --imgsz to shrink them)")
+    if min(ds.size) < MIN_SIDE:
+        raise UserError(f"{ds.name}'s images are {ds.size[0]}x{ds.size[1]}, too small for the crops of the views; "
+                        f"use images of at least {MIN_SIDE}x{MIN_SIDE} (--imgsz {MIN_SIDE} or more resizes them)")
+    if len(ds.train) < 2 * cfg.batch:
+        raise UserError(f"{ds.name} has {len(ds.train)} training images; pretraining needs at least two batches "
+                        f"(--batch {cfg.batch}): add images or lower --batch")
+    return ds
+
+
+def read_unlabelled(path: Path, imgsz: int, strict: bool, seed: int) -> Dataset:
+    from collections import Counter
+
+    from ..data.folder import DEFAULT_SIZE, _any_colour, _decode_all, is_image_file
+    base = path.absolute()
+    paths = sorted(p for p in base.rglob("*") if p.is_file() and is_image_file(p))
+    if not paths:
+        raise UserError(f"no images in {base}: put the images there (any tree; class folders give the monitor labels)")
+    imgsz = imgsz or DEFAULT_SIZE
+    channels = 3 if _any_colour(paths) else 1
+    corrupt: list[str] = []
+    split = _decode_all(paths, [-1] * len(paths), channels, imgsz, strict, base, corrupt, Counter())
+    if not len(split):
+        raise UserError(f"no readable images in {base}")
+    empty = Split(split.x[:0], split.y[:0], ids=[])
+    return Dataset(base.name, [], split, empty, empty, channels, (imgsz, imgsz), "natural",
+                   {"root": str(base), "unlabelled": True, "images": len(split), "corrupt_files": len(corrupt)})
+
+
+def build(cfg: Config, channels: int, size, mean, std) -> Pretrainer:
+    from .classify import build as classify_build
+    encoder = classify_build(cfg, 2, channels, size, mean, std)
+    dim = strip_head(encoder)
+    return Pretrainer(encoder, dim, cfg.method, channels, tuple(size), cfg.temperature, cfg.mask_ratio)
+
+
+def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None, callbacks=(), net=None) -> dict:
+    from .classify import channel_stats
+    if net is not None:
+        raise UserError("pretraining takes a registry model (--model vgg7, resnet8, ...); own networks are not supported")
+    threads = machine.set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    ds = dataset if dataset is not None else load_data(cfg)
+    labelled = bool(ds.classes) and len(ds.val) > 0
+    if not labelled and cfg.monitor.startswith("val_"):
+        cfg.monitor = "train_loss"  # nothing labelled to watch: the loss is all there is
+    dev = machine.device()
+    bf16 = machine.use_bf16(cfg.precision, dev)
+    mean, std = channel_stats(ds)
+    model = build(cfg, ds.channels, ds.size, mean, std).to(dev)
+    run = Path(resume) if resume else new_run(cfg.project, "pretrain", cfg.name)
+    cfg.save(run / "config.yaml")
+    data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),
+                 "kind": ds.kind, "images": {s: len(getattr(ds, s)) for s in ("train", "val", "test")},
+                 "labels_used_for_training": False, "info": ds.info}
+    (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
+    from ..data.loader import Batches
+    batches = Batches(Split(ds.train.x, ds.train.y), cfg.batch, True, cfg.seed, ds.channels, ds.size[0])
+    bank = Split(ds.train.x[:BANK], ds.train.y[:BANK]) if labelled else None
+    task = Pretrain(cfg, make_views(cfg, ds.kind), bank, len(batches))
+    if not cfg.quiet:
+        print(f"run: {run}  ({ds.name}: {len(ds.train)} images without their labels"
+              + (f", {len(ds.val)} labelled val images for the monitor" if labelled else "")
+              + f"; {cfg.method} on {cfg.model}, {'bf16' if bf16 else 'fp32'}, {threads} threads)")
+    t0 = time.perf_counter()
+    try:
+        result = fit(cfg, task, model, batches, ds.val if labelled else None, run, dev, bf16, resume=bool(resume),
+                     callbacks=callbacks)
+    except KeyboardInterrupt:
+        print(f"\nstopped; continue with: deepix pretrain --resume {run}", file=sys.stderr)
+        raise
+    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev))
+    load_weights(model, run / "weights" / "best.safetensors")
+    save_encoder(cfg, model, ds, run)
+    test = few_labels(cfg, model, ds, dev, bf16) if labelled else {}
+    result["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    summary = {"task": "pretrain", "data": data_info,
+               "model": {"name": cfg.model, "method": cfg.method, "params": count_params(model.encoder),
+                         "features": model.dim, "summary": str(model.encoder)},
+               "train": result, "test": test}
+    (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    pictures(run, model, ds, task, dev, bf16)
+    from ..report.html import write_report
+    report = write_report(run)
+    return {"run": run, "report": report.resolve(), "test": test, "train": result}
+
+
+def save_encoder(cfg: Config, model: Pretrainer, ds: Dataset, run: Path) -> None:
+    """weights/encoder.safetensors under the classifier's own tensor names, and encoder.json to rebuild it."""
+    meta = {"model": cfg.model, "width": cfg.width, "activation": cfg.activation, "kernel_size": cfg.kernel_size,
+            "channels": ds.channels, "size": list(ds.size), "features": model.dim, "method": cfg.method,
+            "data": ds.name}
+    save_weights(model.encoder, run / "weights" / "encoder.safetensors", metadata={k: str(v) for k, v in meta.items()})
+    (run / "encoder.json").write_text(json.dumps(meta, indent=1))
+
+
+def few_labels(cfg: Config, model: Pretrainer, ds: Dataset, dev, bf16: bool) -> dict:
+    """k-NN and linear probe on the test split with 1, 10 and 100 labels per class (and all), from the
+    pretrained encoder and from the same encoder untrained: what the unlabelled images bought."""
+    test = ds.test if len(ds.test) else ds.val
+    torch.manual_seed(cfg.seed)
+    random = build(cfg, ds.channels, ds.size, *_stats(model)).to(dev)
+    rows = {}
+    for name, m in (("pretrained", model), ("random", random)):
+        ft, fq = features(m, ds.train.x, dev, bf16), features(m, test.x, dev, bf16)
+        for k in (*LABELS_SHOWN, None):
+            pick = per_class(ds.train.y, k, cfg.seed) if k else torch.arange(len(ds.train))
+            if k and k > int(torch.bincount(ds.train.y).min()):
+                continue
+            key = f"{k}" if k else "all"
+            rows.setdefault(key, {"labels": len(pick)})
+            rows[key][f"{name}_knn"] = knn_accuracy(ft[pick], ds.train.y[pick], fq, test.y)
+            rows[key][f"{name}_probe"] = probe_accuracy(ft[pick], ds.train.y[pick], fq, test.y)
+    return {"split": "test" if len(ds.test) else "val", "images": len(test), "few_labels": rows}
+
+
+def _stats(model: Pretrainer):
+    pre = model.encoder[0]
+    return pre.mean.flatten().tolist(), pre.std.flatten().tolist()
+
+
+def pictures(run: Path, model: Pretrainer, ds: Dataset, task: Pretrain, dev, bf16: bool) -> None:
+    from ..report.plots import image_grid
+    plots = run / "plots"
+    plots.mkdir(exist_ok=True)
+    g = torch.Generator().manual_seed(task.cfg.seed)
+    x = ds.train.x[:8].float().div(255)
+    v1, v2 = task.views(x, g), task.views(x, g)
+    both = torch.stack([x, v1, v2], 1).flatten(0, 1)
+    image_grid(_hwc(both), ["image", "view 1", "view 2"] * 8, plots / "views.png", cols=6)
+    if task.cfg.method == "mae":
+        model.eval()
+        with torch.no_grad():
+            m = model.mask(8, g)
+            m = F.interpolate(m, size=x.shape[2:], mode="nearest")
+            out = model.reconstruct(x.to(dev), m.to(dev)).float().cpu()
+        pre = model.encoder[0]
+        out = (out * pre.std.cpu() + pre.mean.cpu()).clamp(0, 1)
+        image_grid(_hwc(torch.stack([x, x * (1 - m), out], 1).flatten(0, 1)), ["image", "visible", "rebuilt"] * 8,
+                   plots / "reconstruction.png", cols=6)
+    test = ds.test if len(ds.test) else ds.val
+    if ds.classes and len(test) >= 20:
+        embedding_map(features(model, test.x[:2000], dev, bf16), test.y[:2000], ds.classes, plots / "embedding.png")
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    x = (x * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
+
+
+def embedding_map(f: torch.Tensor, y: torch.Tensor, classes: list[str], out: Path) -> Path:
+    """t-SNE of the features, coloured by the (never trained on) class."""
+    from sklearn.manifold import TSNE
+
+    from ..report.plots import _figure
+    xy = TSNE(2, init="pca", perplexity=min(30, len(f) // 4), random_state=0).fit_transform(
+        F.normalize(f, dim=1).numpy())
+    fig = _figure(6, 5)
+    ax = fig.add_subplot()
+    for c, name in enumerate(classes):
+        pts = xy[y.numpy() == c]
+        ax.scatter(pts[:, 0], pts[:, 1], s=4, label=name)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("t-SNE of the encoder's features (test images, coloured by class)")
+    if len(classes) <= 20:
+        ax.legend(markerscale=3, fontsize=7, loc="best")
+    fig.savefig(out, dpi=110)
+    return out
