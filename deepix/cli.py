@@ -72,6 +72,8 @@ HELP = {
     "init": "classify: start from a pretrain run's encoder (the run folder or its encoder.safetensors)",
     "freeze": "classify: with --init, train only the last layer (a linear probe)",
     "labels_per_class": "classify: keep only this many labelled training images of each class (seeded; 0: all)",
+    "baseline": "classify with --init: also train the same model from scratch on the same labels (the report compares)",
+    "semi": "classify: also learn from the training images whose labels are not used (FixMatch pseudo-labels)",
     "label_fraction": "classify: keep only this share of each class's labelled training images (seeded; 0: all)",
 }
 

@@ -87,6 +87,8 @@ class Config:
     freeze: bool = False        # classify: train only the last layer on the --init encoder (a linear probe)
     labels_per_class: int = 0   # classify: train on only this many labelled images of each class (0: all)
     label_fraction: float = 0.0 # classify: train on only this share of each class's labelled images (0: all)
+    baseline: bool = True      # classify with --init: also train from scratch on the same labels, for the report
+    semi: bool = False          # classify: also learn from the training images without labels (FixMatch)
     # output
     project: str = "runs"
     name: str = ""

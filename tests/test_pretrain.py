@@ -134,6 +134,21 @@ def test_fine_tuning_starts_from_the_encoder_and_freeze_keeps_it(pretrained, tmp
                       width=0.25)
     w2 = load_file(str(r2["run"] / "weights" / "last.safetensors"))
     assert not torch.equal(w2["1.0.weight"], enc["1.0.weight"])  # fine-tuned: the encoder moved
+    base = json.loads((r2["run"] / "summary.json").read_text())["baseline"]
+    assert 0 <= base["accuracy"] <= 1 and (r2["run"] / "classify" / "baseline" / "report.html").is_file()
+    b = load_file(str(r2["run"] / "classify" / "baseline" / "weights" / "last.safetensors"))
+    assert not torch.equal(b["1.0.weight"], w2["1.0.weight"])
+    assert "bought by the pretraining" in (r2["run"] / "report.html").read_text()
+
+
+def test_semi_supervised_training_learns_from_confident_guesses_on_unlabelled_images(tmp_path):
+    r = deepix.train("classify", data=shapes_16(), labels_per_class=5, semi=True, project=str(tmp_path), name="s",
+                     epochs=2, batch=8, threads=1, quiet=True, width=0.25)
+    rows = (r["run"] / "metrics.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    assert {"train_unlabelled_loss", "train_confident", "train_accuracy", "val_accuracy"} <= set(head)
+    last = dict(zip(head, rows[-1].split(",")))
+    assert 0 <= float(last["train_confident"]) <= 1 and float(last["train_unlabelled_loss"]) >= 0
 
 
 def test_a_resumed_byol_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):

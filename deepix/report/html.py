@@ -158,6 +158,15 @@ def _classify_parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple
 
     t = [f"<p>accuracy <b>{e(_pct(test.get('accuracy')))}</b> · top-5 "
          f"{e(_pct(test.get('top5')))} · loss {e(_num(test.get('loss')))}</p>"]
+    base, labelled = summary.get("baseline"), (data.get("info") or {}).get("labelled")
+    if labelled:
+        d.insert(0, f"<p>Trained on {labelled['images']:,} labelled images of the {labelled['of']:,} (drawn per class "
+                    f"with the seed), each seen {labelled['repeats_per_epoch']}x per epoch.</p>")
+    if base:
+        gain = (test.get("accuracy", 0) - base["accuracy"]) * 100
+        t.insert(1, f"<p>From the pretrained encoder: <b>{e(_pct(test.get('accuracy')))}</b>; the same training from "
+                    f"scratch on the same labels ({e(base['run'])}): <b>{e(_pct(base['accuracy']))}</b>, "
+                    f"<b>{gain:+.1f} points</b> bought by the pretraining.</p>")
     pc = test.get("per_class") or {}
     if pc and classes:
         support = [sum(r) for r in cm] if cm else [""] * len(classes)
@@ -166,7 +175,8 @@ def _classify_parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple
                          for i, c in enumerate(classes)]))
     t += [_img(cm_png, "confusion matrix"), "<h3>Misclassified test images</h3>" if
           (plots / "misclassified.png").is_file() else "", _img(plots / "misclassified.png", "misclassified")]
-    return (f"Test accuracy {_pct(test.get('accuracy'))}", f"{len(classes)} classes, {size}",
+    vs = f" (from scratch on the same labels: {_pct(base['accuracy'])})" if base else ""
+    return (f"Test accuracy {_pct(test.get('accuracy'))}{vs}", f"{len(classes)} classes, {size}",
             [("data", "Data", "".join(x for x in d if x)),
              ("model", "Model", f"<pre>{e(model.get('summary', ''))}</pre>"),
              ("test", "Test", "".join(x for x in t if x))])

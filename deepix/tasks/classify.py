@@ -2,6 +2,7 @@
 torchmetrics accuracy / top-k / per-class scores, and confusion and error pictures."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -81,6 +82,49 @@ class Classify:
         return m
 
 
+class SemiClassify(Classify):
+    """FixMatch (Sohn et al. 2020): besides each labelled batch, unlabelled images seen twice; where the model
+    is sure of a lightly augmented one (>= threshold), that guess is the label of a strongly augmented one."""
+
+    def __init__(self, *args, unlabelled: torch.Tensor, strong: Augment, ratio: int = 3, threshold: float = 0.95,
+                 weight: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unlabelled, self.strong, self.ratio = unlabelled, strong, ratio
+        self.threshold, self.weight = threshold, weight
+
+    def prepare(self, x, y, train: bool, g: torch.Generator | None = None):
+        if not train:
+            return super().prepare(x, y, train, g)
+        pick = torch.randint(0, len(self.unlabelled), (self.ratio * len(x),), generator=g)
+        u = self.unlabelled[pick.to(self.unlabelled.device)].to(x.device).float().div_(255)
+        weak = self.augment(u, g) if self.augment.active else u
+        x, y = super().prepare(x, y, train, g)
+        both = torch.cat([x, weak, self.strong(u, g)])
+        if self.channels_last:
+            both = both.contiguous(memory_format=torch.channels_last)
+        return both, y
+
+    def train_step(self, model, x, y, opts, autocast_) -> dict[str, float]:
+        n = len(y)
+        with autocast_():
+            out = model(x).float()
+        labelled, (weak, strong) = out[:n], out[n:].chunk(2)
+        probs = weak.detach().softmax(1)
+        conf, guess = probs.max(1)
+        sure = (conf >= self.threshold).float()
+        loss_l = self.loss(labelled, y)
+        loss_u = (F.cross_entropy(strong, guess, reduction="none") * sure).mean()
+        loss = loss_l + self.weight * loss_u
+        opt = opts[""]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+        opt.step()
+        return {"loss": loss.item(), "labelled_loss": loss_l.item(), "unlabelled_loss": loss_u.item(),
+                "confident": sure.mean().item(), "accuracy": (labelled.argmax(1) == y).float().mean().item()}
+
+
 def load_data(cfg: Config) -> Dataset:
     from ..data.builtin import DOWNLOADABLE, OFFLINE, load_builtin
     if cfg.data in OFFLINE + DOWNLOADABLE:
@@ -137,14 +181,25 @@ def few_labels(cfg: Config, ds: Dataset) -> Dataset:
     full = len(ds.train)
     repeats = max(1, full // len(keep))
     ids = [ds.train.ids[i] for i in keep.tolist()] if ds.train.ids else None
-    ds.info = {**ds.info, "labelled": {"images": len(keep), "of": full, "per_class": cfg.labels_per_class or None,
-                                       "fraction": cfg.label_fraction or None, "repeats_per_epoch": repeats}}
+    info = {**ds.info, "labelled": {"images": len(keep), "of": full, "per_class": cfg.labels_per_class or None,
+                                    "fraction": cfg.label_fraction or None, "repeats_per_epoch": repeats}}
     order = keep.repeat(repeats)
-    ds.train = type(ds.train)(ds.train.x[order], ds.train.y[order], ids=(ids or []) * repeats if ids else None)
+    train = type(ds.train)(ds.train.x[order], ds.train.y[order], ids=(ids or []) * repeats if ids else None)
     if not cfg.quiet:
         print(f"labels: {len(keep)} of the {full} training images ({cfg.labels_per_class or cfg.label_fraction}"
               f"{' per class' if cfg.labels_per_class else ' of each class'}), each seen {repeats}x per epoch")
-    return ds
+    return dataclasses.replace(ds, train=train, info=info)
+
+
+def scratch_baseline(cfg: Config, ds: Dataset, run: Path) -> dict:
+    """The same run without the pretrained encoder (same labels, augmentation, epochs, seed), in RUN/classify/
+    baseline: what the pretraining bought."""
+    bcfg = dataclasses.replace(cfg, init="", freeze=False, baseline=False, project=str(run), name="baseline",
+                               quiet=True, time_limit=0.0)
+    if not cfg.quiet:
+        print("baseline: the same training from scratch, for the report")
+    r = train(bcfg, dataset=ds)
+    return {"accuracy": r["test"]["accuracy"], "seconds": r["train"]["seconds"], "run": "classify/baseline"}
 
 
 def init_encoder(cfg: Config, ds: Dataset, net) -> Path:
@@ -236,10 +291,13 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     """Train a classifier; returns the run folder and the test metrics."""
     threads = machine.set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    ds = dataset if dataset is not None else load_data(cfg)
+    ds = whole = dataset if dataset is not None else load_data(cfg)
+    unlabelled = ds.train.x if cfg.semi else None  # FixMatch learns from every training image, labels or not
     if cfg.labels_per_class or cfg.label_fraction:
         ds = few_labels(cfg, ds)
     check(cfg, ds)
+    if cfg.semi and unlabelled is None:
+        raise UserError("--semi needs the training images in memory (use --imgsz to shrink them)")
     dev = machine.device()
     bf16 = machine.use_bf16(cfg.precision, dev)
     mean, std = channel_stats(ds)
@@ -263,7 +321,13 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
             split.y = split.y.to(dev)
     augment = make_augment(cfg.augment, ds.kind, translate=cfg.translate, degrees=cfg.degrees, scale=cfg.scale,
                            hflip=cfg.hflip, brightness=cfg.brightness, contrast=cfg.contrast)
-    task = Classify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last)
+    if cfg.semi:
+        from .pretrain import make_views
+        task = SemiClassify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last,
+                            unlabelled=unlabelled.to(dev), strong=make_views(cfg, ds.kind))
+        task.grad_clip = cfg.grad_clip
+    else:
+        task = Classify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last)
 
     if resume:
         run = Path(resume)
@@ -306,6 +370,8 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     summary = {"task": "classify", "data": data_info,
                "model": {"name": cfg.model, "params": count_params(model), "summary": model_summary(model, ds.channels, ds.size)},
                "train": result, "test": metrics}
+    if cfg.init and cfg.baseline:
+        summary["baseline"] = scratch_baseline(cfg, whole, run)
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     pictures(run, ds, test, out, y)
     from ..report.html import write_report
