@@ -200,3 +200,26 @@ def test_bad_pretraining_input_is_one_line_exit_2(tmp_path, pretrained):
     for args, says in cases:
         r = in_process(*args, "--project", tmp_path, "--threads", 1, "--quiet")
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+@pytest.mark.parametrize("model, channels", [("fcos-n", 3), ("unet-s", 1)])
+def test_detectors_and_restorers_start_from_an_encoder_of_their_own_backbone(tmp_path, model, channels):
+    from deepix.errors import UserError
+    from deepix.tasks.pretrain import init_from
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(48):
+        im = rng.integers(0, 255, size=(32, 32, 3) if channels == 3 else (32, 32)).astype(np.uint8)
+        Image.fromarray(im).save(folder / f"{i}.png")
+    in_process("pretrain", "--data", folder, "--imgsz", 32, "--model", model, "--epochs", 1, "--batch", 16,
+               "--width", 0.25, "--threads", 1, "--time-limit", 0, "--project", tmp_path, "--name", "b", "--quiet",
+               check=True)
+    run = tmp_path / "pretrain" / "b"
+    enc = load_file(str(run / "weights" / "encoder.safetensors"))
+    target = build_model(model, Spec(channels, 2, (32, 32), width=0.25))
+    n = init_from(target, str(run), standardised=False)
+    own = target.state_dict()
+    assert n > 4 and all(torch.equal(own[k[2:]], v) for k, v in enc.items() if k.startswith("1."))
+    with pytest.raises(UserError, match="does not fit"):
+        init_from(build_model("dncnn-xs", Spec(channels, 2, (32, 32))), str(run), standardised=False)

@@ -36,6 +36,18 @@ def strip_head(model: nn.Sequential) -> int:
     return dim
 
 
+def backbone(model: nn.Module) -> nn.Sequential:
+    """A detector's or restorer's down-sampling path (stem, then its stages), globally pooled, under the
+    model's own tensor names so that its weights load back into the model."""
+    from collections import OrderedDict
+    for name in ("stages", "downs"):  # FCOS, U-Net
+        if hasattr(model, name) and hasattr(model, "stem"):
+            return nn.Sequential(OrderedDict([("stem", model.stem), (name, nn.Sequential(*getattr(model, name))),
+                                              ("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]))
+    raise UserError(f"{type(model).__name__} has no down-sampling path to pretrain; use a classifier, "
+                    "fcos-n/fcos-s or unet-s/unet")
+
+
 def trunk(encoder: nn.Sequential) -> nn.Sequential:
     """The encoder up to its global pooling: the last feature map, which masked reconstruction decodes."""
     net = encoder[1]
@@ -70,7 +82,8 @@ class Pretrainer(nn.Module):
         elif method == "mae":
             trunk(encoder)  # checks that there is one
             with torch.no_grad():
-                c, h, w = self.trunk(torch.zeros(1, channels, *size)).shape[1:]
+                c, h, w = trunk(encoder).eval()(torch.zeros(1, channels, *size)).shape[1:]
+            encoder.train()
             self.patch = max(1, size[0] // h)
             self.grid = (h, w)
             self.decoder = nn.Conv2d(c, channels * self.patch ** 2, 1)

@@ -202,25 +202,19 @@ def scratch_baseline(cfg: Config, ds: Dataset, run: Path) -> dict:
     return {"accuracy": r["test"]["accuracy"], "seconds": r["train"]["seconds"], "run": "classify/baseline"}
 
 
-def init_encoder(cfg: Config, ds: Dataset, net) -> Path:
-    """The encoder file that --init names; the run's architecture settings follow the encoder's."""
+def init_encoder(cfg: Config, ds: Dataset, net) -> None:
+    """Checks what --init names; the run's architecture settings follow the encoder's."""
+    from .pretrain import encoder_file
     if net is not None:
         raise UserError("--init starts a built-in model from a pretrain run's encoder; your own model loads "
                         "its weights itself")
-    path = Path(cfg.init)
-    meta_path = path / "encoder.json" if path.is_dir() else path.parent.parent / "encoder.json"
-    file = path / "weights" / "encoder.safetensors" if path.is_dir() else path
-    if not file.is_file() or file.suffix != ".safetensors":
-        raise UserError(f"--init {cfg.init}: no encoder there; give a pretrain run folder (deepix pretrain writes "
-                        f"runs/pretrain/NAME) or its weights/encoder.safetensors")
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+    _, meta = encoder_file(cfg.init)
+    if meta:
         if meta["channels"] != ds.channels:
             raise UserError(f"the encoder in {cfg.init} takes {meta['channels']}-channel images but {ds.name} has "
                             f"{ds.channels}; pretrain on images like these")
         for key in ("model", "width", "activation", "kernel_size"):
             setattr(cfg, key, meta[key])
-    return file
 
 
 def freeze_encoder(model: torch.nn.Module) -> None:
@@ -301,10 +295,12 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     dev = machine.device()
     bf16 = machine.use_bf16(cfg.precision, dev)
     mean, std = channel_stats(ds)
-    encoder = init_encoder(cfg, ds, net) if cfg.init else None
+    if cfg.init:
+        init_encoder(cfg, ds, net)
     model = build(cfg, len(ds.classes), ds.channels, ds.size, mean, std, net)
-    if encoder is not None:
-        load_weights(model, encoder, strict=False)
+    if cfg.init:
+        from .pretrain import init_from
+        init_from(model, cfg.init, standardised=True)
         if not cfg.quiet:
             print(f"init: the encoder of {cfg.init}" + (" (frozen: a linear probe)" if cfg.freeze else ""))
     if cfg.freeze:

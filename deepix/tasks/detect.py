@@ -285,6 +285,11 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
         if not cfg.quiet:
             own = len(model.state_dict())
             print(f"weights: {own - len(skipped)} of {own} tensors from {cfg.weights} (the rest start fresh)")
+    if cfg.init and not resume:
+        from .pretrain import init_from
+        n = init_from(model, cfg.init, standardised=False)
+        if not cfg.quiet:
+            print(f"init: {n} backbone tensors from the encoder of {cfg.init}")
     cfg.save(run / "config.yaml")
     x, t, _ = letterbox(ds.splits["train"], side)
     val_x, _, val_s = letterbox(ds.splits["val"], side)

@@ -175,9 +175,19 @@ def read_unlabelled(path: Path, imgsz: int, strict: bool, seed: int) -> Dataset:
 
 
 def build(cfg: Config, channels: int, size, mean, std) -> Pretrainer:
+    from ..models import Spec, build_model, kind_of, with_preprocess
+    from ..models.ssl import backbone
     from .classify import build as classify_build
-    encoder = classify_build(cfg, 2, channels, size, mean, std)
-    dim = strip_head(encoder)
+    if kind_of(cfg.model) in ("detect", "restore", "upscale"):
+        # a detector's or restorer's down-sampling path, on pixels in [0, 1] as those tasks feed it
+        net = build_model(cfg.model, Spec(channels, 1, tuple(size), cfg.activation, cfg.kernel_size, cfg.width))
+        encoder = with_preprocess(backbone(net), [0.0] * channels, [1.0] * channels)
+        with torch.no_grad():
+            dim = encoder.eval()(torch.zeros(1, channels, *size)).shape[1]
+        encoder.train()
+    else:
+        encoder = classify_build(cfg, 2, channels, size, mean, std)
+        dim = strip_head(encoder)
     return Pretrainer(encoder, dim, cfg.method, channels, tuple(size), cfg.temperature, cfg.mask_ratio)
 
 
@@ -239,6 +249,35 @@ def save_encoder(cfg: Config, model: Pretrainer, ds: Dataset, run: Path) -> None
             "data": ds.name}
     save_weights(model.encoder, run / "weights" / "encoder.safetensors", metadata={k: str(v) for k, v in meta.items()})
     (run / "encoder.json").write_text(json.dumps(meta, indent=1))
+
+
+def encoder_file(init: str) -> tuple[Path, dict]:
+    """The encoder that --init names (a pretrain run folder or its encoder.safetensors) and its encoder.json."""
+    path = Path(init)
+    file = path / "weights" / "encoder.safetensors" if path.is_dir() else path
+    if not file.is_file() or file.suffix != ".safetensors":
+        raise UserError(f"--init {init}: no encoder there; give a pretrain run folder (deepix pretrain writes "
+                        f"runs/pretrain/NAME) or its weights/encoder.safetensors")
+    meta = file.parent.parent / "encoder.json"
+    return file, json.loads(meta.read_text()) if meta.is_file() else {}
+
+
+def init_from(model: torch.nn.Module, init: str, standardised: bool) -> int:
+    """Loads the encoder's tensors into `model` by name; returns how many. `standardised`: the model is a
+    classifier with its Preprocess in front (as the encoder is); detectors and restorers take raw pixels."""
+    from safetensors.torch import load_file
+    file, meta = encoder_file(init)
+    state = load_file(str(file))
+    if not standardised:
+        state = {k[2:]: v for k, v in state.items() if k.startswith("1.")}
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fits:
+        raise UserError(f"the encoder in {init} ({meta.get('model', '?')}, width {meta.get('width', '?')}, "
+                        f"{meta.get('channels', '?')} channels) does not fit this model; pretrain with the same "
+                        f"--model and --width on images with as many channels")
+    model.load_state_dict(fits, strict=False)
+    return len(fits)
 
 
 def few_labels(cfg: Config, model: Pretrainer, ds: Dataset, dev, bf16: bool) -> dict:

@@ -193,6 +193,11 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     run = Path(resume) if resume else new_run(cfg.project, "restore", cfg.name)
     if cfg.weights and not resume:
         load_weights(model, Path(cfg.weights), strict=False)
+    if cfg.init and not resume:
+        from .pretrain import init_from
+        n = init_from(model, cfg.init, standardised=False)
+        if not cfg.quiet:
+            print(f"init: {n} encoder tensors from {cfg.init}")
     cfg.save(run / "config.yaml")
     data_info = {"name": cfg.data, "channels": channels, "degrade": cfg.degrade, "scale": deg.scale,
                  "images": {s: [n for n, _, _ in v] for s, v in data.items()},
