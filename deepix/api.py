@@ -113,6 +113,9 @@ def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None =
     if task == "generate":
         from .tasks.generate import Sampler
         return Sampler(found, weights)
+    if task == "pretrain":
+        raise UserError(f"{found} holds an encoder, not a predictor: fine-tune it with deepix train classify "
+                        f"--init {found} (or detect / restore)")
     return Predictor(found, weights, model)
 
 
@@ -128,6 +131,9 @@ def val(run: str | Path, data: str | None = None, split: str = "test") -> dict:
     if task == "generate":
         from .tasks.generate import val as generate_val
         return generate_val(find_run(run))
+    if task == "pretrain":
+        from .tasks.pretrain import val as pretrain_val
+        return pretrain_val(find_run(run))
     from .data.loader import Batches
     from .engine import machine
     from .tasks.classify import Classify, load_data

@@ -193,6 +193,10 @@ def run(argv: list[str] | None = None) -> int:
                           f"{m['precision']:.3f}  recall {m['recall']:.3f}  smallest class {m['coverage_min']:.1%}"
                           + ("" if m["class_accuracy"] is None else f"  asked class {m['class_accuracy']:.1%}")
                           + f"  ({m['samples']:,} samples; {m['feature_space']})")
+        elif "few_labels" in m:
+            for k, r in m["few_labels"].items():
+                console.print(f"{k:>4} labels per class: k-NN {r['pretrained_knn']:.1%}  linear probe "
+                              f"{r['pretrained_probe']:.1%}  (untrained: {r['random_probe']:.1%})")
         elif "methods" in m:
             for name, v in sorted(m["methods"].items(), key=lambda kv: -kv[1]["psnr"]):
                 console.print(f"{name:<24} PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.4f}")

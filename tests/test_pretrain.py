@@ -117,6 +117,16 @@ def test_pretraining_writes_monitor_encoder_pictures_and_report(pretrained):
     assert "What the unlabelled images bought" in html and "linear probe" in html
 
 
+def test_predict_on_a_pretrain_run_points_to_fine_tuning(pretrained, tmp_path):
+    run = pretrained["run"]
+    x, y = shapes_16()
+    folder = tmp_path / "img"
+    folder.mkdir()
+    Image.fromarray(x[0]).save(folder / "a.png")
+    r = in_process("predict", run, folder / "a.png")
+    assert r.returncode == 2 and "--init" in r.stderr
+
+
 def test_fine_tuning_starts_from_the_encoder_and_freeze_keeps_it(pretrained, tmp_path):
     run = pretrained["run"]
     enc = load_file(str(run / "weights" / "encoder.safetensors"))

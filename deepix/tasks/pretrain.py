@@ -353,3 +353,19 @@ def embedding_map(f: torch.Tensor, y: torch.Tensor, classes: list[str], out: Pat
         ax.legend(markerscale=3, fontsize=7, loc="best")
     fig.savefig(out, dpi=110)
     return out
+
+
+def val(run: Path) -> dict:
+    """The few-label figures of a run's best encoder again, on its own data's test split."""
+    from ..config import make_config
+    from .classify import channel_stats
+    cfg = make_config(run / "config.yaml")
+    machine.set_threads(cfg.threads)
+    ds = load_data(cfg)
+    if not ds.classes:
+        raise UserError(f"{run} was pretrained on images without labels: there is nothing to measure it with")
+    dev = machine.device()
+    bf16 = machine.use_bf16(cfg.precision, dev)
+    model = build(cfg, ds.channels, ds.size, *channel_stats(ds)).to(dev)
+    load_weights(model, run / "weights" / "best.safetensors")
+    return few_labels(cfg, model, ds, dev, bf16)
