@@ -310,7 +310,7 @@ def pictures(run: Path, model: Pretrainer, ds: Dataset, task: Pretrain, dev, bf1
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     g = torch.Generator().manual_seed(task.cfg.seed)
-    x = ds.train.x[:8].float().div(255)
+    x = ds.train.x[torch.randperm(len(ds.train), generator=g)[:8]].float().div(255)  # a spread of the data
     v1, v2 = task.views(x, g), task.views(x, g)
     both = torch.stack([x, v1, v2], 1).flatten(0, 1)
     image_grid(_hwc(both), ["image", "view 1", "view 2"] * 8, plots / "views.png", cols=6)
