@@ -89,8 +89,9 @@ class SemiClassify(Classify):
     def __init__(self, *args, unlabelled: torch.Tensor, strong: Augment, ratio: int = 3, threshold: float = 0.95,
                  weight: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.unlabelled, self.strong, self.ratio = unlabelled, strong, ratio
-        self.threshold, self.weight = threshold, weight
+        self.unlabelled, self.strong, self.ratio, self.weight = unlabelled, strong, ratio, weight
+        # label smoothing caps what the model may be sure of (0.91 for 10 classes at 0.1): scale the bar with it
+        self.threshold = threshold * (1 - self.label_smoothing + self.label_smoothing / self.num_classes)
 
     def prepare(self, x, y, train: bool, g: torch.Generator | None = None):
         if not train:
