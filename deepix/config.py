@@ -201,6 +201,8 @@ def make_config(file: str | Path | None = None, **overrides: Any) -> Config:
     if unknown:
         raise UserError(f"unknown setting(s): {', '.join(unknown)}; see `deepix train --help`")
     cfg = Config(**TASK_DEFAULTS.get(values.get("task", "classify"), {}))
+    if "epochs" in values and "time_limit" not in values:
+        cfg.time_limit = 0.0  # a task's default time budget gives way to epochs the user names
     for f in fields(Config):
         if f.name in values:
             default = getattr(cfg, f.name)

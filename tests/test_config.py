@@ -28,3 +28,9 @@ def test_unknown_setting_and_bad_type(tmp_path):
 
 def test_defaults_are_valid():
     assert Config().validate().epochs >= 1
+
+
+def test_a_tasks_default_time_budget_gives_way_to_epochs_the_user_names():
+    assert make_config(task="pretrain").time_limit == 10.0
+    assert make_config(task="pretrain", epochs=5).time_limit == 0.0
+    assert make_config(task="pretrain", epochs=5, time_limit=3).time_limit == 3.0
