@@ -102,6 +102,9 @@ class Predictor:
 def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None = None):
     """A trained run ready to predict (a classifier's Predictor, a restoration run's Restorer);
     `model` rebuilds a run trained with your own nn.Module."""
+    if Path(run).suffix in (".onnx", ".torchscript"):
+        from .export import Exported
+        return Exported(run)
     found = find_run(run)
     task = make_config(found / "config.yaml").task
     if task == "restore":

@@ -148,6 +148,13 @@ def parser() -> argparse.ArgumentParser:
     ge.add_argument("--seed", type=int, default=0)
     ge.add_argument("--weights", default="best", choices=("best", "last"))
 
+    ex = sub.add_parser("export", help="write a run as an ONNX or TorchScript file, checked against deepix's outputs")
+    ex.add_argument("run")
+    ex.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
+    ex.add_argument("-o", "--output", help="the file to write (default: RUN/weights/best.onnx or .torchscript)")
+    ex.add_argument("--weights", default="best", choices=("best", "last"))
+    ex.add_argument("--data", help="where the run's data now lives (the parity check reads its test images)")
+
     sub.add_parser("models", help="list the registered models")
     r = sub.add_parser("report", help="rewrite a run's report.html")
     r.add_argument("run")
@@ -247,6 +254,17 @@ def run(argv: list[str] | None = None) -> int:
         sampler = Sampler(find_run(args.run), args.weights)
         paths = write(sampler.generate(args.n, args.cls, args.seed), Path(args.output))
         console.print(f"{args.n} images -> {paths[0] if len(paths) == 1 else Path(args.output)}")
+    elif args.verb == "export":
+        from .export import export
+        r = export(args.run, args.format, args.output, args.weights, args.data)
+        par = r["parity"]
+        agree = f", top-1 agreement {par['top1_agreement']:.1%}" if "top1_agreement" in par else ""
+        console.print(f"{r['format']}: {r['file']} ({r['bytes'] / 1e6:.1f} MB, {r['export_seconds']:.1f} s)")
+        console.print(f"parity with deepix on {par['inputs']}: max |difference| {par['max_abs_diff']:.2e} "
+                      f"(tolerance {par['tolerance']:.0e}){agree}: {'ok' if par['ok'] else 'FAILED'}")
+        console.print(f"input: {r['input']}")
+        if not par["ok"]:
+            return 1
     elif args.verb == "models":
         from rich.table import Table
         from .models import list_models

@@ -1,0 +1,226 @@
+"""A trained run as a file that runs without deepix: ONNX (torch.onnx's exporter, onnxruntime for the check)
+or TorchScript, with what a caller must do to the pixels written into the file, and a parity check of the
+file's outputs against deepix's own on real inputs, reported and kept in export.json."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import make_config
+from .errors import UserError
+from .runs import find_run
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
+TOLERANCE = 1e-4   # largest |difference| allowed, relative to the outputs' own scale (fp32 both sides)
+
+
+class _Generator(torch.nn.Module):
+    """A GAN's averaged generator with its output mapped to pixels in [0, 1]."""
+
+    def __init__(self, g: torch.nn.Module, conditional: bool):
+        super().__init__()
+        self.g, self.conditional = g, conditional
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.g(z, labels if self.conditional else None).add(1).div(2).clamp(0, 1)
+
+
+def _real_images(cfg, n: int) -> tuple[torch.Tensor, str]:
+    """Up to n test images of the run's own data, as floats in [0, 1]."""
+    from .tasks.classify import load_data
+    try:
+        ds = load_data(cfg)
+    except UserError as e:
+        raise UserError(f"the parity check runs on the run's own test images, and they could not be read ({e}); "
+                        f"pass --data to point at them") from None
+    split = ds.test if len(ds.test) else ds.val
+    return split.x[:n].float().div(255), f"{min(n, len(split))} {'test' if len(ds.test) else 'val'} images of {ds.name}"
+
+
+def _photo(channels: int, side: int = 96) -> torch.Tensor:
+    """scikit-image's camera man and astronaut, centre crops: real photographs shipped with an installed package."""
+    from skimage import data
+    out = []
+    for im in (data.camera(), data.astronaut()):
+        t = torch.from_numpy(np.ascontiguousarray(im)).float().div(255)
+        t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+        t = t.mean(0, keepdim=True) if channels == 1 and t.shape[0] == 3 else t.expand(channels, -1, -1)
+        h, w = t.shape[1:]
+        out.append(t[:, h // 2 - side // 2:h // 2 + side // 2, w // 2 - side // 2:w // 2 + side // 2])
+    return torch.stack(out)
+
+
+def exportable(run: Path, weights: str, data: str | None = None):
+    """(module, example inputs, their names, output names, dynamic axes, metadata, what the inputs are)."""
+    cfg = make_config(run / "config.yaml")
+    if data:
+        cfg.data = data
+    meta = json.loads((run / "dataset.json").read_text())
+    info = {"deepix_task": cfg.task, "model": cfg.model, "weights": weights}
+    if cfg.task == "classify":
+        from .api import Predictor
+        model = Predictor(run, weights).model
+        x, about = _real_images(cfg, 64)
+        info.update(classes=meta["classes"], channels=meta["channels"], size=meta["size"],
+                    input="images: float32 (N, C, H, W), pixels scaled to [0, 1], " +
+                          ("gray" if meta["channels"] == 1 else "RGB") + f", {meta['size'][0]}x{meta['size'][1]}; "
+                          "the standardisation is inside the graph",
+                    output="logits (N, classes): softmax gives the probabilities")
+        return model, (x,), ["images"], ["logits"], {"images": {0: "batch"}}, info, about
+    if cfg.task == "restore":
+        from .tasks.restore import Restorer
+        r = Restorer(run, weights)
+        clean = _photo(r.channels)
+        x = r.degrade(clean, torch.Generator().manual_seed(0)).clamp(0, 1) if r.degrade.steps else clean
+        info.update(channels=r.channels, scale=r.degrade.scale, degrade=cfg.degrade,
+                    input="image: float32 (N, C, H, W) in [0, 1], any H and W",
+                    output=f"restored: float32 (N, C, {r.degrade.scale}H, {r.degrade.scale}W); clip to [0, 1]")
+        return (r.model, (x,), ["image"], ["restored"], {"image": {0: "batch", 2: "height", 3: "width"}}, info,
+                f"{len(x)} photographs (scikit-image's camera and astronaut, 96x96) degraded by {cfg.degrade}")
+    if cfg.task == "generate":
+        from .tasks.generate import Sampler
+        s = Sampler(run, weights)
+        if not hasattr(s.model, "g_ema"):
+            raise UserError(f"{cfg.model} samples through 25 network passes; export covers the GANs (dcgan, cgan) so far")
+        n = 16
+        z = s.model.latent(n, torch.Generator().manual_seed(0))
+        labels = torch.arange(n) % max(1, s.model.num_classes)
+        info.update(classes=s.classes, z_dim=int(z.shape[1]), conditional=bool(s.model.num_classes),
+                    input=f"z: float32 (N, {z.shape[1]}) from N(0, 1); labels: int64 (N,) class indices"
+                          + ("" if s.model.num_classes else " (ignored: unconditional)"),
+                    output="images: float32 (N, C, H, W) in [0, 1]")
+        return (_Generator(s.model.g_ema, bool(s.model.num_classes)).eval(), (z, labels), ["z", "labels"], ["images"],
+                {"z": {0: "batch"}, "labels": {0: "batch"}}, info, f"{n} latents drawn with seed 0, labels 0..9")
+    raise UserError(f"export of {cfg.task} runs is not supported yet (classify, restore and GAN runs are)")
+
+
+def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None, weights: str = "best",
+           data: str | None = None) -> dict:
+    """Writes the file and checks it against deepix's own outputs; returns what export.json records."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    run = find_run(run)
+    if not (run / "weights" / f"{weights}.safetensors").is_file():
+        raise UserError(f"{run} has no weights/{weights}.safetensors: is it a finished run?")
+    model, inputs, names, outputs, dynamic, info, about = exportable(run, weights, data)
+    model.eval()
+    path = Path(out) if out else run / "weights" / f"{weights}{FORMATS[fmt]}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if fmt == "onnx":
+        _to_onnx(model, inputs, names, outputs, dynamic, info, path)
+    else:
+        _to_torchscript(model, inputs, info, path)
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        want = model(*inputs).float().numpy()
+    got = run_file(path, dict(zip(names, inputs)))
+    scale = max(1.0, float(np.abs(want).max()))
+    diff = float(np.abs(got - want).max())
+    record = {"file": str(path), "format": fmt, "bytes": path.stat().st_size, "export_seconds": round(seconds, 2),
+              "parity": {"inputs": about, "max_abs_diff": diff, "tolerance": TOLERANCE * scale,
+                         "ok": diff <= TOLERANCE * scale},
+              **info}
+    if info["deepix_task"] == "classify":
+        record["parity"]["top1_agreement"] = float((got.argmax(1) == want.argmax(1)).mean())
+    (path.parent / f"{path.name}.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path) -> None:
+    import onnx
+    shapes = tuple({axis: torch.export.Dim(f"{name}_{label}" if label != "batch" else "batch", min=1 if label == "batch" else 16,
+                                           max=4096 if label == "batch" else 8192)
+                    for axis, label in dynamic[name].items()} for name in names)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes
+        torch.onnx.export(model, inputs, str(path), input_names=names, output_names=outputs, dynamic_shapes=shapes,
+                          dynamo=True, external_data=False)
+    proto = onnx.load(str(path))
+    for k, v in info.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+    onnx.save(proto, str(path))
+
+
+def _to_torchscript(model, inputs, info, path: Path) -> None:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, inputs, check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files={"deepix.json": json.dumps(info)})
+
+
+def run_file(path: Path, feeds: dict[str, torch.Tensor]) -> np.ndarray:
+    """The exported file's first output for these inputs (onnxruntime, or TorchScript)."""
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        wanted = {i.name for i in sess.get_inputs()}
+        return sess.run(None, {k: v.numpy() for k, v in feeds.items() if k in wanted})[0]
+    with warnings.catch_warnings():  # TorchScript is deprecated upstream, and says so on every load
+        warnings.simplefilter("ignore")
+        m = torch.jit.load(str(path))
+    with torch.no_grad():
+        return m(*feeds.values()).float().numpy()
+
+
+def read_metadata(path: Path) -> dict:
+    """What export wrote into an ONNX or TorchScript file."""
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+        props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+        out = {}
+        for k, v in props.items():
+            try:
+                out[k] = json.loads(v)
+            except ValueError:
+                out[k] = v
+        return out
+    files = {"deepix.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.load(str(path), _extra_files=files)
+    return json.loads(files["deepix.json"])
+
+
+class Exported:
+    """An exported file used the way a run is: `deepix predict model.onnx img.png` (classify or restore)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"not found: {self.path}")
+        try:
+            self.meta = read_metadata(self.path)
+        except Exception as e:  # a damaged or foreign file fails inside onnxruntime / torch.jit in many ways
+            raise UserError(f"{self.path} is not a file deepix export wrote ({type(e).__name__})") from None
+        task = self.meta.get("deepix_task")
+        if task not in ("classify", "restore"):
+            raise UserError(f"{self.path} holds a {task or 'foreign'} model; predict takes exported classifiers and "
+                            "restorers")
+        self.channels = int(self.meta["channels"])
+        self.size = tuple(self.meta.get("size") or ())
+        self.classes = self.meta.get("classes")
+        if task == "restore":
+            self.restore = self._restore
+
+    def predict(self, images, top_k: int = 5) -> list[dict]:
+        from .api import Predictor
+        x = Predictor._batch(self, images)
+        probs = torch.from_numpy(run_file(self.path, {"images": x})).softmax(1)
+        k = min(top_k, len(self.classes))
+        p, i = probs.topk(k, 1)
+        return [{"class": self.classes[ii[0]], "probability": float(pp[0]),
+                 "top": [{"class": self.classes[c], "probability": float(v)} for v, c in zip(pp.tolist(), ii.tolist())],
+                 "probabilities": pr.tolist()} for pp, ii, pr in zip(p, i, probs)]
+
+    def _restore(self, path) -> torch.Tensor:
+        from .restore import images as imgio
+        x = imgio.read(path, self.channels)[0]
+        return torch.from_numpy(run_file(self.path, {"image": x[None]}))[0].clamp(0, 1)

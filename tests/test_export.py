@@ -1,0 +1,83 @@
+"""`deepix export`: ONNX and TorchScript files of classify, restore and GAN runs, their metadata, the parity
+check against deepix's own outputs, predicting with an exported file, and bad requests."""
+import json
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+import deepix
+from deepix.export import read_metadata, run_file
+from tests.test_cli import in_process
+from tests.test_generate import digits_28
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    photos = tmp_path_factory.mktemp("photos")
+    cam = skimage.data.camera()
+    for split, crops in (("train", [cam[:96, :96], cam[200:296, 300:396]]), ("val", [cam[300:364, 100:164]]),
+                         ("test", [cam[100:180, 150:250]])):
+        (photos / split).mkdir()
+        for i, c in enumerate(crops):
+            Image.fromarray(c).save(photos / split / f"{i}.png")
+    common = dict(project=str(root), quiet=True, threads=1, epochs=1)
+    return {
+        "classify": deepix.train(data="mnist-5k", model="vgg7", width=0.25, batch=256, name="c", **common)["run"],
+        "restore": deepix.train("restore", data=str(photos), model="unet-s", width=0.25, patches=32, batch=16, patch=32,
+                                name="r", **common)["run"],
+        "generate": deepix.train("generate", data=digits_28(), model="dcgan", width=0.25, batch=32, judge_epochs=1,
+                                 name="g", **common)["run"],
+    }
+
+
+@pytest.mark.parametrize("task", ["classify", "restore", "generate"])
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_writes_a_file_that_matches_deepix(runs, task, fmt, tmp_path):
+    out = tmp_path / f"m.{fmt}"
+    r = in_process("export", runs[task], "--format", fmt, "-o", out, check=True)
+    assert "ok" in r.stdout
+    record = json.loads((tmp_path / f"m.{fmt}.json").read_text())
+    assert record["parity"]["ok"] and record["parity"]["max_abs_diff"] < 1e-3
+    meta = read_metadata(out)
+    assert meta["deepix_task"] == task and "input" in meta
+    if task == "classify":
+        assert meta["classes"] == [str(i) for i in range(10)] and record["parity"]["top1_agreement"] == 1.0
+        # any batch size: the batch axis is dynamic
+        assert run_file(out, {"images": torch.rand(3, 1, 28, 28)}).shape == (3, 10)
+    if task == "restore" and fmt == "onnx":
+        # any image size: height and width are dynamic
+        assert run_file(out, {"image": torch.rand(2, 1, 40, 56)}).shape == (2, 1, 40, 56)
+
+
+def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, tmp_path):
+    run = runs["classify"]
+    out = tmp_path / "c.onnx"
+    in_process("export", run, "-o", out, check=True)
+    img = tmp_path / "digit.png"
+    Image.fromarray(np.asarray(torch.rand(28, 28).mul(255).byte())).save(img)
+    a = json.loads(in_process("predict", run, img, "--json", check=True).stdout)
+    b = json.loads(in_process("predict", out, img, "--json", check=True).stdout)
+    assert a["class"] == b["class"] and abs(a["probability"] - b["probability"]) < 1e-4
+
+
+def test_predict_restores_with_an_exported_restorer(runs, tmp_path):
+    out = tmp_path / "r.onnx"
+    in_process("export", runs["restore"], "-o", out, check=True)
+    noisy = tmp_path / "noisy.png"
+    Image.fromarray(skimage.data.camera()[:64, :80]).save(noisy)
+    in_process("predict", out, noisy, "-o", tmp_path / "clean.png", check=True)
+    assert np.asarray(Image.open(tmp_path / "clean.png")).shape == (64, 80)
+
+
+def test_bad_export_requests_are_one_line_exit_2(runs, tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    for args, says in ((["export", tmp_path], "not a deepix run"),
+                       (["predict", junk, tmp_path / "x.png"], "not a file deepix export wrote"),
+                       (["export", runs["classify"], "--weights", "last", "--data", tmp_path / "gone"], "could not be read")):
+        r = in_process(*args)
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
