@@ -29,12 +29,13 @@ def runs(tmp_path_factory):
         "classify": deepix.train(data="mnist-5k", model="vgg7", width=0.25, batch=256, name="c", **common)["run"],
         "restore": deepix.train("restore", data=str(photos), model="unet-s", width=0.25, patches=32, batch=16, patch=32,
                                 name="r", **common)["run"],
+        "detect": deepix.train("detect", data="shapes", precision="fp32", name="d", **common)["run"],
         "generate": deepix.train("generate", data=digits_28(), model="dcgan", width=0.25, batch=32, judge_epochs=1,
                                  name="g", **common)["run"],
     }
 
 
-@pytest.mark.parametrize("task", ["classify", "restore", "generate"])
+@pytest.mark.parametrize("task", ["classify", "restore", "detect", "generate"])
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_writes_a_file_that_matches_deepix(runs, task, fmt, tmp_path):
     out = tmp_path / f"m.{fmt}"
@@ -62,6 +63,25 @@ def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, tmp
     a = json.loads(in_process("predict", run, img, "--json", check=True).stdout)
     b = json.loads(in_process("predict", out, img, "--json", check=True).stdout)
     assert a["class"] == b["class"] and abs(a["probability"] - b["probability"]) < 1e-4
+
+
+def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, tmp_path):
+    from deepix.config import make_config
+    from deepix.export import Exported
+    from deepix.tasks.detect import Detector, load_data, pixels
+    out = tmp_path / "d.onnx"
+    in_process("export", runs["detect"], "-o", out, check=True)
+    ds = load_data(make_config(task="detect"))
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(pixels(ds.splits["test"][i]).permute(1, 2, 0).numpy()).save(paths[-1])
+    a = Detector(runs["detect"]).detect(paths, conf=0.05)
+    b = Exported(out).detect(paths, conf=0.05)
+    for ra, rb in zip(a, b):
+        assert len(ra["scores"]) == len(rb["scores"]) > 0
+        assert torch.allclose(ra["scores"].sort().values, rb["scores"].sort().values, atol=1e-4)
+    assert "found" in in_process("predict", out, paths[0], check=True).stdout
 
 
 def test_predict_restores_with_an_exported_restorer(runs, tmp_path):
