@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -155,6 +156,17 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--weights", default="best", choices=("best", "last"))
     ex.add_argument("--data", help="where the run's data now lives (the parity check reads its test images)")
 
+    sv = sub.add_parser("serve", help="an HTTP API and a web page for trained runs (or exported files)")
+    sv.add_argument("runs", nargs="+", help="run folders or exported .onnx / .torchscript files")
+    sv.add_argument("--host", default="127.0.0.1", help="another host than 127.0.0.1 needs --api-key")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--api-key", default=os.environ.get("DEEPIX_API_KEY"),
+                    help="required on /v1/ as X-API-Key or Authorization: Bearer (default: $DEEPIX_API_KEY)")
+    sv.add_argument("--no-batching", action="store_true", help="one forward pass per request")
+    sv.add_argument("--max-batch", type=int, default=32, help="images in one forward pass")
+    sv.add_argument("--max-upload-mb", type=float, default=10.0)
+    sv.add_argument("--max-pixels", type=int, default=40_000_000)
+
     sub.add_parser("models", help="list the registered models")
     r = sub.add_parser("report", help="rewrite a run's report.html")
     r.add_argument("run")
@@ -265,6 +277,10 @@ def run(argv: list[str] | None = None) -> int:
         console.print(f"input: {r['input']}")
         if not par["ok"]:
             return 1
+    elif args.verb == "serve":
+        from .serve.app import Limits, serve
+        serve(args.runs, args.host, args.port, args.api_key, not args.no_batching,
+              Limits(max_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels, max_batch=args.max_batch))
     elif args.verb == "models":
         from rich.table import Table
         from .models import list_models

@@ -1,0 +1,288 @@
+"""The HTTP service: runs (or exported files) loaded once, requests batched per model through a bounded
+queue, uploads size- and pixel-limited and decoded safely, one-line JSON errors, a web page."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import io
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from PIL import Image
+from starlette.exceptions import HTTPException
+
+from ..errors import UserError
+
+
+@dataclass
+class Limits:
+    max_bytes: int = 10 * 2**20        # one upload
+    max_pixels: int = 40_000_000       # width x height, read from the header before any decoding
+    max_files: int = 32                # images in one request
+    max_batch: int = 32                # images in one forward pass
+    max_wait_ms: float = 5.0           # how long a batch waits for company
+    queue: int = 256                   # requests waiting per model; more are refused (503)
+    timeout_s: float = 30.0            # a request not answered by then gets 504
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def decode(data: bytes, limits: Limits) -> Image.Image:
+    """An upload as a PIL image, or Refused: too large, too many pixels (checked on the header, so a small
+    file that claims 30,000 x 30,000 pixels is refused before it is decompressed), or not an image."""
+    if not data:
+        raise Refused(400, "the upload is empty")
+    if len(data) > limits.max_bytes:
+        raise Refused(413, f"the upload is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
+    try:
+        im = Image.open(io.BytesIO(data))
+        w, h = im.size
+        if w * h > limits.max_pixels:
+            raise Refused(413, f"the image has too many pixels ({w:,} x {h:,}; the limit is {limits.max_pixels:,})")
+        im.load()  # a truncated or corrupt file fails here
+    except Refused:
+        raise
+    except Image.DecompressionBombError:
+        raise Refused(413, "the image has too many pixels (decompression bomb refused)") from None
+    except Exception as e:  # PIL raises many kinds for bad data (UnidentifiedImageError, OSError, SyntaxError, ...)
+        raise Refused(400, f"the upload is not a readable image ({type(e).__name__})") from None
+    return im
+
+
+class Model:
+    """One run (or exported file) loaded once, with its batcher."""
+
+    def __init__(self, name: str, source: str, batching: bool, limits: Limits):
+        from ..api import load
+        self.name, self.source, self.limits = name, source, limits
+        self.pred = load(source)
+        self.task = ("generate" if hasattr(self.pred, "generate") else "restore" if hasattr(self.pred, "restore")
+                     else "detect" if hasattr(self.pred, "detect") else "classify")
+        self.batching = batching and self.task in ("classify", "detect")
+        self.queue: asyncio.Queue | None = None
+        self.lock = asyncio.Lock()  # one forward pass at a time per model: requests wait, threads don't pile up
+
+    def info(self) -> dict:
+        classes = getattr(self.pred, "classes", None)
+        return {"name": self.name, "task": self.task, "classes": classes, "batching": self.batching,
+                "source": Path(self.source).name}
+
+    def run(self, images: list[Image.Image], options: dict) -> list[dict]:
+        """The answers for a list of images (one forward pass where the task allows)."""
+        if self.task == "classify":
+            return [{"class": r["class"], "probability": r["probability"], "top": r["top"]}
+                    for r in self.pred.predict(list(images), options.get("top_k", 5))]
+        if self.task == "detect":
+            with tempfile.TemporaryDirectory() as tmp:  # the server names these files, never the client
+                paths = []
+                for i, im in enumerate(images):
+                    paths.append(Path(tmp) / f"{i}.png")
+                    im.convert("RGB").save(paths[-1])
+                found = self.pred.detect(paths, options.get("conf", 0.25), options.get("max_det", 100))
+            classes = self.pred.classes
+            return [{"detections": [{"box": [round(v, 2) for v in b], "score": round(s, 4), "class": classes[c]}
+                                    for b, s, c in zip(r["boxes"].tolist(), r["scores"].tolist(), r["labels"].tolist())]}
+                    for r in found]
+        out = []
+        for im in images:  # restore: one image at a time (each its own size)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "in.png"
+                im.save(path)
+                restored = self.pred.restore(path)
+            out.append({"image": png_base64(restored), "width": int(restored.shape[-1]), "height": int(restored.shape[-2])})
+        return out
+
+    async def submit(self, images: list[Image.Image], options: dict) -> list[dict]:
+        if not self.batching:
+            async with self.lock:
+                return await asyncio.to_thread(self.run, images, options)
+        loop = asyncio.get_running_loop()
+        futures = []
+        for im in images:
+            fut = loop.create_future()
+            try:
+                self.queue.put_nowait((im, options, fut))
+            except asyncio.QueueFull:
+                raise Refused(503, f"{self.name} has {self.limits.queue} requests waiting; try again shortly") from None
+            futures.append(fut)
+        return list(await asyncio.gather(*futures))
+
+    async def worker(self) -> None:
+        """Takes what is waiting (up to max_batch, waiting max_wait_ms for more) and answers it in one pass."""
+        while True:
+            first = await self.queue.get()
+            batch = [first]
+            deadline = time.perf_counter() + self.limits.max_wait_ms / 1000
+            while len(batch) < self.limits.max_batch:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), left))
+                except asyncio.TimeoutError:
+                    break
+            # requests with different options (top_k, conf) are answered by one pass with the first's options
+            # only when they agree; the rest go in their own pass
+            groups: dict[str, list] = {}
+            for item in batch:
+                groups.setdefault(repr(sorted(item[1].items())), []).append(item)
+            for items in groups.values():
+                try:
+                    answers = await asyncio.to_thread(self.run, [i[0] for i in items], items[0][1])
+                    for (_, _, fut), a in zip(items, answers):
+                        if not fut.done():
+                            fut.set_result(a)
+                except Exception as e:  # a failure answers every request of the pass, and the worker goes on
+                    for _, _, fut in items:
+                        if not fut.done():
+                            fut.set_exception(e)
+
+
+def png_base64(img: torch.Tensor) -> str:
+    """(C, H, W) in [0, 1] as a base64 PNG."""
+    a = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+    a = a[0].numpy() if a.shape[0] == 1 else a.permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def make_app(sources: list[str], api_key: str | None = None, batching: bool = True, limits: Limits | None = None):
+    """The FastAPI app serving these runs or exported files."""
+    limits = limits or Limits()
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels  # PIL's own bomb check, as a second guard
+    models: dict[str, Model] = {}
+    for src in sources:
+        stem = Path(src).stem if Path(src).suffix in (".onnx", ".torchscript") else Path(src).name
+        name, i = stem, 2
+        while name in models:
+            name, i = f"{stem}-{i}", i + 1
+        models[name] = Model(name, src, batching, limits)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        tasks = []
+        for m in models.values():
+            if m.batching:
+                m.queue = asyncio.Queue(limits.queue)
+                tasks.append(asyncio.create_task(m.worker()))
+        yield
+        for t in tasks:
+            t.cancel()
+
+    app = FastAPI(title="deepix", version="1", lifespan=lifespan,
+                  description="Models trained with deepix: classify, detect, restore, generate.")
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message.splitlines()[0] if message else "error"}, status_code=status)
+
+    @app.exception_handler(Refused)
+    async def refused(request, exc: Refused):
+        return error(exc.status, exc.message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return error(422, f"{where}: {first.get('msg', 'invalid')} (send images as multipart field 'file' or 'files')")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if api_key and request.url.path.startswith("/v1/"):
+            given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return error(401, "a valid API key is needed (header X-API-Key or Authorization: Bearer KEY)")
+        size = request.headers.get("content-length")
+        if size and size.isdigit() and int(size) > limits.max_bytes * limits.max_files + 2**20:
+            return error(413, f"the request is {int(size):,} bytes; the limit is {limits.max_bytes * limits.max_files:,}")
+        return await call_next(request)
+
+    def model_named(name: str) -> Model:
+        if name not in models:
+            raise Refused(404, f"no model named {name!r}; GET /v1/models lists them")
+        return models[name]
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "models": len(models)}
+
+    @app.get("/v1/models")
+    async def list_models():
+        return {"models": [m.info() for m in models.values()]}
+
+    @app.post("/v1/models/{name}/predict")
+    async def predict(name: str, file: UploadFile | None = File(None), files: list[UploadFile] | None = File(None),
+                      top_k: int = Form(5), conf: float = Form(0.25), max_det: int = Form(100)):
+        m = model_named(name)
+        if m.task == "generate":
+            raise Refused(400, f"{name} makes images: POST /v1/models/{name}/generate")
+        uploads = ([file] if file is not None else []) + list(files or [])
+        if not uploads:
+            raise Refused(422, "no image: send it as multipart field 'file' (or several as 'files')")
+        if len(uploads) > limits.max_files:
+            raise Refused(413, f"{len(uploads)} images in one request; the limit is {limits.max_files}")
+        images = [decode(await u.read(limits.max_bytes + 1), limits) for u in uploads]
+        if not (1 <= top_k <= 1000 and 0 <= conf < 1 and 1 <= max_det <= 1000):
+            raise Refused(422, "top_k must be in [1, 1000], conf in [0, 1), max_det in [1, 1000]")
+        options = {"top_k": top_k} if m.task == "classify" else {"conf": conf, "max_det": max_det} if m.task == "detect" else {}
+        t0 = time.perf_counter()
+        try:
+            results = await asyncio.wait_for(m.submit(images, options), limits.timeout_s)
+        except asyncio.TimeoutError:
+            raise Refused(504, f"{name} did not answer within {limits.timeout_s:g} s") from None
+        return {"model": name, "task": m.task, "results": results, "ms": round((time.perf_counter() - t0) * 1000, 1)}
+
+    @app.post("/v1/models/{name}/generate")
+    async def generate(name: str, n: int = Form(16), cls: str | None = Form(None, alias="class"), seed: int = Form(0)):
+        m = model_named(name)
+        if m.task != "generate":
+            raise Refused(400, f"{name} is a {m.task} model: POST /v1/models/{name}/predict")
+        if not 1 <= n <= 256:
+            raise Refused(422, "n must be in [1, 256]")
+        t0 = time.perf_counter()
+        try:
+            async with m.lock:
+                images = await asyncio.wait_for(asyncio.to_thread(m.pred.generate, n, cls, seed), limits.timeout_s)
+        except UserError as e:
+            raise Refused(422, str(e)) from None
+        from ..generate.pictures import grid
+        g = torch.from_numpy(np.ascontiguousarray(grid(images, min(n, 8))))
+        g = g.permute(2, 0, 1).float() / 255 if g.ndim == 3 else g[None].float() / 255
+        return {"model": name, "task": "generate", "n": n, "grid": png_base64(g),
+                "ms": round((time.perf_counter() - t0) * 1000, 1)}
+
+    page = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index():
+        return page
+
+    return app
+
+
+def serve(sources: list[str], host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          batching: bool = True, limits: Limits | None = None) -> None:
+    import uvicorn
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        raise UserError(f"serving on {host} opens the models to the network: pass --api-key KEY "
+                        "(or set DEEPIX_API_KEY), or keep the default 127.0.0.1")
+    app = make_app(sources, api_key, batching, limits)
+    print(f"deepix serve: {len(sources)} model(s) on http://{host}:{port}/  (API docs: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
