@@ -200,19 +200,33 @@ def _to_torchscript(model, inputs, info, path: Path) -> None:
 
 def run_file(path: Path, feeds: dict[str, torch.Tensor], every: bool = False):
     """The exported file's first output (every output: a list) for these inputs (onnxruntime, or TorchScript)."""
+    m = _loaded(path)
     if path.suffix == ".onnx":
-        import onnxruntime as ort
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        wanted = {i.name for i in sess.get_inputs()}
-        outs = sess.run(None, {k: v.numpy() for k, v in feeds.items() if k in wanted})
+        wanted = {i.name for i in m.get_inputs()}
+        outs = m.run(None, {k: v.numpy() for k, v in feeds.items() if k in wanted})
         return outs if every else outs[0]
-    with warnings.catch_warnings():  # TorchScript is deprecated upstream, and says so on every load
-        warnings.simplefilter("ignore")
-        m = torch.jit.load(str(path))
     with torch.no_grad():
         outs = m(*feeds.values())
     outs = [o.float().numpy() for o in (outs if isinstance(outs, tuple) else (outs,))]
     return outs if every else outs[0]
+
+
+_LOADED: dict[tuple, object] = {}
+
+
+def _loaded(path: Path):
+    """The file's onnxruntime session or TorchScript module, loaded once per version of the file."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _LOADED:
+        if path.suffix == ".onnx":
+            import onnxruntime as ort
+            _LOADED[key] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        else:
+            with warnings.catch_warnings():  # TorchScript is deprecated upstream, and says so on every load
+                warnings.simplefilter("ignore")
+                _LOADED[key] = torch.jit.load(str(path))
+    return _LOADED[key]
 
 
 def read_metadata(path: Path) -> dict:
