@@ -3,4 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# the browser test drives the served page in the system's Chromium (Debian's package; nothing downloaded by Playwright)
+if ! command -v chromium >/dev/null; then
+  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+  $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+fi
 exec .venv/bin/python -m pytest -q "$@"
