@@ -1,4 +1,4 @@
-"""`deepix export`: ONNX and TorchScript files of classify, restore and GAN runs, their metadata, the parity
+"""`deepix export`: ONNX and TorchScript files of classify, restore, detect and GAN runs, their metadata, the parity
 check against deepix's own outputs, predicting with an exported file, and bad requests."""
 import json
 
@@ -8,31 +8,8 @@ import skimage.data
 import torch
 from PIL import Image
 
-import deepix
 from deepix.export import read_metadata, run_file
 from tests.test_cli import in_process
-from tests.test_generate import digits_28
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    photos = tmp_path_factory.mktemp("photos")
-    cam = skimage.data.camera()
-    for split, crops in (("train", [cam[:96, :96], cam[200:296, 300:396]]), ("val", [cam[300:364, 100:164]]),
-                         ("test", [cam[100:180, 150:250]])):
-        (photos / split).mkdir()
-        for i, c in enumerate(crops):
-            Image.fromarray(c).save(photos / split / f"{i}.png")
-    common = dict(project=str(root), quiet=True, threads=1, epochs=1)
-    return {
-        "classify": deepix.train(data="mnist-5k", model="vgg7", width=0.25, batch=256, name="c", **common)["run"],
-        "restore": deepix.train("restore", data=str(photos), model="unet-s", width=0.25, patches=32, batch=16, patch=32,
-                                name="r", **common)["run"],
-        "detect": deepix.train("detect", data="shapes", precision="fp32", name="d", **common)["run"],
-        "generate": deepix.train("generate", data=digits_28(), model="dcgan", width=0.25, batch=32, judge_epochs=1,
-                                 name="g", **common)["run"],
-    }
 
 
 @pytest.mark.parametrize("task", ["classify", "restore", "detect", "generate"])

@@ -15,7 +15,6 @@ from PIL import Image
 
 from deepix.serve.app import Limits, make_app
 from tests.test_cli import in_process
-from tests.test_export import runs  # noqa: F401  (the fixture: tiny classify, restore, detect and GAN runs)
 
 
 def png(a: np.ndarray) -> bytes:
@@ -53,7 +52,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(runs):  # noqa: F811
+def server(runs):
     s = Server(make_app([str(runs[k]) for k in ("classify", "restore", "detect", "generate")],
                         limits=Limits(max_bytes=2**20)))
     yield s
@@ -125,7 +124,7 @@ def test_unknown_model_and_wrong_verb(server):
     assert r.status_code == 422
 
 
-def test_an_api_key_guards_the_models_and_other_hosts_need_one(runs):  # noqa: F811
+def test_an_api_key_guards_the_models_and_other_hosts_need_one(runs):
     s = Server(make_app([str(runs["classify"])], api_key="s3cret"))
     try:
         assert httpx.get(f"{s.url}/v1/models").status_code == 401

@@ -9,14 +9,13 @@ import skimage.data
 from PIL import Image
 
 from deepix.serve.app import make_app
-from tests.test_export import runs  # noqa: F401  (the fixture: tiny classify, restore, detect and GAN runs)
 from tests.test_serve import Server
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def page(runs):  # noqa: F811
+def page(runs):
     from playwright.sync_api import sync_playwright
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "the test command installs Chromium (apt-get install chromium); it is missing"
