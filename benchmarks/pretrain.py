@@ -30,6 +30,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["simclr", "byol", "mae"], choices=["simclr", "byol", "mae"])
     p.add_argument("--semi", action="store_true", help="also FixMatch on 10 labels per class (from scratch and "
                    "from the first method's encoder; about 7x a fine-tune's compute)")
+    p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch rows (measured in another run)")
     p.add_argument("--out", default="")
     a = p.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="deepix-pretrain-bench-"))
@@ -49,8 +50,8 @@ def main() -> None:
         if method == a.methods[0]:
             rows.append(["same network untrained", "", ""] + [f"{fl[k]['random_knn']:.1%}" for k in ("1", "10", "100")]
                         + [f"{fl[k]['random_probe']:.1%}" for k in ("1", "10", "100")] + ["", ""])
-    scratch = {k: deepix(out, f"scratch-{k}", "train", "classify", "--labels-per-class", k, *common)
-               for k in (1, 10, 100)}
+    scratch = {} if a.no_scratch else {
+        k: deepix(out, f"scratch-{k}", "train", "classify", "--labels-per-class", k, *common) for k in (1, 10, 100)}
     semi = {}
     if a.semi:
         semi["scratch"] = deepix(out, "semi-scratch", "train", "classify", "--labels-per-class", 10, "--semi", *common)

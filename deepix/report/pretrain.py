@@ -53,8 +53,8 @@ def findings(rows: list[dict], summary: dict) -> list[dict]:
     knn = [r["val_knn"] for r in rows if "val_knn" in r]
     if len(knn) >= 4 and knn[-1] < max(knn) - 0.03:
         out.append({"finding": "The features got worse late in training",
-                    "evidence": f"k-NN accuracy peaked at {max(knn):.1%} and ended at {knn[-1]:.1%} (the best epoch's "
-                                "weights are the ones saved)",
+                    "evidence": f"k-NN accuracy peaked at {max(knn):.1%} and ended at {knn[-1]:.1%}; the encoder is "
+                                "the last epoch's (weights/best.safetensors holds the peak)",
                     "remedies": ["a lower --lr", "--method simclr if this was byol (a collapsing target)",
                                  "--weight-decay 0.0001"]})
     elif len(knn) >= 5 and knn[-1] - knn[-5] > 0.01:

@@ -227,7 +227,9 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
         print(f"\nstopped; continue with: deepix pretrain --resume {run}", file=sys.stderr)
         raise
     result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev))
-    load_weights(model, run / "weights" / "best.safetensors")
+    # the encoder is the last epoch's: k-NN on all labels can peak early (a random network already scores well
+    # on digits) while the features keep improving for few labels and fine-tuning; best.safetensors stays
+    load_weights(model, run / "weights" / "last.safetensors")
     save_encoder(cfg, model, ds, run)
     test = few_labels(cfg, model, ds, dev, bf16) if labelled else {}
     result["wall_seconds"] = round(time.perf_counter() - t0, 2)
@@ -356,7 +358,7 @@ def embedding_map(f: torch.Tensor, y: torch.Tensor, classes: list[str], out: Pat
 
 
 def val(run: Path) -> dict:
-    """The few-label figures of a run's best encoder again, on its own data's test split."""
+    """The few-label figures of a run's encoder again, on its own data's test split."""
     from ..config import make_config
     from .classify import channel_stats
     cfg = make_config(run / "config.yaml")
@@ -367,5 +369,5 @@ def val(run: Path) -> dict:
     dev = machine.device()
     bf16 = machine.use_bf16(cfg.precision, dev)
     model = build(cfg, ds.channels, ds.size, *channel_stats(ds)).to(dev)
-    load_weights(model, run / "weights" / "best.safetensors")
+    load_weights(model, run / "weights" / "last.safetensors")  # the epoch the encoder was saved from
     return few_labels(cfg, model, ds, dev, bf16)
