@@ -32,6 +32,17 @@ class _Generator(torch.nn.Module):
         return self.g(z, labels if self.conditional else None).add(1).div(2).clamp(0, 1)
 
 
+class _Diffusion(torch.nn.Module):
+    """The diffusion model's whole DDIM sampler (25 steps, guidance 2) from its starting noise."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.model.sample(z.shape[0], labels if self.model.num_classes else None, z=z)
+
+
 class _Dense(torch.nn.Module):
     """FCOS's outputs decoded up to the NMS: boxes (N, P, 4) in the letterboxed image's pixels and scores
     (N, P, C) = sqrt(class probability x centre-ness), as deepix's own decoder computes them."""
@@ -104,17 +115,23 @@ def exportable(run: Path, weights: str, data: str | None = None):
     if cfg.task == "generate":
         from .tasks.generate import Sampler
         s = Sampler(run, weights)
-        if not hasattr(s.model, "g_ema"):
-            raise UserError(f"{cfg.model} samples through 25 network passes; export covers the GANs (dcgan, cgan) so far")
         n = 16
         z = s.model.latent(n, torch.Generator().manual_seed(0))
         labels = torch.arange(n) % max(1, s.model.num_classes)
-        info.update(classes=s.classes, z_dim=int(z.shape[1]), conditional=bool(s.model.num_classes),
-                    input=f"z: float32 (N, {z.shape[1]}) from N(0, 1); labels: int64 (N,) class indices"
+        shape = "x".join(map(str, z.shape[1:]))
+        info.update(classes=s.classes, z_shape=list(z.shape[1:]), conditional=bool(s.model.num_classes),
+                    input=f"z: float32 (N, {shape}) from N(0, 1); labels: int64 (N,) class indices"
                           + ("" if s.model.num_classes else " (ignored: unconditional)"),
-                    output="images: float32 (N, C, H, W) in [0, 1]")
-        return (_Generator(s.model.g_ema, bool(s.model.num_classes)).eval(), (z, labels), ["z", "labels"], ["images"],
-                {"z": {0: "batch"}, "labels": {0: "batch"}}, info, f"{n} latents drawn with seed 0, labels 0..9")
+                    output="images: float32 (N, C, H, W) in [0, 1]"
+                           + ("" if hasattr(s.model, "g_ema") else "; the whole DDIM sampler (25 steps) is in the graph"))
+        net = (_Generator(s.model.g_ema, bool(s.model.num_classes)) if hasattr(s.model, "g_ema")
+               else _Diffusion(s.model))
+        # the sampler's graph fixes its batch at export (the exporter specialises it): batches of 16 images
+        dynamic = {"z": {0: "batch"}, "labels": {0: "batch"}} if hasattr(s.model, "g_ema") else {"z": {}, "labels": {}}
+        if not dynamic["z"]:
+            info["input"] += f"; batches of exactly {n}"
+        return (net.eval(), (z, labels), ["z", "labels"], ["images"], dynamic, info,
+                f"{n} latents drawn with seed 0, labels 0..9")
     if cfg.task == "detect":
         from .tasks.detect import FILL, Detector, letterbox
         from .tasks.detect import load_data as detect_data
@@ -178,9 +195,11 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None, we
 
 def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path) -> None:
     import onnx
-    shapes = tuple({axis: torch.export.Dim(f"{name}_{label}" if label != "batch" else "batch", min=1 if label == "batch" else 16,
-                                           max=4096 if label == "batch" else 8192)
-                    for axis, label in dynamic[name].items()} for name in names)
+    def dim(name: str, label: str):
+        return torch.export.Dim("batch", min=1, max=4096) if label == "batch" else \
+            torch.export.Dim(f"{name}_{label}", min=16, max=8192)
+
+    shapes = tuple({axis: dim(name, label) for axis, label in dynamic[name].items()} or None for name in names)
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes
         torch.onnx.export(model, inputs, str(path), input_names=names, output_names=outputs, dynamic_shapes=shapes,
                           dynamo=True, external_data=False)

@@ -78,3 +78,18 @@ def test_bad_export_requests_are_one_line_exit_2(runs, tmp_path):
                        (["export", runs["classify"], "--weights", "last", "--data", tmp_path / "gone"], "could not be read")):
         r = in_process(*args)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+def test_a_diffusion_model_exports_its_whole_sampler(tmp_path):
+    import deepix
+    from tests.test_generate import digits_28
+    run = deepix.train("generate", data=digits_28(), model="ddpm", width=0.25, batch=32, judge_epochs=1, epochs=1,
+                       project=str(tmp_path), name="dd", quiet=True, threads=1)["run"]
+    out = tmp_path / "ddpm.onnx"
+    r = in_process("export", run, "-o", out, check=True)
+    assert "ok" in r.stdout
+    meta = read_metadata(out)
+    assert meta["conditional"] and meta["z_shape"] == [1, 28, 28] and "25 steps" in meta["output"]
+    assert "batches of exactly 16" in meta["input"]
+    images = run_file(out, {"z": torch.randn(16, 1, 28, 28), "labels": torch.arange(16) % 10})
+    assert images.shape == (16, 1, 28, 28) and 0 <= images.min() and images.max() <= 1

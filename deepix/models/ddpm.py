@@ -139,7 +139,8 @@ class Diffusion(nn.Module):
             if guided:
                 y = torch.cat([y, torch.full_like(y, self.num_classes)])
         ts = torch.linspace(1, 0, steps + 1, device=x.device)
-        for t, t_next in zip(ts[:-1], ts[1:]):
+        for i in range(steps):  # counted in Python, not by comparing tensors: export traces it as it is
+            t, t_next = ts[i], ts[i + 1]
             alpha, sigma = self._schedule(t.expand(n))
             if guided:
                 vc, vu = self.ema(torch.cat([x, x]), t.expand(2 * n), y).float().chunk(2)
@@ -147,7 +148,7 @@ class Diffusion(nn.Module):
             else:
                 v = self.ema(x, t.expand(n), y).float()
             x0 = (alpha * x - sigma * v).clamp(-1, 1)
-            if t_next == 0:  # the last step returns the clean estimate itself
+            if i == steps - 1:  # the last step returns the clean estimate itself
                 return (x0 + 1) / 2
             eps = (x - alpha * x0) / sigma
             alpha, sigma = self._schedule(t_next.expand(n))
