@@ -43,6 +43,17 @@ class _Diffusion(torch.nn.Module):
         return self.model.sample(z.shape[0], labels if self.model.num_classes else None, z=z)
 
 
+class _Encoder(torch.nn.Module):
+    """A pretrained encoder: images in, flat features out."""
+
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(images).flatten(1)
+
+
 class _Dense(torch.nn.Module):
     """FCOS's outputs decoded up to the NMS: boxes (N, P, 4) in the letterboxed image's pixels and scores
     (N, P, C) = sqrt(class probability x centre-ness), as deepix's own decoder computes them."""
@@ -132,6 +143,24 @@ def exportable(run: Path, weights: str, data: str | None = None):
             info["input"] += f"; batches of exactly {n}"
         return (net.eval(), (z, labels), ["z", "labels"], ["images"], dynamic, info,
                 f"{n} latents drawn with seed 0, labels 0..9")
+    if cfg.task == "pretrain":
+        from .tasks.pretrain import build
+        from .engine.checkpoint import load_weights
+        ch, size = meta["channels"], meta["size"]
+        model = build(cfg, ch, size, [0.0] * ch, [1.0] * ch)  # the standardisation comes with the weights
+        # what the run is for: its encoder (the last epoch's), whatever --weights says
+        load_weights(model.encoder, run / "weights" / "encoder.safetensors")
+        info["weights"] = "encoder"
+        if meta.get("classes"):
+            x, about = _real_images(cfg, 64)
+        else:
+            x = torch.nn.functional.interpolate(_photo(ch), size=tuple(size), mode="bilinear", antialias=True)
+            about = f"{len(x)} photographs (scikit-image's camera and astronaut)"
+        info.update(channels=ch, size=size, method=cfg.method, features=model.dim,
+                    input=f"images: float32 (N, {ch}, {size[0]}, {size[1]}) in [0, 1]; the standardisation is inside "
+                          "the graph",
+                    output=f"features (N, {model.dim}): the encoder's, for k-NN, probes or your own head")
+        return _Encoder(model.encoder).eval(), (x,), ["images"], ["features"], {"images": {0: "batch"}}, info, about
     if cfg.task == "detect":
         from .tasks.detect import FILL, Detector, letterbox
         from .tasks.detect import load_data as detect_data

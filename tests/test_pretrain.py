@@ -192,6 +192,13 @@ def test_a_folder_without_classes_pretrains_on_the_loss_alone(tmp_path):
     assert "val_knn" not in (run / "metrics.csv").read_text()
     assert (run / "weights" / "encoder.safetensors").is_file() and (run / "plots" / "reconstruction.png").is_file()
     assert "encoder:" in r.stdout
+    # the encoder exports as a feature extractor, checked on photographs (there are no test images)
+    from deepix.export import read_metadata, run_file
+    out = tmp_path / "enc.onnx"
+    assert "ok" in in_process("export", run, "-o", out, check=True).stdout
+    meta = read_metadata(out)
+    assert meta["deepix_task"] == "pretrain" and meta["method"] == "mae"
+    assert run_file(out, {"images": torch.rand(5, 1, 16, 16)}).shape == (5, meta["features"])
     # labels cannot be asked of it
     bad = in_process("train", "classify", "--data", folder, "--labels-per-class", 2, "--project", tmp_path)
     assert bad.returncode == 2 and "class folders" in bad.stderr
