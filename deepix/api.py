@@ -117,8 +117,8 @@ def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None =
         from .tasks.generate import Sampler
         return Sampler(found, weights)
     if task == "pretrain":
-        raise UserError(f"{found} holds an encoder, not a predictor: fine-tune it with deepix train classify "
-                        f"--init {found} (or detect / restore)")
+        from .tasks.pretrain import Encoder
+        return Encoder(found)
     return Predictor(found, weights, model)
 
 

@@ -225,6 +225,9 @@ def run(argv: list[str] | None = None) -> int:
     elif args.verb == "predict":
         from . import api
         pred = api.load(args.run, args.weights)
+        if hasattr(pred, "features"):
+            raise UserError(f"{args.run} holds an encoder, not a predictor: fine-tune it with deepix train classify "
+                            f"--init {args.run} (or detect / restore)")
         if hasattr(pred, "generate"):
             raise UserError(f"{args.run} makes images rather than reading them: use deepix generate {args.run} -n 64 -o grid.png")
         paths = _images(args.source)

@@ -199,6 +199,16 @@ def test_a_folder_without_classes_pretrains_on_the_loss_alone(tmp_path):
     meta = read_metadata(out)
     assert meta["deepix_task"] == "pretrain" and meta["method"] == "mae"
     assert run_file(out, {"images": torch.rand(5, 1, 16, 16)}).shape == (5, meta["features"])
+    # and serves its features
+    import httpx
+    from deepix.serve.app import make_app
+    from tests.test_serve import Server, png
+    s = Server(make_app([str(run)]))
+    try:
+        r = httpx.post(f"{s.url}/v1/models/u/predict", files={"file": ("a.png", png(x[0]))}).json()
+        assert r["task"] == "pretrain" and len(r["results"][0]["features"]) == meta["features"]
+    finally:
+        s.stop()
     # labels cannot be asked of it
     bad = in_process("train", "classify", "--data", folder, "--labels-per-class", 2, "--project", tmp_path)
     assert bad.returncode == 2 and "class folders" in bad.stderr

@@ -70,8 +70,9 @@ class Model:
         self.name, self.source, self.limits = name, source, limits
         self.pred = load(source)
         self.task = ("generate" if hasattr(self.pred, "generate") else "restore" if hasattr(self.pred, "restore")
-                     else "detect" if hasattr(self.pred, "detect") else "classify")
-        self.batching = batching and self.task in ("classify", "detect")
+                     else "detect" if hasattr(self.pred, "detect") else "pretrain" if hasattr(self.pred, "features")
+                     else "classify")
+        self.batching = batching and self.task in ("classify", "detect", "pretrain")
         self.queue: asyncio.Queue | None = None
         self.lock = asyncio.Lock()  # one forward pass at a time per model: requests wait, threads don't pile up
 
@@ -85,6 +86,8 @@ class Model:
         if self.task == "classify":
             return [{"class": r["class"], "probability": r["probability"], "top": r["top"]}
                     for r in self.pred.predict(list(images), options.get("top_k", 5))]
+        if self.task == "pretrain":  # an encoder: its features
+            return [{"features": [round(v, 6) for v in f.tolist()]} for f in self.pred.features(list(images))]
         if self.task == "detect":
             with tempfile.TemporaryDirectory() as tmp:  # the server names these files, never the client
                 paths = []

@@ -371,3 +371,23 @@ def val(run: Path) -> dict:
     model = build(cfg, ds.channels, ds.size, *channel_stats(ds)).to(dev)
     load_weights(model, run / "weights" / "last.safetensors")  # the epoch the encoder was saved from
     return few_labels(cfg, model, ds, dev, bf16)
+
+
+class Encoder:
+    """A pretrain run's encoder, ready to use: `deepix.load(run).features(images)` gives (N, D) features."""
+
+    def __init__(self, run: Path):
+        from ..config import make_config
+        self.run = Path(run)
+        cfg = make_config(self.run / "config.yaml")
+        meta = json.loads((self.run / "dataset.json").read_text())
+        self.channels, self.size, self.classes = meta["channels"], tuple(meta["size"]), None
+        self.model = build(cfg, self.channels, self.size, [0.0] * self.channels, [1.0] * self.channels)
+        load_weights(self.model.encoder, self.run / "weights" / "encoder.safetensors")
+        self.model.eval()
+
+    @torch.no_grad()
+    def features(self, images) -> torch.Tensor:
+        """Paths, PIL images or arrays in, as a classifier's Predictor takes them."""
+        from ..api import Predictor
+        return self.model.embed(Predictor._batch(self, images)).float()
