@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..data.loader import epoch_generator
 from ..errors import UserError
 from .checkpoint import load_state, load_weights, save_state, save_weights
-from .optim import make_optimizer, make_scheduler
+from .optim import backward_step, make_optimizer, make_scheduler
 
 
 def autocast(bf16: bool, dev: torch.device):
@@ -136,12 +136,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                     losses = {"loss": loss.item()}  # one read of the value per step, as before
                 _check_finite(losses, cfg, run, epoch, step)
                 if not own_step:
-                    opt = opts[""]
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
+                    backward_step(opts[""], loss, model.parameters(), cfg.grad_clip)
                 for sched in scheds.values():
                     sched.step()
                 n = len(y)

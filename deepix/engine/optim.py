@@ -20,6 +20,15 @@ def make_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
+def backward_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params, clip: float = 0.0) -> None:
+    """One optimizer step on `loss`: gradients cleared, back-propagated, norm-clipped to `clip` (0: not), applied."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
 def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
     """The multiplier of the base lr at `step` of `total` optimizer steps."""
     if warmup and step < warmup:

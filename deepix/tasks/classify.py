@@ -20,6 +20,7 @@ from ..data.types import Dataset
 from ..engine import machine
 from ..engine.checkpoint import load_weights, save_weights
 from ..engine.fit import autocast, fit
+from ..engine.optim import backward_step
 from ..errors import UserError
 from ..models import Spec, adopt, build_model, count_params, with_preprocess
 from ..runs import new_run
@@ -116,12 +117,7 @@ class SemiClassify(Classify):
         loss_l = self.loss(labelled, y)
         loss_u = (F.cross_entropy(strong, guess, reduction="none") * sure).mean()
         loss = loss_l + self.weight * loss_u
-        opt = opts[""]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
-        opt.step()
+        backward_step(opts[""], loss, model.parameters(), self.grad_clip)
         return {"loss": loss.item(), "labelled_loss": loss_l.item(), "unlabelled_loss": loss_u.item(),
                 "confident": sure.mean().item(), "accuracy": (labelled.argmax(1) == y).float().mean().item()}
 

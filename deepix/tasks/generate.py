@@ -16,6 +16,7 @@ from ..config import Config, make_config
 from ..engine import machine
 from ..engine.checkpoint import load_weights
 from ..engine.fit import fit
+from ..engine.optim import backward_step
 from ..errors import UserError
 from ..models import REGISTRY, Spec, build_model, count_params, kind_of
 from ..runs import new_run
@@ -58,11 +59,7 @@ class Generate:
         if not hasattr(model, "d"):
             with autocast():
                 loss = model.loss(x, labels)
-            opts[""].zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
-            opts[""].step()
+            backward_step(opts[""], loss, model.parameters(), self.cfg.grad_clip)
             model.update_ema(self.ema_decay(opts[""]))
             return {"loss": loss.item()}
         return self._gan_step(model, x * 2 - 1, labels, opts, autocast)
@@ -88,9 +85,7 @@ class Generate:
         if self.cfg.gp:  # R1: penalise D's gradient on real images (Mescheder et al. 2018)
             grad, = torch.autograd.grad(d_real.sum(), real, create_graph=True)
             d_loss = d_loss + self.cfg.gp / 2 * grad.float().pow(2).flatten(1).sum(1).mean()
-        opts["d"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        opts["d"].step()
+        backward_step(opts["d"], d_loss, model.d.parameters())
 
         model.d.requires_grad_(False)  # G's step needs gradients through D, not into it
         with autocast():
@@ -101,11 +96,7 @@ class Generate:
             ratio = ((fake[:half] - fake[half:2 * half]).float().abs().mean((1, 2, 3))
                      / (z[:half] - z[half:2 * half]).abs().mean(1))
             g_loss = g_loss + self.cfg.diversity / (ratio.mean() + 1e-5)
-        opts["g"].zero_grad(set_to_none=True)
-        g_loss.backward()
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.g.parameters(), self.cfg.grad_clip)
-        opts["g"].step()
+        backward_step(opts["g"], g_loss, model.g.parameters(), self.cfg.grad_clip)
         model.d.requires_grad_(True)
         model.update_ema(self.ema_decay(opts["g"]))
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "d_real": d_real.mean().item(),

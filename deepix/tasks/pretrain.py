@@ -20,6 +20,7 @@ from ..data.types import Dataset, Split
 from ..engine import machine
 from ..engine.checkpoint import load_weights, save_weights
 from ..engine.fit import autocast, fit
+from ..engine.optim import backward_step
 from ..errors import UserError
 from ..models import count_params
 from ..models.ssl import Pretrainer, strip_head
@@ -68,11 +69,7 @@ class Pretrain:
             v1, v2 = x.chunk(2)
         with autocast_():
             loss = model.loss(v1, v2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
-        opt.step()
+        backward_step(opt, loss, model.parameters(), self.cfg.grad_clip)
         if self.cfg.method == "byol":
             # the target follows the online network ever more slowly: 0.99 -> 1 on a cosine (Grill et al. 2020)
             step = int(next(iter(opt.state.values()))["step"])
