@@ -18,6 +18,8 @@ def train(task: str = "classify", config: str | None = None, resume: str | None 
     """Train a model: `deepix.train(data="mnist-5k", epochs=10)`. `data` may also be a folder path,
     a (x, y) pair of NumPy arrays, or a Dataset. `resume` continues a run folder; each callback
     is called as callback(row, model) after every epoch."""
+    from .engine import distributed
+    distributed.init()  # under torchrun: join the other processes
     module = tasks.get(task)
     net = settings.get("model")
     if net is not None and not isinstance(net, str):  # the user's own nn.Module (e.g. a deepix.keras model)
@@ -41,7 +43,7 @@ def train(task: str = "classify", config: str | None = None, resume: str | None 
         run = find_run(resume)
         # what may change when a run goes on: its length, its chatter, and where its data now lives
         cfg = make_config(run / "config.yaml", **{k: v for k, v in settings.items()
-                                                  if k in ("epochs", "time_limit", "quiet", "data", "threads")})
+                                                  if k in ("epochs", "time_limit", "quiet", "data", "threads", "sync_bn")})
         return module.train(cfg, dataset, resume=str(run), callbacks=callbacks)
     cfg = make_config(config, task=task, **settings)
     return module.train(cfg, dataset, callbacks=callbacks, net=net)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import UserError
+from .launch import add_flags as add_launch_flags
 
 HELP = {
     "data": "mnist-5k (default), digits, mnist, fashion-mnist, cifar10, or a folder of class folders",
@@ -51,6 +52,7 @@ HELP = {
     "label_smoothing": "label smoothing for cross-entropy",
     "grad_clip": "clip the gradient norm to this (0: off)",
     "channels_last": "auto (on with bf16, measured faster), on, off",
+    "sync_bn": "under torchrun on GPUs: BatchNorm statistics over the whole batch of all processes (SyncBatchNorm)",
     "seed": "seeds the split, the initialisation, the batch order and the augmentation",
     "quiet": "no progress bars",
     "mosaic": "detection: probability of a 2x2 mosaic per training image",
@@ -104,11 +106,13 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="a config.yaml to start from (flags override it)")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
     _add_settings(t)
+    add_launch_flags(t)
 
     pt = sub.add_parser("pretrain", help="learn an encoder from images without labels (train pretrain)")
     pt.add_argument("--config", help="a config.yaml to start from (flags override it)")
     pt.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
     _add_settings(pt)
+    add_launch_flags(pt)
 
     v = sub.add_parser("val", help="re-evaluate a run's best weights")
     v.add_argument("run")
@@ -119,12 +123,14 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("run")
     pr.add_argument("source", nargs="+", help="image files or folders")
     pr.add_argument("-o", "--output", help="restoration: the output file (one input) or folder; detection: the "
-                    "folder for the images with boxes and predictions.json")
+                    "folder for the images with boxes and predictions.json; classification: the folder for "
+                    "predictions.jsonl (one line per image)")
     pr.add_argument("--conf", type=float, default=0.25, help="detection: lowest score kept")
     pr.add_argument("--max-det", type=int, default=100, help="detection: most boxes kept per image")
     pr.add_argument("--top-k", type=int, default=5)
     pr.add_argument("--weights", default="best", choices=("best", "last"))
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
+    add_launch_flags(pr)
 
     dn = sub.add_parser("denoise", help="denoise photos with the denoiser that ships inside deepix")
     dn.add_argument("source", nargs="+", help="image files or folders")
@@ -173,32 +179,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _images(sources: list[str]) -> list[Path]:
-    from .data.folder import IMAGE_EXTENSIONS
-    out = []
-    for s in sources:
-        path = Path(s)
-        if path.is_dir():
-            out += sorted(q for q in path.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS)
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise UserError(f"not found: {path}")
-    if not out:
-        raise UserError(f"no images in {', '.join(sources)}")
-    return out
-
-
 def run(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    if getattr(args, "nproc", None):
+        from .engine.distributed import under_torchrun
+        if not under_torchrun():  # start the processes; each runs this same command without --nproc
+            from .launch import launch
+            return launch(argv, args.nproc, args.nnodes, args.rdzv_endpoint, args.rdzv_id, getattr(args, "resume", None))
     from rich.console import Console
     console = Console()
     if args.verb in ("train", "pretrain"):
         from . import api
         settings = {k: v for k, v in vars(args).items()
-                    if k not in ("verb", "task", "config", "resume") and v is not None}
+                    if k not in ("verb", "task", "config", "resume", "nproc", "nnodes", "rdzv_endpoint", "rdzv_id")
+                    and v is not None}
         result = api.train(getattr(args, "task", "pretrain"), config=args.config, resume=args.resume, **settings)
-        _print_result(console, result)
+        if result["report"] is not None:  # under torchrun, rank 0 speaks for all
+            _print_result(console, result)
     elif args.verb == "val":
         from . import api
         m = api.val(args.run, args.data)
@@ -224,28 +222,24 @@ def run(argv: list[str] | None = None) -> int:
                           + f"  loss {m['loss']:.4f}")
     elif args.verb == "predict":
         from . import api
+        from .engine import distributed
+        distributed.init()  # under torchrun: each process takes a share of the images
+        if distributed.world() > 1:
+            from .engine import machine
+            machine.set_threads(0)  # the processes share this machine's cores
         pred = api.load(args.run, args.weights)
         if hasattr(pred, "features"):
             raise UserError(f"{args.run} holds an encoder, not a predictor: fine-tune it with deepix train classify "
                             f"--init {args.run} (or detect / restore)")
         if hasattr(pred, "generate"):
             raise UserError(f"{args.run} makes images rather than reading them: use deepix generate {args.run} -n 64 -o grid.png")
-        paths = _images(args.source)
+        from . import predict
         if hasattr(pred, "restore"):
-            _restore_files(pred, paths, args.output)
-            return 0
-        if hasattr(pred, "detect"):
-            _detect_files(pred, paths, args.output, args.conf, args.max_det, args.json)
-            return 0
-        for i in range(0, len(paths), 256):
-            chunk = paths[i:i + 256]
-            for path, r in zip(chunk, pred.predict(chunk, args.top_k)):
-                if args.json:
-                    print(json.dumps({"image": str(path), "class": r["class"], "probability": r["probability"],
-                                      "top": r["top"]}))
-                else:
-                    tops = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])
-                    print(f"{path}: {tops}")
+            predict.restore_files(pred, args.source, args.output)
+        elif hasattr(pred, "detect"):
+            predict.detect_files(pred, args.source, args.output, args.conf, args.max_det, args.json)
+        else:
+            predict.classify_files(pred, args.source, args.output, args.top_k, args.json)
     elif args.verb == "denoise":
         from .denoise import denoise
 
@@ -254,7 +248,8 @@ def run(argv: list[str] | None = None) -> int:
                 out, sigma = denoise(path, args.sigma, ensemble=not args.fast)
                 print(f"{path}: sigma {sigma:.1f}{' (estimated)' if args.sigma is None else ''}")
                 return out
-        _restore_files(Shipped(), _images(args.source), args.output)
+        from .predict import restore_files
+        restore_files(Shipped(), args.source, args.output)
     elif args.verb == "data":
         from .data.detection import convert
         ds = convert(args.src, args.dst, args.to, args.fmt)
@@ -302,55 +297,6 @@ def run(argv: list[str] | None = None) -> int:
         from .runs import find_run
         console.print(f"report: {write_report(find_run(args.run))}")
     return 0
-
-
-def _detect_files(detector, paths: list[Path], output: str | None, conf: float, max_det: int, as_json: bool) -> None:
-    """Boxes for each image: printed, and with -o drawn onto copies plus a COCO-style predictions.json."""
-    if not 0 <= conf < 1 or max_det < 1:
-        raise UserError("--conf must be in [0, 1) and --max-det at least 1")
-    out = Path(output) if output else None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for i in range(0, len(paths), 32):
-        chunk = paths[i:i + 32]
-        for image_id, (path, r) in enumerate(zip(chunk, detector.detect(chunk, conf, max_det)), i + 1):
-            found = [{"image_id": image_id, "file_name": str(path), "category_id": int(c) + 1,
-                      "category": detector.classes[int(c)], "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]),
-                                                                    float(b[3] - b[1])], "score": float(s)}
-                     for b, s, c in zip(r["boxes"].tolist(), r["scores"].tolist(), r["labels"].tolist())]
-            results += found
-            if as_json:
-                print(json.dumps({"image": str(path), "detections": found}))
-            else:
-                names = ", ".join(f"{d['category']} {d['score']:.2f}" for d in found[:8])
-                print(f"{path}: {len(found)} found" + (f" ({names}{', ...' if len(found) > 8 else ''})" if found else ""))
-            if out:
-                from .report.plots import draw_boxes
-                from .tasks.detect import pixels
-                from .data.boxes import DetImage
-                im = pixels(DetImage(str(path), (0, 0), r["boxes"], r["labels"]))
-                drawn = draw_boxes(im, r["boxes"], r["labels"], detector.classes, r["scores"], side=0)
-                from PIL import Image
-                Image.fromarray(drawn.permute(1, 2, 0).numpy()).save(out / f"{path.stem}.png")
-    if out:
-        (out / "predictions.json").write_text(json.dumps(results, indent=1))
-        print(f"{len(results)} boxes in {len(paths)} images -> {out}/ (images with boxes, predictions.json)")
-
-
-def _restore_files(restorer, paths: list[Path], output: str | None) -> None:
-    """Restore each image into -o: a file for one input, else a folder keeping names and bit depth."""
-    from .restore import images as imgio
-    if not output:
-        raise UserError("restoration writes images: give -o OUT.png (one input) or -o FOLDER")
-    out = Path(output)
-    single = len(paths) == 1 and out.suffix.lower() in (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-    for path in paths:
-        depth = imgio.read(path)[1]
-        target = out if single else out / (path.stem + (path.suffix if path.suffix.lower() in (".png", ".tif", ".tiff")
-                                                            else ".png"))
-        imgio.write(target, restorer.restore(path), depth)
-        print(f"{path} -> {target}")
 
 
 def _print_result(console, result: dict) -> None:
@@ -411,7 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = run(argv)
     except UserError as e:
-        print(f"deepix: error: {e}", file=sys.stderr)
+        from .engine.distributed import rank
+        print(f"deepix: error: {f'rank {rank()}: ' if rank() else ''}{e}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("deepix: interrupted", file=sys.stderr)

@@ -56,6 +56,7 @@ class Config:
     precision: str = "auto"     # auto | bf16 | fp32
     channels_last: str = "auto" # auto | on | off
     threads: int = 0            # 0: every core this process may use
+    sync_bn: bool = False       # several GPU processes: BatchNorm statistics over the global batch
     seed: int = 0
     # restoration
     degrade: str = "noise:25"   # what the model learns to undo, e.g. noise:0-55, blur:1.6+noise:2, down:2

@@ -30,9 +30,13 @@ class Batches:
             return torch.arange(n)
         return torch.randperm(n, generator=epoch_generator(self.seed, epoch))
 
-    def epoch(self, epoch: int = 0):
+    def epoch(self, epoch: int = 0, shard: bool = False):
+        """The epoch's batches; with `shard`, this rank's share of each (every rank the same count of steps)."""
         idx = self.order(epoch)
         chunks = [idx[i * self.batch:(i + 1) * self.batch] for i in range(len(self))]
+        if shard:
+            from ..engine.distributed import enough, shard as part
+            chunks = [part(c) for c in chunks if enough(len(c))]
         if self.split.x is not None:
             for c in chunks:
                 yield self.split.x[c], self.split.y[c]

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..data.loader import epoch_generator
 from ..errors import UserError
+from . import distributed as dist
 from .checkpoint import load_state, load_weights, save_state, save_weights
 from .optim import backward_step, make_optimizer, make_scheduler
 
@@ -86,7 +87,9 @@ def _check_finite(losses: dict, cfg, run: Path, epoch: int, step: int) -> None:
 def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.device, bf16: bool,
         resume: bool = False, callbacks=()) -> dict:
     """Trains `model` in place; returns what happened (epochs run, best epoch, speed).
-    Each callback is called as callback(row, model) after every epoch's checkpoint."""
+    Each callback is called as callback(row, model) after every epoch's checkpoint.
+    Under torchrun every rank trains on its share of each batch; rank 0 alone validates, decides
+    (best, early stop, time limit) and writes, and tells the others what it decided."""
     # a task with several optimizers (a GAN's generator and discriminator) names them and steps them itself
     opts = task.optimizers(cfg, model) if hasattr(task, "optimizers") else {"": make_optimizer(cfg, model)}
     scheds = {k: make_scheduler(cfg, o, len(train)) for k, o in opts.items()}
@@ -104,39 +107,47 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             scheds[k].load_state_dict(saved_scheds[k])
         torch.set_rng_state(saved["rng"])
         state = saved["loop"]
-        history.truncate(state["epoch"])
-        if cfg.time_limit:  # a resumed run may have been given more time
-            fit_time_limit(cfg, run, state.get("seconds", 0.0), state["epoch"])
+        if dist.is_main():
+            history.truncate(state["epoch"])
+            if cfg.time_limit:  # a resumed run may have been given more time
+                fit_time_limit(cfg, run, state.get("seconds", 0.0), state["epoch"])
+        cfg.epochs = dist.broadcast(cfg.epochs)
     if state["epoch"] >= cfg.epochs:
         raise UserError(f"the run already has {state['epoch']} epochs; pass --epochs N with N > {state['epoch']} to extend it")
 
     images, seconds, stopped_early = 0, 0.0, False
     own_step = hasattr(task, "train_step")
+    ranks, main = dist.world(), dist.is_main()
+    # DDP where the step is the model's own forward; tasks that drive parts of their model average by hand
+    net = dist.wrap(model, cfg.sync_bn) if not (own_step or hasattr(task, "step")) else model
+    dist.manual_grads(net is model)
+    if ranks > 1:  # each rank its own dropout masks
+        torch.manual_seed(torch.initial_seed() + dist.rank())
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[stats]}")]
-    with Progress(*columns, disable=cfg.quiet, transient=False) as progress:
+    with Progress(*columns, disable=cfg.quiet or not main, transient=False) as progress:
         epoch = state["epoch"]
         while epoch < cfg.epochs:
             t0 = time.perf_counter()
             bar = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(train), stats="")
             model.train()
-            g = epoch_generator(cfg.seed, epoch, stream=1)
+            g = epoch_generator(cfg.seed, epoch, stream=1 + 100 * dist.rank())  # each rank its own augmentation
             sums, seen = {}, 0
-            for step, (x, y) in enumerate(train.epoch(epoch)):
+            for step, (x, y) in enumerate(train.epoch(epoch, shard=True) if ranks > 1 else train.epoch(epoch)):
                 x, y = task.prepare(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), True, g)
                 if own_step:  # the task runs forward, backward and its optimizers' steps
-                    losses, out = task.train_step(model, x, y, opts, lambda: autocast(bf16, dev)), None
+                    losses, out = task.train_step(net, x, y, opts, lambda: autocast(bf16, dev)), None
                 else:
                     with autocast(bf16, dev):
                         if hasattr(task, "step"):  # a task that drives its model through the model's own interface
-                            loss, out = task.step(model, x, y)
+                            loss, out = task.step(net, x, y)
                         else:
-                            out = model(x)
+                            out = net(x)
                             loss = task.loss(out, y)
                     losses = {"loss": loss.item()}  # one read of the value per step, as before
                 _check_finite(losses, cfg, run, epoch, step)
                 if not own_step:
-                    backward_step(opts[""], loss, model.parameters(), cfg.grad_clip)
+                    backward_step(opts[""], loss, net.parameters(), cfg.grad_clip)
                 for sched in scheds.values():
                     sched.step()
                 n = len(y)
@@ -146,13 +157,21 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                 if not own_step:
                     for k, v in task.train_stats(None if out is None else out.detach(), y).items():
                         sums[k] = sums.get(k, 0.0) + v
-                if not cfg.quiet:
-                    rate = seen / (time.perf_counter() - t0)
+                if not cfg.quiet and main:
+                    rate = seen * ranks / (time.perf_counter() - t0)
                     stats = "  ".join(f"{k} {v / seen:.4f}" for k, v in sums.items())
                     progress.update(bar, advance=1, stats=f"{stats}  {rate:,.0f} img/s")
+            sums, seen = dist.reduce_sums(sums, seen)
             train_seconds = time.perf_counter() - t0
             images += seen
             seconds += train_seconds
+            if not main:  # rank 0 validates and decides; the others wait for the verdict
+                state["epoch"], cfg.epochs, stop = dist.broadcast(None)
+                epoch += 1
+                if stop:
+                    stopped_early = True
+                    break
+                continue
             val_metrics = task.evaluate(model, val, dev, bf16) if val is not None and len(val) else {}
             row = {"epoch": epoch + 1, **{f"train_{k}": v / seen for k, v in sums.items()},
                    **{f"val_{k}": v for k, v in val_metrics.items()},
@@ -183,9 +202,12 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             epoch += 1
             if cfg.time_limit:
                 fit_time_limit(cfg, run, state["seconds"], epoch)
-            if cfg.patience and state["bad_epochs"] >= cfg.patience:
+            stop = bool(cfg.patience and state["bad_epochs"] >= cfg.patience)
+            dist.broadcast((state["epoch"], cfg.epochs, stop))
+            if stop:
                 stopped_early = True
                 break
+    dist.manual_grads(False)
     history.close()
     return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "best": state["best"],
             "monitor": monitor, "stopped_early": stopped_early, "seconds": round(seconds, 3),

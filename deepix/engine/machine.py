@@ -14,13 +14,15 @@ def cores() -> int:
 
 
 def set_threads(threads: int) -> int:
-    n = threads or cores()
+    from .distributed import local_world
+    n = threads or max(1, cores() // local_world())  # processes on one machine share its cores
     torch.set_num_threads(n)
     return n
 
 
 def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    # under torchrun each process has its own GPU (LOCAL_RANK), made current when the group formed
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def cpu_has_bf16() -> bool:

@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from .distributed import average_grads
+
 
 def make_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     # decay weights, not biases or normalisation scales (they only shift and scale)
@@ -24,6 +26,8 @@ def backward_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params, clip: 
     """One optimizer step on `loss`: gradients cleared, back-propagated, norm-clipped to `clip` (0: not), applied."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    params = list(params)
+    average_grads(params)
     if clip:
         torch.nn.utils.clip_grad_norm_(params, clip)
     opt.step()

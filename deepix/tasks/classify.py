@@ -17,13 +17,12 @@ from ..config import Config
 from ..data.augment import Augment, make_augment
 from ..data.loader import Batches
 from ..data.types import Dataset
-from ..engine import machine
+from ..engine import distributed as dist, machine
 from ..engine.checkpoint import load_weights, save_weights
 from ..engine.fit import autocast, fit
 from ..engine.optim import backward_step
 from ..errors import UserError
 from ..models import Spec, adopt, build_model, count_params, with_preprocess
-from ..runs import new_run
 
 
 class Classify:
@@ -325,35 +324,40 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     if resume:
         run = Path(resume)
     else:
-        run = new_run(cfg.project, "classify", cfg.name)
+        run = dist.new_run(cfg.project, "classify", cfg.name)
         if cfg.weights:
             skipped = load_weights(model[1], Path(cfg.weights), strict=False)
             if skipped and not cfg.quiet:
                 print(f"weights: {len(skipped)} tensors did not fit and start fresh (e.g. {skipped[0]})")
-    cfg.save(run / "config.yaml")
     data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),
                  "kind": ds.kind, "counts": {s: ds.counts(getattr(ds, s)) for s in ("train", "val", "test")},
                  "info": ds.info}
-    (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
-    # which images went where: indices into a built-in set, or paths under the folder
-    (run / "split.json").write_text(json.dumps({s: getattr(ds, s).ids for s in ("train", "val", "test")}))
-    if net is not None and hasattr(net, "get_config"):  # lets `deepix.load` rebuild a Keras-front model
-        (run / "model.json").write_text(json.dumps({"framework": "deepix.keras", "config": net.get_config()}))
+    if dist.is_main():
+        cfg.save(run / "config.yaml")
+        (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
+        # which images went where: indices into a built-in set, or paths under the folder
+        (run / "split.json").write_text(json.dumps({s: getattr(ds, s).ids for s in ("train", "val", "test")}))
+        if net is not None and hasattr(net, "get_config"):  # lets `deepix.load` rebuild a Keras-front model
+            (run / "model.json").write_text(json.dumps({"framework": "deepix.keras", "config": net.get_config()}))
 
     mk = lambda split, shuffle: Batches(split, cfg.batch if shuffle else max(cfg.batch, 256), shuffle, cfg.seed,  # noqa: E731
                                         ds.channels, ds.size[0], cfg.workers)
     t0 = time.perf_counter()
-    if not cfg.quiet:
+    if not cfg.quiet and dist.is_main():
         print(f"run: {run}  ({ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test images, "
-              f"{len(ds.classes)} classes; {cfg.model}, {'bf16' if bf16 else 'fp32'}, {threads} threads)")
+              f"{len(ds.classes)} classes; {cfg.model}, {'bf16' if bf16 else 'fp32'}, {threads} threads"
+              + (f" x {dist.world()} processes" if dist.world() > 1 else "") + ")")
     try:
         result = fit(cfg, task, model, mk(ds.train, True), mk(ds.val, False), run, dev, bf16, resume=bool(resume),
                      callbacks=callbacks)
     except KeyboardInterrupt:
         print(f"\nstopped; continue with: deepix train --resume {run}", file=sys.stderr)
         raise
-    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev),
+    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev), processes=dist.world(),
                   wall_seconds=round(time.perf_counter() - t0, 2))
+    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
+        dist.barrier()
+        return {"run": run, "report": None, "test": {}, "train": result}
 
     load_weights(model, run / "weights" / "best.safetensors")
     test = ds.test if len(ds.test) else ds.val
@@ -363,12 +367,13 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     summary = {"task": "classify", "data": data_info,
                "model": {"name": cfg.model, "params": count_params(model), "summary": model_summary(model, ds.channels, ds.size)},
                "train": result, "test": metrics}
-    if cfg.init and cfg.baseline:
+    if cfg.init and cfg.baseline and dist.world() == 1:  # the other ranks have gone on
         summary["baseline"] = scratch_baseline(cfg, whole, run)
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     pictures(run, ds, test, out, y)
     from ..report.html import write_report
     report = write_report(run)
+    dist.barrier()
     return {"run": run, "report": report.resolve(), "test": metrics, "train": result}
 
 

@@ -18,12 +18,11 @@ from ..data.loader import Batches
 from ..data.types import Split
 from ..detect import fcos_head
 from ..detect.augment import FILL, BoxAugment
-from ..engine import machine
+from ..engine import distributed as dist, machine
 from ..engine.checkpoint import load_weights
 from ..engine.fit import autocast, fit
 from ..errors import UserError
 from ..models import REGISTRY, Spec, build_model, count_params, kind_of
-from ..runs import new_run
 
 FOLDER_SIZE = 320   # the default input side for detection data read from disk
 MAX_DETS = 100      # COCO's maxDets for the headline figures
@@ -279,7 +278,7 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     model.to(dev)
     task = Detect((side, side), make_augment(cfg), channels_last, cfg.iou, tv, cfg.multiscale).to(dev)
 
-    run = Path(resume) if resume else new_run(cfg.project, "detect", cfg.name)
+    run = Path(resume) if resume else dist.new_run(cfg.project, "detect", cfg.name)
     if cfg.weights and not resume:
         skipped = load_weights(model, Path(cfg.weights), strict=False)
         if not cfg.quiet:
@@ -290,7 +289,8 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
         n = init_from(model, cfg.init, standardised=False)
         if not cfg.quiet:
             print(f"init: {n} backbone tensors from the encoder of {cfg.init}")
-    cfg.save(run / "config.yaml")
+    if dist.is_main():
+        cfg.save(run / "config.yaml")
     x, t, _ = letterbox(ds.splits["train"], side)
     val_x, _, val_s = letterbox(ds.splits["val"], side)
     info = {"name": cfg.data, "classes": ds.classes, "imgsz": side, "source": ds.info,
@@ -299,10 +299,11 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
             "background_images": {s: sum(1 for im in v if not len(im.labels)) for s, v in ds.splits.items()},
             "boxes_per_class": {s: np.bincount(np.concatenate([im.labels.numpy() for im in v] + [np.zeros(0, int)]),
                                                minlength=len(ds.classes)).tolist() for s, v in ds.splits.items()}}
-    (run / "dataset.json").write_text(json.dumps(info, indent=1))
+    if dist.is_main():
+        (run / "dataset.json").write_text(json.dumps(info, indent=1))
     train_batches = Batches(Split(x, t), cfg.batch, shuffle=True, seed=cfg.seed)
     val = EvalSet(ds.splits["val"], val_x, val_s, ds.classes)
-    if not cfg.quiet:
+    if not cfg.quiet and dist.is_main():
         print(f"run: {run}  ({cfg.data}: {len(x)} train / {len(val)} val / {len(ds.splits.get('test', []))} test "
               f"images, {len(ds.classes)} classes, {side}x{side}; {cfg.model}, {'bf16' if bf16 else 'fp32'}, "
               f"{threads} threads)")
@@ -314,6 +315,9 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
         raise
     result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev),
                   wall_seconds=round(time.perf_counter() - t0, 2))
+    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
+        dist.barrier()
+        return {"run": run, "report": None, "test": {}, "train": result}
     load_weights(model, run / "weights" / "best.safetensors")
     summary = {"task": "detect", "data": info,
                "model": {"name": cfg.model, "params": count_params(model), "summary": str(model)},
@@ -325,6 +329,7 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     from ..report.html import write_report
     report = write_report(run)
+    dist.barrier()
     return {"run": run, "report": report.resolve(), "test": summary.get("test", summary["val"]), "train": result}
 
 

@@ -13,13 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Config, make_config
-from ..engine import machine
+from ..engine import distributed as dist, machine
 from ..engine.checkpoint import load_weights
 from ..engine.fit import fit
 from ..engine.optim import backward_step
 from ..errors import UserError
 from ..models import REGISTRY, Spec, build_model, count_params, kind_of
-from ..runs import new_run
 
 EVAL_SAMPLES = 1000     # generated images scored after every epoch (the test uses 10,000)
 TEST_SAMPLES = 10_000
@@ -153,7 +152,7 @@ def train_classifier(cfg: Config, ds, run: Path):
     from ..api import Predictor
     from .classify import train as classify_train
     found = run / "classify" / "classifier"
-    if not (found / "weights" / "best.safetensors").is_file():
+    if not dist.broadcast((found / "weights" / "best.safetensors").is_file()):  # every rank trains it, or none
         ccfg = make_config(task="classify", data=cfg.data, imgsz=cfg.imgsz, model="vgg7", epochs=cfg.judge_epochs,
                            batch=min(128, max(8, len(ds.train) // 4)),
                            seed=cfg.seed, threads=cfg.threads, precision=cfg.precision, project=str(run),
@@ -187,13 +186,15 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     dev = machine.device()
     bf16 = machine.use_bf16(cfg.precision, dev)
     model = build(cfg, ds.channels, ds.size, len(ds.classes)).to(dev)
-    run = Path(resume) if resume else new_run(cfg.project, "generate", cfg.name)
-    cfg.save(run / "config.yaml")
+    run = Path(resume) if resume else dist.new_run(cfg.project, "generate", cfg.name)
+    if dist.is_main():
+        cfg.save(run / "config.yaml")
     resized = (f"images read at {ds.size[0]}x{ds.size[1]} (--imgsz)" if Path(cfg.data).exists() else None)
     data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),
                  "images": {s: len(getattr(ds, s)) for s in ("train", "val", "test")}, "resized": resized}
-    (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
-    if not cfg.quiet:
+    if dist.is_main():
+        (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
+    if not cfg.quiet and dist.is_main():
         print(f"run: {run}  ({ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test images; "
               f"{cfg.model}, {'bf16' if bf16 else 'fp32'}, {threads} threads)")
     t0 = time.perf_counter()
@@ -219,6 +220,9 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
         print(f"\nstopped; continue with: deepix train generate --resume {run}", file=sys.stderr)
         raise
     result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev))
+    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
+        dist.barrier()
+        return {"run": run, "report": None, "test": {}, "train": result}
 
     load_weights(model, run / "weights" / "best.safetensors")
     model.eval()
@@ -235,6 +239,7 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     pictures(run, model, ds, task, judge)
     from ..report.html import write_report
     report = write_report(run)
+    dist.barrier()
     return {"run": run, "report": report.resolve(), "test": test, "train": result}
 
 

@@ -17,14 +17,13 @@ import torch.nn.functional as F
 from ..config import Config
 from ..data.augment import Augment
 from ..data.types import Dataset, Split
-from ..engine import machine
+from ..engine import distributed as dist, machine
 from ..engine.checkpoint import load_weights, save_weights
 from ..engine.fit import autocast, fit
 from ..engine.optim import backward_step
 from ..errors import UserError
 from ..models import count_params
 from ..models.ssl import Pretrainer, strip_head
-from ..runs import new_run
 
 MIN_SIDE = 16        # the views crop and blur: smaller images leave nothing to learn from
 BANK = 10_000        # labelled images whose features the k-NN monitor compares with (the first ones)
@@ -202,17 +201,19 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     bf16 = machine.use_bf16(cfg.precision, dev)
     mean, std = channel_stats(ds)
     model = build(cfg, ds.channels, ds.size, mean, std).to(dev)
-    run = Path(resume) if resume else new_run(cfg.project, "pretrain", cfg.name)
-    cfg.save(run / "config.yaml")
+    run = Path(resume) if resume else dist.new_run(cfg.project, "pretrain", cfg.name)
+    if dist.is_main():
+        cfg.save(run / "config.yaml")
     data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),
                  "kind": ds.kind, "images": {s: len(getattr(ds, s)) for s in ("train", "val", "test")},
                  "labels_used_for_training": False, "info": ds.info}
-    (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
+    if dist.is_main():
+        (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
     from ..data.loader import Batches
     batches = Batches(Split(ds.train.x, ds.train.y), cfg.batch, True, cfg.seed, ds.channels, ds.size[0])
     bank = Split(ds.train.x[:BANK], ds.train.y[:BANK]) if labelled else None
     task = Pretrain(cfg, make_views(cfg, ds.kind), bank, len(batches))
-    if not cfg.quiet:
+    if not cfg.quiet and dist.is_main():
         print(f"run: {run}  ({ds.name}: {len(ds.train)} images without their labels"
               + (f", {len(ds.val)} labelled val images for the monitor" if labelled else "")
               + f"; {cfg.method} on {cfg.model}, {'bf16' if bf16 else 'fp32'}, {threads} threads)")
@@ -224,6 +225,9 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
         print(f"\nstopped; continue with: deepix pretrain --resume {run}", file=sys.stderr)
         raise
     result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev))
+    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
+        dist.barrier()
+        return {"run": run, "report": None, "test": {}, "train": result}
     # the encoder is the last epoch's: k-NN on all labels can peak early (a random network already scores well
     # on digits) while the features keep improving for few labels and fine-tuning; best.safetensors stays
     load_weights(model, run / "weights" / "last.safetensors")
@@ -238,6 +242,7 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     pictures(run, model, ds, task, dev, bf16)
     from ..report.html import write_report
     report = write_report(run)
+    dist.barrier()
     return {"run": run, "report": report.resolve(), "test": test, "train": result}
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data.loader import epoch_generator
-from ..engine import machine
+from ..engine import distributed as dist, machine
 from ..engine.checkpoint import load_weights
 from ..engine.fit import autocast, fit
 from ..errors import UserError
@@ -21,7 +21,6 @@ from ..models import REGISTRY, Spec, build_model, count_params, kind_of
 from ..restore import images as imgio
 from ..restore.degrade import Degrade, crop_to_scale, parse, protocol_noise
 from ..restore.metrics import psnr, ssim
-from ..runs import new_run
 
 EVAL_SEED = 12345   # the degradation of validation and test images is fixed across epochs and runs
 
@@ -103,7 +102,7 @@ class Patches:
     def __len__(self) -> int:
         return self.count // self.batch
 
-    def epoch(self, epoch: int):
+    def epoch(self, epoch: int, shard: bool = False):
         g = epoch_generator(self.seed, epoch, stream=2)
         n, p = len(self) * self.batch, self.patch
         which = torch.multinomial(self.weights, n, replacement=True, generator=g)
@@ -117,8 +116,11 @@ class Patches:
             out[i] = im[:, top:top + p, left:left + p]
             if self.inputs:
                 low[i] = self.inputs[k][:, top // s:top // s + q, left // s:left // s + q]
+        from ..engine.distributed import shard as part
         for i in range(0, n, self.batch):
-            yield low[i:i + self.batch], out[i:i + self.batch]
+            mine = torch.arange(i, i + self.batch)
+            mine = part(mine) if shard else mine
+            yield low[mine[0]:mine[-1] + 1], out[mine[0]:mine[-1] + 1]
 
 
 def load_data(cfg: Config) -> tuple[dict[str, list[tuple[str, torch.Tensor, torch.Tensor | None]]], Degrade]:
@@ -190,7 +192,7 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     model.to(dev)
     task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired)
 
-    run = Path(resume) if resume else new_run(cfg.project, "restore", cfg.name)
+    run = Path(resume) if resume else dist.new_run(cfg.project, "restore", cfg.name)
     if cfg.weights and not resume:
         load_weights(model, Path(cfg.weights), strict=False)
     if cfg.init and not resume:
@@ -198,16 +200,18 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
         n = init_from(model, cfg.init, standardised=False)
         if not cfg.quiet:
             print(f"init: {n} encoder tensors from {cfg.init}")
-    cfg.save(run / "config.yaml")
+    if dist.is_main():
+        cfg.save(run / "config.yaml")
     data_info = {"name": cfg.data, "channels": channels, "degrade": cfg.degrade, "scale": deg.scale,
                  "images": {s: [n for n, _, _ in v] for s, v in data.items()},
                  "sizes": {s: [list(im.shape[1:]) for _, im, _ in v] for s, v in data.items()}}
-    (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
+    if dist.is_main():
+        (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
 
     count = cfg.patches or 64 * cfg.batch
     train_patches = Patches([im.to(dev) for _, im, _ in data["train"]], patch, count, cfg.batch, cfg.seed,
                             [d.to(dev) for _, _, d in data["train"]] if paired else None, deg.scale)
-    if not cfg.quiet:
+    if not cfg.quiet and dist.is_main():
         print(f"run: {run}  ({cfg.data}: {len(data['train'])} train / {len(data['val'])} val / {len(data['test'])} "
               f"test images, {count} patches of {patch}x{patch} per epoch; {cfg.model}, {cfg.degrade}, "
               f"{'bf16' if bf16 else 'fp32'}, {threads} threads)")
@@ -220,6 +224,9 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
         raise
     result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev),
                   wall_seconds=round(time.perf_counter() - t0, 2), patches_per_s=result.pop("images_per_s"))
+    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
+        dist.barrier()
+        return {"run": run, "report": None, "test": {}, "train": result}
 
     load_weights(model, run / "weights" / "best.safetensors")
     test = data["test"] or data["val"]
@@ -231,6 +238,7 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     from ..report.html import write_report
     report = write_report(run)
+    dist.barrier()
     return {"run": run, "report": report.resolve(), "test": table, "train": result}
 
 
