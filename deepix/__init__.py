@@ -4,3 +4,4 @@ __version__ = "0.1.0"
 from .api import Predictor, load, train, val  # noqa: E402,F401
 from .denoise import denoise  # noqa: E402,F401
 from .errors import UserError  # noqa: E402,F401
+from .sweep import sweep  # noqa: E402,F401

@@ -173,6 +173,22 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-upload-mb", type=float, default=10.0)
     sv.add_argument("--max-pixels", type=int, default=40_000_000)
 
+    sw = sub.add_parser("sweep", help="train a grid (or Optuna's choice) of settings and say which pay off")
+    sw.add_argument("task", nargs="?", default=None, help="classify (default), restore, detect, generate")
+    sw.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="settings to vary, e.g. kernel=3,5,7 "
+                    "activation=relu,gelu optimizer=sgd,adam; with --search random|tpe also ranges: lr=1e-4:1e-2")
+    from .sweep import PRESETS
+    sw.add_argument("--preset", choices=list(PRESETS), help="a classic question answered on mnist-5k: "
+                    + "; ".join(f"{k}: {v.question}" for k, v in PRESETS.items()))
+    sw.add_argument("--search", default="grid", choices=("grid", "random", "tpe"),
+                    help="grid: every combination; random or tpe: --trials settings chosen by Optuna, median-pruned")
+    sw.add_argument("--trials", type=int, help="random / tpe: how many settings to try")
+    sw.add_argument("--seeds", type=int, help="repeat each setting with this many seeds, to measure the noise "
+                    "(default 1; presets 2)")
+    sw.add_argument("--parallel", type=int, default=0, help="trials at a time (default: the cores this process "
+                    "may use); each gets cores / parallel threads")
+    _add_settings(sw)
+
     sub.add_parser("models", help="list the registered models")
     r = sub.add_parser("report", help="rewrite a run's report.html")
     r.add_argument("run")
@@ -292,6 +308,10 @@ def run(argv: list[str] | None = None) -> int:
         table.add_row("tv:NAME", "detect", "", "a torchvision detector, e.g. tv:fcos_resnet50_fpn, "
                       "tv:ssdlite320_mobilenet_v3_large (from scratch; --weights PATH)")
         console.print(table)
+    elif args.verb == "sweep":
+        from .sweep import sweep
+        given = {k: v for k, v in vars(args).items() if k != "verb" and v is not None}
+        _print_sweep(console, sweep(**given))
     elif args.verb == "report":
         from .report.html import write_report
         from .runs import find_run
@@ -351,6 +371,33 @@ def _print_result(console, result: dict) -> None:
     table.add_row("training time", f"{t['seconds']:.1f} s, {t['images_per_s']:,.0f} img/s, {t['precision']}, {t['threads']} threads")
     console.print(table)
     console.print(f"report: {result['report']}")
+
+
+def _print_sweep(console, s: dict) -> None:
+    """The trials best first, the advice per setting, the best setting's command, the report."""
+    from rich.markup import escape
+    from rich.table import Table
+    factors = list(s["factors"])
+    table = Table("trial", "status", *factors, "seed", s["monitor"], s["test_name"], "seconds", "epochs",
+                  title=f"{s['folder']}" + (f": {s['question']}" if s["question"] else ""))
+    num = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    for r in s["trials"]:
+        table.add_row(f"trial{r['trial']}", r["status"],
+                      *[str(r["labels"].get(k, "")) for k in factors], str(r["seed"]), num(r["val"]), num(r["test"]),
+                      f"{r['seconds']:.1f}", str(r["epochs"]))
+    console.print(table)
+    for r in s["trials"]:
+        if r["status"] == "failed":
+            console.print(f"trial{r['trial']} failed: {escape(r['error'])}")
+    a = s["analysis"]
+    noise = a["noise"]
+    console.print("noise: " + (noise["source"] if noise["sd"] is None else
+                               f"sd {noise['sd_shown']:.2g} {noise['unit']} per trial ({noise['source']})"))
+    for line in a["lines"]:
+        console.print(line, markup=False)
+    if a["best"]:
+        console.print(a["best"]["text"], markup=False)
+    console.print(f"report: {s['report']}")
 
 
 def main(argv: list[str] | None = None) -> None:
