@@ -410,4 +410,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("deepix: interrupted", file=sys.stderr)
         code = 130
+    except RuntimeError as e:
+        from .engine.distributed import lost_peer, rank
+        if not lost_peer(e):
+            raise
+        if "DEEPIX_RUN_FILE" not in os.environ:  # under --nproc the launcher names the rank that failed
+            print(f"deepix: error: rank {rank()} lost contact with another process, which must have failed: "
+                  f"{str(e).splitlines()[0][:160]}", file=sys.stderr)
+        code = 1
     sys.exit(code)

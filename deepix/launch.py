@@ -61,7 +61,7 @@ def launch(argv: list[str], nproc: int, nnodes: int = 1, endpoint: str = "", job
         elastic_launch(config, sys.executable)("-m", "deepix", *child_argv(argv))
         return 0
     except ChildFailedError as e:
-        rank, failure = e.get_first_failure()
+        rank, failure = min(e.failures.items(), key=lambda kv: (_blame(kv[1].exitcode), kv[0]))
         if failure.exitcode == 2:  # a user error: the rank has said it in one line already
             return 2
         code = failure.exitcode
@@ -73,6 +73,14 @@ def launch(argv: list[str], nproc: int, nnodes: int = 1, endpoint: str = "", job
         return 1
     finally:
         note.unlink(missing_ok=True)
+
+
+def _blame(code: int) -> int:
+    """Which failure to name first: one killed from outside, a user error, a crash; last, the ranks that the
+    launcher itself ended (SIGTERM) once another had failed."""
+    if code in (-signal.SIGTERM, 128 + signal.SIGTERM):
+        return 3
+    return 0 if code < 0 else 1 if code == 2 else 2
 
 
 def _where(run: str, nproc: int, nnodes: int) -> str:

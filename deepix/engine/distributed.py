@@ -3,6 +3,7 @@ batch, sums reduced across ranks, and the rule that only rank 0 writes. One proc
 and every function here is then a no-op, so the loop reads the same either way."""
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 from datetime import timedelta
@@ -26,8 +27,18 @@ def init() -> None:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+    # leaving with the group's threads alive aborts the process ("terminate called ..."): close it first
+    atexit.register(lambda: dist.destroy_process_group() if dist.is_initialized() else None)
     # the launcher ends the other ranks with SIGTERM when one fails: leave quietly, the launcher explains
     signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
+
+
+def lost_peer(e: BaseException) -> bool:
+    """A collective that failed because another process went away."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    return isinstance(e, getattr(dist, "DistError", ())) or any(
+        w in str(e) for w in ("Connection reset", "Connection closed", "gloo", "NCCL", "Broken pipe"))
 
 
 def world() -> int:

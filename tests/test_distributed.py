@@ -1,0 +1,143 @@
+"""Several processes on the CPU (gloo), started by `--nproc` as torchrun would start them."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+import deepix
+from deepix.launch import child_argv
+
+# no BatchNorm, no dropout, no augmentation, fp32: one process on the global batch and two on its halves
+# compute the same gradients, so the curves agree up to float summation order (plain SGD keeps it so;
+# Adam's normalised steps would blow those 1e-7 differences up to 1e-4)
+SAME = ["--data", "digits", "--model", "seed-cnn", "--dropout", "0", "--augment", "none", "--precision", "fp32",
+        "--batch", "64", "--optimizer", "sgd", "--lr", "0.05", "--quiet"]
+TOL = 2e-3  # relative, on every epoch's train and val loss
+
+
+def deepix_cli(*args, cwd, timeout=300):
+    return subprocess.run([sys.executable, "-m", "deepix", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def rows(run: Path) -> list[dict]:
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """The same training in one process and in two."""
+    root = tmp_path_factory.mktemp("ddp")
+    one = deepix_cli("train", *SAME, "--epochs", "3", "--name", "one", cwd=root)
+    assert one.returncode == 0, one.stderr
+    two = deepix_cli("train", *SAME, "--epochs", "3", "--name", "two", "--nproc", "2", cwd=root)
+    assert two.returncode == 0, two.stderr
+    return root / "runs" / "classify" / "one", root / "runs" / "classify" / "two", two
+
+
+def test_two_processes_follow_the_curve_of_one_with_the_same_global_batch(pair):
+    one, two, _ = pair
+    a, b = rows(one), rows(two)
+    assert len(a) == len(b) == 3
+    for ra, rb in zip(a, b):
+        for key in ("train_loss", "val_loss", "train_accuracy"):
+            assert float(rb[key]) == pytest.approx(float(ra[key]), rel=TOL), (key, ra, rb)
+    wa, wb = load_file(one / "weights" / "last.safetensors"), load_file(two / "weights" / "last.safetensors")
+    for k in wa:  # after one epoch they agree to 2e-5; training grows any float-order difference, as it would any
+        assert (wa[k] - wb[k]).abs().max() < 3e-3, k
+
+
+def test_only_rank_0_writes_and_reports(pair):
+    _, two, proc = pair
+    assert proc.stdout.count("report:") == 1  # one process speaks
+    summary = json.loads((two / "summary.json").read_text())
+    assert summary["train"]["processes"] == 2
+    assert (two / "report.html").is_file()
+    assert not list(two.parent.glob("two?*"))  # the other rank made no second run folder
+
+
+def test_sharded_predict_merges_into_input_order(pair, tmp_path):
+    one, _, _ = pair
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    for i in range(13):  # nested folders, an odd count: the ranks get 7 and 6
+        folder = tmp_path / "images" / ("a" if i < 5 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[i] * 16).astype(np.uint8)).save(folder / f"{i:02d}.png")
+    single = deepix_cli("predict", str(one), str(tmp_path / "images"), "-o", str(tmp_path / "p1"), cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    multi = deepix_cli("predict", str(one), str(tmp_path / "images"), "-o", str(tmp_path / "p2"), "--nproc", "2",
+                       cwd=tmp_path)
+    assert multi.returncode == 0, multi.stderr
+    a = [json.loads(line) for line in (tmp_path / "p1" / "predictions.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (tmp_path / "p2" / "predictions.jsonl").read_text().splitlines()]
+    assert len(a) == len(b) == 13
+    assert [r["image"] for r in a] == [r["image"] for r in b] == sorted(r["image"] for r in a)
+    assert [r["class"] for r in a] == [r["class"] for r in b]
+    assert not list((tmp_path / "p2").glob(".*"))  # the parts are merged away
+
+
+def test_killing_a_rank_ends_the_run_with_one_line_and_it_resumes_on_one_process(tmp_path):
+    args = [sys.executable, "-m", "deepix", "train", *SAME, "--epochs", "400", "--nproc", "2"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMP_RUN_DIR": str(tmp_path)})  # tells this test's ranks apart
+    run = tmp_path / "runs" / "classify" / "exp1"
+    deadline = time.time() + 120
+    while not (run / "state" / "last.pt").is_file() and time.time() < deadline:
+        time.sleep(0.1)
+    assert (run / "state" / "last.pt").is_file(), proc.stderr.read() if proc.poll() is not None else "no epoch"
+    victim = None
+    for pid in os.listdir("/proc"):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"RANK=1" in env and f"TMP_RUN_DIR={tmp_path}".encode() in env:
+            victim = int(pid)
+    assert victim, "rank 1 not found"
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "rank 1 was killed (SIGKILL)" in lines[0] and f"--resume {Path('runs/classify/exp1')}" in lines[0]
+    done = len(rows(run))
+    assert done >= 1
+    again = deepix_cli("train", "--resume", str(run), "--epochs", str(done + 1), "--quiet", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert [int(r["epoch"]) for r in rows(run)] == list(range(1, done + 2))
+
+
+def test_a_task_with_its_own_optimizer_steps_trains_under_two_processes(tmp_path):
+    r = deepix_cli("pretrain", "--data", "digits", "--imgsz", "16", "--epochs", "1", "--batch", "128", "--model", "seed-cnn",
+                   "--quiet", "--nproc", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "runs" / "pretrain" / "exp1"
+    assert (run / "weights" / "encoder.safetensors").is_file() and len(rows(run)) == 1
+
+
+def test_sync_bn_on_cpus_is_one_clear_line(tmp_path):
+    r = deepix_cli("train", "--data", "digits", "--epochs", "1", "--sync-bn", "--nproc", "2", "--quiet", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "--sync-bn needs GPUs" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_launch_flags_are_not_passed_on():
+    argv = ["train", "--nproc", "2", "--epochs", "3", "--nnodes=1", "--rdzv-endpoint", "h:1", "--rdzv-id", "j"]
+    assert child_argv(argv) == ["train", "--epochs", "3"]
+
+
+def test_several_machines_need_a_meeting_point():
+    with pytest.raises(deepix.errors.UserError, match="--rdzv-endpoint"):
+        from deepix.launch import launch
+        launch(["train"], 2, nnodes=2)
