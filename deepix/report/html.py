@@ -98,7 +98,9 @@ def write_report(run_dir: Path) -> Path:
     speed = train.get("images_per_s") or train.get("patches_per_s")
     if speed:
         what.append(f"{float(speed):,.0f} {'images' if train.get('images_per_s') else 'patches'}/s")
-    ids = [p[0] for p in parts[:2]] + ["curves"] + [p[0] for p in parts[2:]] + ["diagnosis", "config"]
+    advice = _advice(run_dir, e)
+    ids = [p[0] for p in parts[:2]] + ["curves"] + [p[0] for p in parts[2:]] + ["advice"] * bool(advice) + [
+        "diagnosis", "config"]
     h = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>deepix report: {e(run_dir.name)}"
          f"</title><style>{CSS}</style></head><body>",
          f"<h1>deepix report: {e(run_dir.name)}</h1><div class='sub'>{e(' · '.join(what))}</div>",
@@ -118,6 +120,7 @@ def write_report(run_dir: Path) -> Path:
     for pid, title, body in parts[2:]:
         h.append(f"<h2 id='{pid}'>{e(title)}</h2>{body}")
 
+    h.append(advice)
     h.append("<h2 id='diagnosis'>Diagnosis: what to try next</h2>")
     if task == "detect":
         from .detect import findings
@@ -125,7 +128,8 @@ def write_report(run_dir: Path) -> Path:
         from .generate import findings
     elif task == "pretrain":
         from .pretrain import findings
-    for f in (findings if task in ("detect", "generate", "pretrain") else diagnose)(rows, summary):
+    found = findings(rows, summary) if task in ("detect", "generate", "pretrain") else diagnose(rows, summary, config)
+    for f in found:
         ok = " ok" if f["finding"].startswith("Healthy") else ""
         h.append(f"<div class='finding{ok}'><h3>{e(f['finding'])}</h3><p>{e(f['evidence'])}</p><ul>"
                  + "".join(f"<li>{e(r)}</li>" for r in f["remedies"]) + "</ul></div>")
@@ -135,6 +139,22 @@ def write_report(run_dir: Path) -> Path:
     out = run_dir / "report.html"
     out.write_text("\n".join(x for x in h if x), encoding="utf-8")
     return out
+
+
+def _advice(run_dir: Path, e) -> str:
+    """The learning curve of `deepix advise RUN --learning-curve`, when there is one: would more data help?"""
+    path = run_dir / "advise.json"
+    curve = (json.loads(path.read_text()) if path.is_file() else {}).get("learning_curve")
+    if not curve:
+        return ""
+    table = _table(["share of the data", "training images", "accuracy", "epochs", "training time"],
+                   [[f"{100 * p['fraction']:g}%", f"{p['images']:,}", _pct(p["accuracy"]), p.get("epochs", ""),
+                     _duration(p["seconds"])] for p in curve["points"]])
+    return (f"<h2 id='advice'>Would more data help? The learning curve</h2><p>The run retrained on shares of its "
+            f"training data by <code>deepix advise --learning-curve</code>: same model, settings and seed, the "
+            f"epochs scaled so that every run sees as many images as this one.</p>{table}"
+            f"{_img(run_dir / curve.get('plot', 'plots/learning_curve.png'), 'learning curve')}"
+            f"<p><b>{e(curve['answer'][0].upper() + curve['answer'][1:])}.</b></p>")
 
 
 def _classify_parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str, str]]]:

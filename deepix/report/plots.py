@@ -249,3 +249,26 @@ def detection_grid(images: list, truth: list, preds: list[dict], classes: list[s
             ax.set_title(title, fontsize=8, pad=2)
     fig.subplots_adjust(wspace=0.05, hspace=0.15)
     return _save(fig, out)
+
+
+def plot_learning_curve(points: list[dict], out: Path, metric: str = "test accuracy",
+                        extrapolated: float | None = None) -> Path:
+    """Accuracy against training images (log2 axis: one step per doubling), each point labelled with its share;
+    `extrapolated` (the accuracy expected at twice the data) is drawn dashed."""
+    fig = _figure(6, 3.6)
+    ax = fig.add_subplot()
+    n = [p["images"] for p in points]
+    acc = [p["accuracy"] for p in points]
+    ax.plot(n, acc, marker="o", lw=1.8, color=TEST, label=metric)
+    for p in points:
+        ax.annotate(f"{100 * p['fraction']:g}%", (p["images"], p["accuracy"]), textcoords="offset points",
+                    xytext=(0, 7), ha="center", fontsize=8)
+    if extrapolated is not None:
+        ax.plot([n[-1], 2 * n[-1]], [acc[-1], extrapolated], ls="--", marker="o", markevery=[1], mfc="white",
+                color=TEST, alpha=0.7, label="twice the data (extrapolated)")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=1))
+    _tidy(ax, "training images", metric)
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, out)
