@@ -1,6 +1,7 @@
 """deepix: deep learning for images — one package, one command, the whole pipeline."""
 __version__ = "0.1.0"
 
+from .advise import advise  # noqa: E402,F401
 from .api import Predictor, load, train, val  # noqa: E402,F401
 from .denoise import denoise  # noqa: E402,F401
 from .errors import UserError  # noqa: E402,F401

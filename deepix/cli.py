@@ -192,6 +192,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the registered models")
     r = sub.add_parser("report", help="rewrite a run's report.html")
     r.add_argument("run")
+    ad = sub.add_parser("advise", help="overfitting or underfitting, by how much, what to try first; "
+                        "--learning-curve: would more data help?")
+    ad.add_argument("run")
+    ad.add_argument("--learning-curve", action="store_true",
+                    help="classify: retrain on shares of the training data and say whether more data would help")
+    ad.add_argument("--fractions", default="0.25,0.5,0.75,1",
+                    help="shares of the training data for the learning curve (default: 0.25,0.5,0.75,1)")
+    ad.add_argument("--json", action="store_true", help="print the advice as JSON")
     return p
 
 
@@ -316,6 +324,13 @@ def run(argv: list[str] | None = None) -> int:
         from .report.html import write_report
         from .runs import find_run
         console.print(f"report: {write_report(find_run(args.run))}")
+    elif args.verb == "advise":
+        from .advise import advise, parse_fractions
+        a = advise(args.run, args.learning_curve, parse_fractions(args.fractions))
+        if args.json:
+            print(json.dumps(a, default=str))
+        else:
+            _print_advice(console, a)
     return 0
 
 
@@ -398,6 +413,39 @@ def _print_sweep(console, s: dict) -> None:
     if a["best"]:
         console.print(a["best"]["text"], markup=False)
     console.print(f"report: {s['report']}")
+
+
+def _print_advice(console, a: dict) -> None:
+    """The verdict and its evidence, the remedies in order with their flags, other findings, the learning curve."""
+    from rich.table import Table
+    say = lambda text="", style=None: console.print(text, style=style, markup=False, highlight=False)  # noqa: E731
+    v = a["verdict"]
+    say(f"{a['run']}: {v['verdict']}", "bold")
+    say(v["headline"])
+    for line in v["evidence"]:
+        say(f"  - {line}")
+    if v["remedies"]:
+        say("what to try, in order:", "bold")
+        for i, r in enumerate(v["remedies"], 1):
+            say(f"  {i}. {r['remedy']}: {r['flag']}")
+            say(f"     {('first, because ' + v['first_because']) if i == 1 and v['first_because'] else r['why']}")
+    fit = ("Overfitting", "Underfitting", "Healthy", "Fit:")
+    others = [f for f in a["findings"] if not f["finding"].startswith(fit)]
+    if others:
+        say("also found:", "bold")
+        for f in others:
+            say(f"  - {f['finding']}: {f['evidence']}")
+            if f["remedies"]:
+                say(f"    try: {f['remedies'][0]}")
+    curve = a.get("learning_curve")
+    if curve:
+        table = Table("share of the data", "images", "accuracy", "epochs", "seconds", title="learning curve")
+        for p in curve["points"]:
+            table.add_row(f"{100 * p['fraction']:g}%", f"{p['images']:,}", f"{100 * p['accuracy']:.1f}%",
+                          str(p.get("epochs", "")), f"{p['seconds']:.1f}")
+        console.print(table)
+        say(curve["answer"][0].upper() + curve["answer"][1:])
+    say(f"report: {a['report']}")
 
 
 def main(argv: list[str] | None = None) -> None:
