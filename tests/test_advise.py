@@ -73,6 +73,16 @@ def test_good_fit_verdict():
     assert v["remedies"][0]["flag"] == "--width 2"
 
 
+def test_restore_verdict_reads_the_losses_alone():
+    losses = [(0.05, 0.047), (0.041, 0.043), (0.035, 0.045), (0.03, 0.05), (0.028, 0.055)]
+    v = fit_verdict([{"epoch": i + 1, "train_loss": t, "val_loss": vl, "val_psnr": 24.0}
+                     for i, (t, vl) in enumerate(losses)], {"task": "restore"}, {"task": "restore"})
+    assert v["verdict"] == "overfitting" and "val loss 28% above its minimum at epoch 2" in v["headline"]
+    flags = [r["flag"] for r in v["remedies"]]
+    assert flags[0] == "--epochs 2" and "--weight-decay 0.0005" in flags  # restore's default weight decay is 0
+    assert not any("learning-curve" in f or "dropout" in f for f in flags)
+
+
 def test_more_data_answer():
     climbing = [{"fraction": f, "images": int(1000 * f), "accuracy": a} for f, a in
                 ((0.25, 0.80), (0.5, 0.86), (1.0, 0.90))]

@@ -122,8 +122,9 @@ def _regularisers(cfg: dict, summary: dict) -> dict[str, dict]:
                              f"half the channels, less capacity to memorise (now --width {width:g})")
     out["lower_lr"] = _remedy("A lower learning rate", f"--lr {_num(lr / 3)}",
                               f"a third of the peak {_num(lr)}: smaller steps settle into flatter minima")
-    out["more_data"] = _remedy("More training images", "deepix advise RUN --learning-curve",
-                               "the surest cure; the learning curve measures whether it would pay")
+    if task == "classify":  # the learning curve retrains classifiers only
+        out["more_data"] = _remedy("More training images", "deepix advise RUN --learning-curve",
+                                   "the surest cure; the learning curve measures whether it would pay")
     return out
 
 
@@ -194,15 +195,18 @@ def _good_fit(m: dict, cfg: dict, still: bool) -> tuple[str, list[dict]]:
     r = {"longer": _remedy("Train longer", f"--epochs {2 * E}" + ("" if still else " --patience 5"),
                            "val loss was still falling" if still else "a last point or two, stopped by patience"),
          "bigger": _remedy("A bigger model", f"--width {2 * width:g}", "more capacity, if you can spend the time"),
-         "more_data": _remedy("More training images", "deepix advise RUN --learning-curve",
-                              "the learning curve says whether more data would pay"),
-         "pretrained": _remedy("Pretrained weights", "--weights FILE, or --init PRETRAIN_RUN",
-                               "usually a few points, most when data is scarce")}
+         "pretrained": _remedy("Pretrained weights", "--weights FILE" + (
+             ", or --init PRETRAIN_RUN" if cfg["task"] == "classify" else ""),
+                               "usually better, most when data is scarce")}
+    if cfg["task"] == "classify":  # the learning curve retrains classifiers only
+        r["more_data"] = _remedy("More training images", "deepix advise RUN --learning-curve",
+                                 "the learning curve says whether more data would pay")
+    pick = lambda *keys: [r[k] for k in keys if k in r]  # noqa: E731
     if still:
         return (f"val loss still fell {m['val_loss_last_fall_pct']:.1f}% in the last epoch: the run stopped "
-                "while it was still learning", [r[k] for k in ("longer", "bigger", "more_data", "pretrained")])
+                "while it was still learning", pick("longer", "bigger", "more_data", "pretrained"))
     return ("train and val agree and val loss has settled: the schedule is not the limit, the model or the data "
-            "is", [r[k] for k in ("bigger", "more_data", "pretrained", "longer")])
+            "is", pick("bigger", "more_data", "pretrained", "longer"))
 
 
 def fit_verdict(rows: list[dict], summary: dict | None = None, config: dict | None = None) -> dict:
