@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, fields
@@ -222,10 +223,12 @@ class _Watch:
     def __init__(self, monitor: str, trial=None):
         self.monitor, self.trial = monitor, trial
         self.best, self.epochs, self.seconds = None, 0, 0.0
+        self.cpu = [time.process_time()]  # this process's CPU time at the start and after each epoch
 
     def __call__(self, row: dict, model) -> None:
         value = row.get(self.monitor)
         self.epochs, self.seconds = int(row["epoch"]), self.seconds + float(row.get("seconds", 0.0))
+        self.cpu.append(time.process_time())
         if value is not None and math.isfinite(value):
             better = self.best is None or (value > self.best if higher_is_better(self.monitor) else value < self.best)
             self.best = value if better else self.best
@@ -234,6 +237,13 @@ class _Watch:
             self.trial.report(value, self.epochs)
             if self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {self.epochs}")
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds of training: the median epoch times the epochs (None before a second epoch, as the
+        first also holds the setup). Other work on the machine stretches wall time but hardly the CPU time
+        of a one-thread trial."""
+        steps = [b - a for a, b in zip(self.cpu[1:], self.cpu[2:])]
+        return round(statistics.median(steps) * self.epochs, 3) if steps else None
 
 
 def _journal(path: Path):
@@ -275,6 +285,7 @@ def _run_trial(job: dict) -> dict:
         row.update(val=watch.best, seconds=round(watch.seconds, 3), epochs=watch.epochs,
                    run=str(run) if run.is_dir() else "")
     row["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    row["cpu_seconds"] = watch.cpu_seconds()
     return row
 
 
@@ -308,7 +319,9 @@ def sweep(task: str | None = None, grid=None, preset: str | None = None, search:
 
     with ProcessPoolExecutor(parallel, mp_context=ctx) as pool:
         if p.search == "grid":
-            todo = [(t, seed) for t in p.trials for seed in p.seeds]
+            # seed-major: the seeds of a setting run at different times, so their spread includes the drift
+            # of the machine's load, and does not flatter the time differences between settings
+            todo = [(t, seed) for seed in p.seeds for t in p.trials]
             futures = {pool.submit(_run_trial, {**job, "index": i, "settings": {**base, **t["settings"], "seed": seed}}):
                        (i, t, seed) for i, (t, seed) in enumerate(todo)}
             while futures:

@@ -53,26 +53,28 @@ def _levels(plan: Plan, done: list[dict]) -> dict:
     return out
 
 
-def _noise(done: list[dict], levels: dict) -> tuple[float | None, str, int]:
-    """The standard deviation of one trial's metric: from repeated seeds of a setting where there are any,
-    else from the scatter around an additive fit of the settings' effects; None when nothing is left over."""
+def _noise(done: list[dict], levels: dict, key: str = "val") -> tuple[float | None, str, int]:
+    """The standard deviation of one trial's `key` (metric or seconds): from repeated seeds of a setting where
+    there are any, else from the scatter around an additive fit of the settings' effects; None when nothing
+    is left over."""
     groups: dict[tuple, list[float]] = {}
     for r in done:  # the exact setting (not the halves of a sampled range)
-        groups.setdefault(tuple(str(r["labels"][k]) for k in levels), []).append(r["val"])
+        groups.setdefault(tuple(str(r["labels"][k]) for k in levels), []).append(r[key])
     dof = sum(len(v) - 1 for v in groups.values())
     if dof > 0:
         ss = sum(((np.array(v) - np.mean(v)) ** 2).sum() for v in groups.values())
-        return float(math.sqrt(ss / dof)), "spread between seeds of the same setting", dof
+        return float(math.sqrt(ss / dof)), "spread between seeds of the same setting", int(dof)
     cols = [np.ones(len(done))]
     for lv in levels.values():
         cols += [np.array([lv["of"][r["trial"]] == x for r in done], float) for x in lv["order"][1:]]
-    x, y = np.stack(cols, 1), np.array([r["val"] for r in done])
+    x, y = np.stack(cols, 1), np.array([r[key] for r in done])
     rank = np.linalg.matrix_rank(x) if len(done) else 0
     dof = len(done) - rank
     if dof <= 0:
         return None, "no repeated or otherwise-equal trials: rerun with --seeds 2", 0
     resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
-    return float(math.sqrt((resid ** 2).sum() / dof)), "scatter of otherwise-equal trials around each setting's average effect", dof
+    return (float(math.sqrt((resid ** 2).sum() / dof)),
+            "scatter of otherwise-equal trials around each setting's average effect", int(dof))
 
 
 def _verdict(gain: float, se: float | None, ratio: float, base) -> str:
@@ -87,9 +89,9 @@ def _verdict(gain: float, se: float | None, ratio: float, base) -> str:
     return "within the noise: not worth it here"
 
 
-def _speed(ratio: float) -> str:
-    if 0.9 <= ratio <= 1.1:
-        return "same time"
+def _speed(ratio: float, clear: bool) -> str:
+    if not clear:
+        return "same time" if 0.9 <= ratio <= 1.1 else f"same time within the timing noise ({ratio:.2f}x)"
     return f"{ratio:.1f}x slower" if ratio > 1 else f"{1 / ratio:.1f}x faster"
 
 
@@ -102,9 +104,12 @@ def analyse(plan: Plan, rows: list[dict]) -> dict:
     done = [r for r in rows if r["status"] == "done" and _finite(r["val"])]
     levels = _levels(plan, done)
     sd, source, dof = _noise(done, levels)
-    dof = int(dof)
+    # CPU seconds where measured: other work on the machine stretches wall time; what is left is noise too
+    tkey = "cpu_seconds" if done and all(r.get("cpu_seconds") for r in done) else "seconds"
+    tsd = _noise(done, levels, tkey)[0]
     out = {"noise": {"sd": sd, "source": source, "dof": dof, "unit": unit.strip() or plan.monitor,
                      "sd_shown": None if sd is None else round(sd * scale, 3)},
+           "time": "CPU seconds of training" if tkey == "cpu_seconds" else "training seconds (wall)",
            "factors": {}, "lines": []}
     for name, lv in levels.items():
         base = lv["default"]
@@ -119,13 +124,16 @@ def analyse(plan: Plan, rows: list[dict]) -> dict:
                               f"{name} {value}: no finished trial to compare (see the failed or pruned trials)"})
                 continue
             gain = sign * (np.mean([r["val"] for r in a]) - np.mean([r["val"] for r in b]))
-            ratio = np.mean([r["seconds"] for r in a]) / max(1e-9, np.mean([r["seconds"] for r in b]))
-            se = None if sd is None else sd * math.sqrt(1 / len(a) + 1 / len(b))
-            verdict = _verdict(gain, se, ratio, base)
+            ta, tb = np.mean([r[tkey] for r in a]), np.mean([r[tkey] for r in b])
+            ratio = ta / max(1e-9, tb)
+            both = math.sqrt(1 / len(a) + 1 / len(b))
+            se = None if sd is None else sd * both
+            clear = not 0.9 <= ratio <= 1.1 if tsd is None else abs(ta - tb) > 2 * tsd * both
+            verdict = _verdict(gain, se, ratio if clear else 1.0, base)
             noise = "" if se is None else f", noise +-{2 * se * scale:.2g}{unit}"
-            text = (f"{name} {value} vs {base}: {gain * scale:+.2f}{unit} {metric}, {_speed(ratio)} "
+            text = (f"{name} {value} vs {base}: {gain * scale:+.2f}{unit} {metric}, {_speed(ratio, clear)} "
                     f"({len(a)} vs {len(b)} trials{noise}): {verdict}")
-            comps.append({"value": str(value), "gain": float(gain * scale), "time_ratio": float(ratio),
+            comps.append({"value": str(value), "gain": float(gain * scale), "time_ratio": float(ratio), "time_clear": bool(clear),
                           "two_se": None if se is None else float(2 * se * scale), "trials": [len(a), len(b)],
                           "verdict": verdict, "text": text})
             if verdict.startswith(("worth it", "as good")) and (best is None or gain * scale > best["gain"]):
@@ -159,14 +167,15 @@ def _best(plan: Plan, done: list[dict], levels: dict, sign: int, scale: float, u
             "text": f"{headline}; repeat it with: {command}"}
 
 
-def plot_factor(name: str, spec: dict, rows: list[dict], monitor: str, out: Path) -> Path:
+def plot_factor(name: str, spec: dict, rows: list[dict], monitor: str, out: Path, tkey: str = "seconds") -> Path:
     """The metric and the training time against one setting: each trial a dot, the mean and standard
     deviation over the other settings and seeds as a bar."""
     done = [r for r in rows if r["status"] == "done" and _finite(r["val"])]
     fig = _figure(10, 3.6)
     ax, at = fig.subplots(1, 2)
     values = spec["values"]
-    for axis, key, label in ((ax, "val", monitor), (at, "seconds", "training seconds")):
+    tlabel = "CPU seconds of training" if tkey == "cpu_seconds" else "training seconds"
+    for axis, key, label in ((ax, "val", monitor), (at, tkey, tlabel)):
         if isinstance(values, Range):
             axis.scatter([r["labels"][name] for r in done], [r[key] for r in done], s=18, alpha=0.8)
             if values.log:
@@ -187,7 +196,7 @@ def plot_factor(name: str, spec: dict, rows: list[dict], monitor: str, out: Path
     if "accuracy" in monitor:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_title(f"{monitor} (red: mean +- sd over the rest)", fontsize=10)
-    at.set_title("training time", fontsize=10)
+    at.set_title(tlabel, fontsize=10)
     return _save(fig, out)
 
 
@@ -202,16 +211,17 @@ def write(folder: Path, plan: Plan, rows: list[dict], seconds: float, parallel: 
     test_name = next((r["test_name"] for r in rows if r.get("test_name")), "test")
     factors = list(plan.factors)
     extra = sorted({k for r in rows for k in r["settings"]} - set(factors))
-    head = ["trial", "status"] + factors + extra + ["seed", plan.monitor, test_name, "seconds", "epochs", "run", "error"]
+    head = ["trial", "status"] + factors + extra + ["seed", plan.monitor, test_name, "seconds", "cpu_seconds", "epochs", "run", "error"]
     table = [[f"trial{r['trial']}", r["status"]] + [r["labels"].get(k, "") for k in factors]
              + [r["settings"].get(k, "") for k in extra]
              + [r["seed"], r["val"] if r["val"] is not None else "", r["test"] if r["test"] is not None else "",
-                r["seconds"], r["epochs"], r["run"], r["error"]] for r in rows]
+                r["seconds"], r.get("cpu_seconds") or "", r["epochs"], r["run"], r["error"]] for r in rows]
     with open(folder / "sweep.csv", "w", newline="") as f:
         csv.writer(f).writerows([head] + table)
     analysis = analyse(plan, rows)
-    plots = [plot_factor(k, spec, rows, plan.monitor, folder / "plots" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', k)}.png")
-             for k, spec in plan.factors.items()]
+    tkey = "cpu_seconds" if analysis["time"].startswith("CPU") else "seconds"
+    plots = [plot_factor(k, spec, rows, plan.monitor, folder / "plots" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', k)}.png",
+                         tkey) for k, spec in plan.factors.items()]
     report = _html(folder, plan, head, table, analysis, plots, seconds, parallel)
     summary = {"folder": str(folder), "report": str(report.resolve()), "csv": str(folder / "sweep.csv"),
                "task": plan.task, "preset": plan.preset, "question": plan.question, "search": plan.search,
@@ -238,7 +248,7 @@ def _html(folder: Path, plan: Plan, head: list[str], table: list[list], analysis
     nz = ("Noise: not measurable here (" + noise["source"] + ")" if noise["sd"] is None else
           f"Noise: one trial's {plan.monitor} varies by {noise['sd_shown']:.2g} {noise['unit']} (standard deviation, "
           f"{noise['source']}, {noise['dof']} degree(s) of freedom); a difference counts when it exceeds two standard "
-          "errors of the difference.")
+          "errors of the difference.") + f" Times compare {analysis['time']}."
     h = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>deepix sweep: {e(folder.name)}</title>"
          f"<style>{CSS}</style></head><body><h1>deepix sweep: {e(folder.name)}</h1>"
          f"<div class='sub'>{e(' · '.join(what))}</div>"]
