@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -175,15 +176,17 @@ def few_labels(cfg: Config, ds: Dataset) -> Dataset:
         keep.append(idx[torch.randperm(len(idx), generator=g)[:k]])
     keep = torch.cat(keep).sort().values
     full = len(ds.train)
-    repeats = max(1, full // len(keep))
+    size = max(full, len(keep))  # an epoch as long as the whole split's: the kept images, over and over
+    repeats = size / len(keep)
     ids = [ds.train.ids[i] for i in keep.tolist()] if ds.train.ids else None
     info = {**ds.info, "labelled": {"images": len(keep), "of": full, "per_class": cfg.labels_per_class or None,
-                                    "fraction": cfg.label_fraction or None, "repeats_per_epoch": repeats}}
-    order = keep.repeat(repeats)
-    train = type(ds.train)(ds.train.x[order], ds.train.y[order], ids=(ids or []) * repeats if ids else None)
+                                    "fraction": cfg.label_fraction or None, "repeats_per_epoch": round(repeats, 2)}}
+    order = keep.repeat(math.ceil(repeats))[:size]
+    train = type(ds.train)(ds.train.x[order], ds.train.y[order],
+                           ids=[ids[i % len(ids)] for i in range(size)] if ids else None)
     if not cfg.quiet:
         print(f"labels: {len(keep)} of the {full} training images ({cfg.labels_per_class or cfg.label_fraction}"
-              f"{' per class' if cfg.labels_per_class else ' of each class'}), each seen {repeats}x per epoch")
+              f"{' per class' if cfg.labels_per_class else ' of each class'}), each seen {repeats:.2g}x per epoch")
     return dataclasses.replace(ds, train=train, info=info)
 
 
@@ -263,7 +266,8 @@ def build(cfg: Config, classes: int, channels: int, size, mean, std, net: torch.
 
 def model_summary(model: torch.nn.Module, channels: int, size) -> str:
     """A Keras-like table: layer, output shape, parameters."""
-    lines, x = [f"{'layer':<40}{'output shape':<22}{'params':>10}"], torch.zeros(1, channels, *size)
+    lines = [f"{'layer':<40}{'output shape':<22}{'params':>10}"]
+    x = torch.zeros(1, channels, *size, device=next(model.parameters()).device)
     net = model[1] if isinstance(model, torch.nn.Sequential) and len(model) == 2 else model
     if isinstance(net, torch.nn.Sequential):
         with torch.no_grad():
