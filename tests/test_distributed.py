@@ -141,3 +141,27 @@ def test_several_machines_need_a_meeting_point():
     with pytest.raises(deepix.errors.UserError, match="--rdzv-endpoint"):
         from deepix.launch import launch
         launch(["train"], 2, nnodes=2)
+
+
+def test_sharded_detect_and_restore_predict_write_what_one_process_writes(runs, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    for task, out_name in (("detect", "predictions.json"), ("restore", None)):
+        outs = []
+        for nproc in ("1", "2"):
+            out = tmp_path / f"{task}{nproc}"
+            low = ["--conf", "0.01"] if task == "detect" else []  # a 1-epoch detector: keep its faint boxes
+            r = deepix_cli("predict", str(runs[task]), str(images), "-o", str(out), "--nproc", nproc, *low,
+                           cwd=tmp_path)
+            assert r.returncode == 0, r.stderr
+            outs.append(out)
+        assert sorted(p.name for p in outs[0].iterdir()) == sorted(p.name for p in outs[1].iterdir())
+        if out_name:
+            a, b = (json.loads((o / out_name).read_text()) for o in outs)
+            assert [d["image_id"] for d in a] == [d["image_id"] for d in b]
+            assert [d["category"] for d in a] == [d["category"] for d in b]
+        else:
+            assert len(list(outs[1].glob("*.png"))) == 5
