@@ -88,23 +88,15 @@ def _share(cfg, fraction: float) -> dict:
     return {"label_fraction": (cfg.label_fraction or 1.0) * fraction}
 
 
-def _per_epoch(cfg, whole) -> int:
-    """Training images in one epoch of `cfg` on the data set `whole` (after any share of the labels)."""
-    from .tasks.classify import few_labels
-    return len(few_labels(cfg, whole).train) if cfg.labels_per_class or cfg.label_fraction else len(whole.train)
-
-
 def _train_on(run: Path, cfg, whole, fraction: float) -> Path:
     """Retrain the run's config (model, seed, threads, schedule) on a fraction of its training data into
-    RUN/advise/classify/fraction-NN, or reuse a finished one trained with the same settings. The epochs are
-    scaled so that the run sees as many images as the original did: whole repeats of a share of the data
-    do not always fill an epoch, and fewer steps would pass for less data."""
+    RUN/advise/classify/fraction-NN, or reuse a finished one trained with the same settings. A share of the
+    labels is repeated to fill each epoch (classify's few_labels), so less data is not also fewer steps."""
     from dataclasses import replace
 
     from . import api
     small = replace(cfg, **_share(cfg, fraction), quiet=True)
-    epochs = max(1, round(cfg.epochs * _per_epoch(replace(cfg, quiet=True), whole) / _per_epoch(small, whole)))
-    settings = {**small.to_dict(), "epochs": epochs, "time_limit": 0.0, "baseline": False}
+    settings = {**small.to_dict(), "time_limit": 0.0, "baseline": False}
     for key in ("task", "project", "name", "data"):
         settings.pop(key)
     name = f"fraction-{100 * fraction:g}"
