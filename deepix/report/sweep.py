@@ -14,7 +14,7 @@ from matplotlib.ticker import PercentFormatter
 
 from ..sweep import Plan, Range, flags, higher_is_better
 from .html import CSS, _duration, _img, _table
-from .plots import _figure, _save, _tidy
+from .plots import _figure, _rotation, _save, _tidy
 
 ORDER = {"done": 0, "pruned": 1, "failed": 2}
 
@@ -141,20 +141,24 @@ def analyse(plan: Plan, rows: list[dict]) -> dict:
         advice = f"{name}: use {best['value']} instead of {base}" if best else f"{name}: keep {base}"
         missing = "" if b else f" (no finished trial with {base})"
         out["factors"][name] = {"default": str(base), "comparisons": comps, "advice": advice + missing,
-                                "change": best is not None}
+                                "change": best is not None, "choice": best["value"] if best else str(base)}
         out["lines"] += [c["text"] for c in comps] + [advice + missing]
-    out["best"] = _best(plan, done, levels, sign, scale, unit, metric)
+    advised = {k: f["choice"] for k, f in out["factors"].items()
+               if not isinstance(plan.factors[k]["values"], Range)}
+    out["best"] = _best(plan, done, advised, sign, scale, unit, metric)
     return out
 
 
-def _best(plan: Plan, done: list[dict], levels: dict, sign: int, scale: float, unit: str, metric: str) -> dict | None:
-    """The setting with the best mean over its seeds, and the `deepix train` flags that repeat it."""
+def _best(plan: Plan, done: list[dict], advised: dict, sign: int, scale: float, unit: str, metric: str) -> dict | None:
+    """The setting with the best mean over its seeds, and the `deepix train` flags that repeat it; a note
+    when it is not what the per-setting advice chose (then its lead is within the noise or costs time)."""
     groups: dict[tuple, list[dict]] = {}
     for r in done:
         groups.setdefault(tuple(sorted((k, str(v)) for k, v in r["labels"].items())), []).append(r)
     if not groups:
         return None
-    trials = max(groups.values(), key=lambda g: sign * np.mean([r["val"] for r in g]))
+    advised_first = lambda g: all(str(g[0]["labels"].get(k)) == v for k, v in advised.items())  # noqa: E731
+    trials = max(groups.values(), key=lambda g: (round(sign * np.mean([r["val"] for r in g]), 9), advised_first(g)))
     mean = float(np.mean([r["val"] for r in trials]))
     tests = [r["test"] for r in trials if _finite(r["test"])]
     label = ", ".join(f"{k} {v}" for k, v in trials[0]["labels"].items())
@@ -162,6 +166,10 @@ def _best(plan: Plan, done: list[dict], levels: dict, sign: int, scale: float, u
     test = f", test {float(np.mean(tests)) * (100 if scale == 100 else 1):.2f}{'%' if scale == 100 else ''}" if tests else ""
     shown = f"{mean * 100:.2f}%" if scale == 100 else f"{mean:.4g}{unit}"
     headline = f"Best: {label} ({metric} {shown} over {len(trials)} seed(s){test})"
+    differ = {k: v for k, v in advised.items() if str(trials[0]["labels"].get(k)) != v}
+    if differ:
+        headline += (f", but its lead over {', '.join(f'{k} {v}' for k, v in differ.items())} is within the noise "
+                     "or costs time: see the advice per setting")
     return {"labels": {k: str(v) for k, v in trials[0]["labels"].items()}, "settings": trials[0]["settings"],
             "val": mean, "seeds": len(trials), "command": command, "headline": headline,
             "text": f"{headline}; repeat it with: {command}"}
@@ -190,8 +198,8 @@ def plot_factor(name: str, spec: dict, rows: list[dict], monitor: str, out: Path
                               capsize=4, ms=6)
             axis.set_xticks(range(len(values)))
             axis.set_xlim(-0.6, len(values) - 0.4)
-            axis.set_xticklabels([f"{v}\n(default)" if v == spec["default"] else str(v) for v in values],
-                                 rotation=20 if sum(len(str(v)) for v in values) > 40 else 0)
+            ticks = [f"{v} (default)" if v == spec["default"] else str(v) for v in values]
+            axis.set_xticklabels(ticks, **_rotation(ticks, 45))
         _tidy(axis, name, label)
     if "accuracy" in monitor:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
