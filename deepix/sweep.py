@@ -123,7 +123,8 @@ def parse_grid(grid) -> dict:
         for item in grid or ():
             key, eq, values = str(item).partition("=")
             if not eq:
-                raise UserError(f"--grid takes KEY=V1,V2,... (got {item!r}); e.g. --grid kernel=3,5,7")
+                raise UserError(f"--grid takes KEY=V1,V2,... (got {item!r}); e.g. --grid kernel=3,5,7 (a task goes "
+                                "first: deepix sweep restore --grid ...)")
             items.append((key, values))
     out = {}
     for key, values in items:
