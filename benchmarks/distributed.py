@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 
-def run(setup: str, epochs: int, data: str, model: str, root: Path, extra: list[str]) -> dict:
+def run(setup: str, epochs: int, data: str, model: str, root: Path, extra: list[str], name: str) -> dict:
     env = dict(os.environ)
     args = [sys.executable, "-m", "deepix", "train", "--data", data, "--model", model, "--epochs", str(epochs),
-            "--quiet", "--project", str(root), "--name", setup, *extra]
+            "--quiet", "--project", str(root), "--name", name, *extra]
     if setup.startswith("cpu-"):
         procs, threads = (int(v) for v in setup[4:].split("x"))
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -34,7 +34,7 @@ def run(setup: str, epochs: int, data: str, model: str, root: Path, extra: list[
     wall = time.perf_counter() - t0
     if r.returncode:
         return {"setup": setup, "error": (r.stderr.strip().splitlines() or ["?"])[-1]}
-    s = json.loads((root / "classify" / setup / "summary.json").read_text())
+    s = json.loads((root / "classify" / name / "summary.json").read_text())
     return {"setup": setup, "device": s["train"]["device"], "processes": s["train"].get("processes", 1),
             "threads": s["train"]["threads"], "precision": s["train"]["precision"],
             "train_seconds": s["train"]["seconds"], "images_per_s": s["train"]["images_per_s"],
@@ -52,7 +52,7 @@ def main() -> None:
     a = p.parse_args()
     extra = ["--imgsz", str(a.imgsz)] if a.imgsz else []
     with tempfile.TemporaryDirectory() as tmp:
-        results = [run(s, a.epochs, a.data, a.model, Path(tmp), extra) for s in a.setups]
+        results = [run(s, a.epochs, a.data, a.model, Path(tmp), extra, f"{i}-{s}") for i, s in enumerate(a.setups)]
     base = next((r for r in results if "error" not in r), None)
     size = f" at {a.imgsz}x{a.imgsz}" if a.imgsz else ""
     print(f"\n{a.model} on {a.data}{size}, {a.epochs} epochs, default settings\n")
