@@ -5,4 +5,5 @@ from .advise import advise  # noqa: E402,F401
 from .api import Predictor, load, train, val  # noqa: E402,F401
 from .denoise import denoise  # noqa: E402,F401
 from .errors import UserError  # noqa: E402,F401
+from .explain import explain  # noqa: E402,F401
 from .sweep import sweep  # noqa: E402,F401

@@ -272,3 +272,28 @@ def plot_learning_curve(points: list[dict], out: Path, metric: str = "test accur
     _tidy(ax, "training images", metric)
     ax.legend(frameon=False, fontsize=8)
     return _save(fig, out)
+
+
+def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None) -> Path:
+    """t-SNE of (N, D) features (L2-normalised first: their directions, not their lengths), coloured by
+    class; `wrong` (a boolean mask) rings the misclassified points in black."""
+    import torch
+    from sklearn.manifold import TSNE
+    f = torch.nn.functional.normalize(torch.as_tensor(f).float(), dim=1).numpy()
+    y = np.asarray(y)
+    xy = TSNE(2, init="pca", perplexity=min(30, len(f) // 4), random_state=0).fit_transform(f)
+    fig = _figure(6, 5)
+    ax = fig.add_subplot()
+    for c, name in enumerate(classes):
+        pts = xy[y == c]
+        ax.scatter(pts[:, 0], pts[:, 1], s=4, label=name)
+    if wrong is not None and np.asarray(wrong).any():
+        pts = xy[np.asarray(wrong)]
+        ax.scatter(pts[:, 0], pts[:, 1], s=28, facecolors="none", edgecolors="black", linewidths=0.8,
+                   label=f"misclassified ({len(pts)})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    if len(classes) <= 20:
+        ax.legend(markerscale=3, fontsize=7, loc="best")
+    return _save(fig, out)

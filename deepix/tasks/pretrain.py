@@ -330,33 +330,14 @@ def pictures(run: Path, model: Pretrainer, ds: Dataset, task: Pretrain, dev, bf1
                    plots / "reconstruction.png", cols=6)
     test = ds.test if len(ds.test) else ds.val
     if ds.classes and len(test) >= 20:
-        embedding_map(features(model, test.x[:2000], dev, bf16), test.y[:2000], ds.classes, plots / "embedding.png")
+        from ..report.plots import embedding_map
+        embedding_map(features(model, test.x[:2000], dev, bf16), test.y[:2000], ds.classes, plots / "embedding.png",
+                      "t-SNE of the encoder's features (test images, coloured by class)")
 
 
 def _hwc(x: torch.Tensor) -> np.ndarray:
     x = (x * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
-
-
-def embedding_map(f: torch.Tensor, y: torch.Tensor, classes: list[str], out: Path) -> Path:
-    """t-SNE of the features, coloured by the (never trained on) class."""
-    from sklearn.manifold import TSNE
-
-    from ..report.plots import _figure
-    xy = TSNE(2, init="pca", perplexity=min(30, len(f) // 4), random_state=0).fit_transform(
-        F.normalize(f, dim=1).numpy())
-    fig = _figure(6, 5)
-    ax = fig.add_subplot()
-    for c, name in enumerate(classes):
-        pts = xy[y.numpy() == c]
-        ax.scatter(pts[:, 0], pts[:, 1], s=4, label=name)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title("t-SNE of the encoder's features (test images, coloured by class)")
-    if len(classes) <= 20:
-        ax.legend(markerscale=3, fontsize=7, loc="best")
-    fig.savefig(out, dpi=110)
-    return out
 
 
 def val(run: Path) -> dict:

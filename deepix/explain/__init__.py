@@ -1,0 +1,37 @@
+"""Seeing what a network learned: first-layer filters, feature maps stage by stage with their receptive
+fields, Grad-CAM and integrated gradients (by captum) for classifiers, per-box maps for detectors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def explain(run, images, layer: str | None = None, cls=None, out=None) -> dict:
+    """Explain a classify or detect run's predictions for `images` (paths; for classify also PIL images or
+    arrays): writes OUT/explain.html (one self-contained page) and its PNGs, OUT defaulting to RUN/explain.
+    `layer` names the layer Grad-CAM looks at (default: the last convolution), `cls` a class (name or index)
+    whose maps are drawn beside the predicted one's. Returns the predictions, the PNGs, the page and the
+    conversions made to fit the model's input."""
+    from ..config import make_config
+    from ..runs import find_run
+    from .page import write_page
+    found = find_run(run)
+    cfg = make_config(found / "config.yaml")
+    out = Path(out) if out else found / "explain"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write to {out}: {e.strerror}; pass another folder with -o") from None
+    if cfg.task == "detect":
+        from ..tasks.detect import Detector
+        from .detect import explain_images
+        result = explain_images(Detector(found), images, layer, cls, out)
+    elif cfg.task == "classify":
+        from ..api import Predictor
+        from .classify import explain_images
+        result = explain_images(Predictor(found), images, layer, cls, out)
+    else:
+        raise UserError(f"{found} is a {cfg.task} run; deepix explain takes classify and detect runs")
+    result["page"] = write_page(out, found, result, cfg.model)
+    return result

@@ -1,0 +1,134 @@
+"""Per-box maps of a detector: for each box, Grad-CAM of its class score at the output point that found it."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..detect import fcos_head
+from ..errors import UserError
+from ..report.plots import COLORS
+from .cam import box_score, grad_cam
+from .figures import Cell, as_image, overlay_grid
+from .layers import default_layer, find_layer, hookable, trace, valid_layers
+
+MAX_BOXES = 4   # boxes explained per image: each costs a backward pass
+
+
+def _check(model) -> None:
+    from ..models.fcos import FCOS
+    if not isinstance(model, FCOS):
+        raise UserError("per-box maps are made for deepix's own detectors (fcos-n, fcos-s); a torchvision "
+                        "detector's boxes come out of its own post-processing, which gives no single score to explain")
+
+
+def boxes_with_maps(model, x: torch.Tensor, points: torch.Tensor, iou: float, layer: torch.nn.Module, conf: float,
+                    max_boxes: int = MAX_BOXES, cls: int | None = None) -> list[list[dict]]:
+    """For each (float, letterboxed) image its boxes over `conf` (of class `cls` if given), each with its
+    Grad-CAM map: the class logit of the point that produced the box, traced back to `layer`."""
+    side = tuple(x.shape[-2:])
+    with torch.no_grad():
+        out = model(x).float()
+    dets = fcos_head.decode(out, points, side, conf, iou, 100)
+    c = out.shape[-1] - 5
+    scores = torch.sqrt(out[..., :c].sigmoid() * out[..., -1:].sigmoid())
+    boxes = fcos_head.to_boxes(points[None], out[..., c:c + 4])
+    boxes[..., 0::2] = boxes[..., 0::2].clamp(0, side[1])
+    boxes[..., 1::2] = boxes[..., 1::2].clamp(0, side[0])
+    found = []
+    for b, d in enumerate(dets):
+        keep = [k for k in range(len(d["labels"])) if cls is None or int(d["labels"][k]) == cls][:max_boxes]
+        items = []
+        for k in keep:
+            label, box, score = int(d["labels"][k]), d["boxes"][k], float(d["scores"][k])
+            # the point whose decoded box and score are this detection's (NMS kept it as it was)
+            p = int(((boxes[b] - box).abs().sum(-1) + (scores[b, :, label] - score).abs()).argmin())
+            heat = grad_cam(box_score(model, p, label), x[b:b + 1], layer, 0)[0].cpu()
+            items.append({"label": label, "score": score, "box": box.cpu().tolist(), "point": p, "map": heat})
+        found.append(items)
+    return found
+
+
+def figure_rows(x: torch.Tensor, found: list[list[dict]], sizes: list[tuple[int, int]], classes: list[str],
+                names: list[str]) -> list[list[Cell]]:
+    """One row per image: the image with every box, then each box with its map (padding cropped away)."""
+    rows = []
+    for i, items in enumerate(found):
+        h, w = sizes[i]
+        img = as_image(x[i])[:h, :w]
+        col = lambda it: COLORS[it["label"] % len(COLORS)]  # noqa: E731
+        row = [Cell(img, f"{names[i]}: {len(items)} box{'es' * (len(items) != 1)}",
+                    boxes=[(*it["box"], col(it)) for it in items])]
+        row += [Cell(img, f"{classes[it['label']]} {it['score']:.2f}", it["map"][:h, :w].numpy(),
+                     boxes=[(*it["box"], "white")]) for it in items]
+        rows.append(row)
+    return rows
+
+
+def explain_images(det, images, layer: str | None, cls, out: Path, conf: float = 0.25) -> dict:
+    """Per-box Grad-CAM for image files, with a detection run's Detector."""
+    from PIL import Image
+
+    from ..data.boxes import DetImage
+    from ..tasks.detect import letterbox
+    from .classify import resolve_class
+    t0 = time.perf_counter()
+    _check(det.model)
+    cls_idx = resolve_class(cls, det.classes)
+    paths = [Path(p) for p in (images if isinstance(images, (list, tuple)) else [images])]
+    if not paths:
+        raise UserError("no images to explain: give one or more image files")
+    items = [DetImage(str(p), (0, 0), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)) for p in paths]
+    x_u8, _, scales = letterbox(items, det.side)
+    x = x_u8.to(det.dev).float().div(255)
+    notes, sizes = [], []
+    for p, s in zip(paths, scales.tolist()):
+        with Image.open(p) as f:
+            w, h, mode = f.width, f.height, f.mode
+        sizes.append((max(1, round(h * s)), max(1, round(w * s))))
+        if (w, h) != (det.side, det.side) or mode != "RGB":
+            notes.append(f"{p.stem}: {w}x{h} {mode}, converted to RGB and letterboxed to the detector's "
+                         f"{det.side}x{det.side} input (scaled by {s:.3g}, padded right and bottom)")
+    with hookable(det.model) as model:
+        stages, _, _ = trace(model, x[:1])
+        target = layer or default_layer(model, stages)
+        module = find_layer(model, target, valid_layers(model, x[:1], stages))
+        found = boxes_with_maps(model, x, det.task.points, det.cfg.iou, module, conf, cls=cls_idx)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [p.stem for p in paths]
+    pngs = {}
+    for i, name in enumerate(names):
+        rows = figure_rows(x[i:i + 1], found[i:i + 1], sizes[i:i + 1], det.classes, [name])
+        pngs[f"{name}_boxes"] = overlay_grid(rows, out / f"{name}_boxes.png", cell=2.4)
+    preds = [{"image": n, "boxes": [{"class": det.classes[it["label"]], "score": it["score"],
+                                     "box": [v / s for v in it["box"]]} for it in f]}
+             for n, f, s in zip(names, found, scales.tolist())]
+    return {"task": "detect", "layer": target, "class": None if cls_idx is None else det.classes[cls_idx],
+            "predictions": preds, "notes": notes, "stages": [], "pngs": pngs, "conf": conf,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def report_figures(plots: Path, model, task, images, classes: list[str], side: int, iou: float,
+                   n_images: int = 2, max_boxes: int = 3) -> Path | None:
+    """plots/explain_boxes.png: per-box maps for the first test images with a box over 0.25; None for a
+    torchvision detector, or when nothing was found."""
+    from ..models.fcos import FCOS
+    from ..tasks.detect import letterbox
+    if not isinstance(model, FCOS) or not images:
+        return None
+    x_u8, _, scales = letterbox(images[:8], side)
+    x = x_u8.to(task.dev).float().div(255)
+    with hookable(model) as m:
+        layer = dict(m.named_modules())[default_layer(m, [])]
+        with torch.no_grad():
+            counts = [len(d["labels"]) for d in fcos_head.decode(m(x).float(), task.points, (side, side), 0.25,
+                                                                    iou, max_boxes)]
+        pick = [i for i, n in enumerate(counts) if n][:n_images]
+        if not pick:
+            return None
+        found = boxes_with_maps(m, x[pick], task.points, iou, layer, 0.25, max_boxes)
+    sizes = [(max(1, round(images[i].size[0] * scales[i].item())), max(1, round(images[i].size[1] * scales[i].item())))
+             for i in pick]
+    rows = figure_rows(x[pick], found, sizes, classes, [f"test image {i}" for i in pick])
+    return overlay_grid(rows, plots / "explain_boxes.png", cell=2.0)

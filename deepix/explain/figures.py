@@ -1,0 +1,120 @@
+"""The pictures: first-layer filters, feature maps stage by stage, and images with a map laid over them."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..report.plots import _figure, _save
+from .layers import Stage
+
+MAX_STAGES = 16   # feature-map rows: deeper networks show the first, the last and evenly spaced ones between
+
+
+def as_image(x: torch.Tensor) -> np.ndarray:
+    """A float (C, H, W) tensor in [0, 1] as (H, W) or (H, W, 3) for imshow."""
+    x = x.detach().float().cpu().clamp(0, 1)
+    return x[0].numpy() if x.shape[0] == 1 else x[:3].permute(1, 2, 0).numpy()
+
+
+@dataclass
+class Cell:
+    """One picture of a grid: an image, optionally a map laid over it and boxes drawn on it."""
+    image: np.ndarray | None
+    title: str = ""
+    heat: np.ndarray | None = None
+    color: str = "black"
+    boxes: list = field(default_factory=list)   # (x1, y1, x2, y2, colour)
+
+
+def overlay_grid(rows: list[list[Cell]], out: Path, title: str = "", cell: float = 1.7) -> Path:
+    """Rows of cells; a map is drawn in 'jet' over the image in grey, red where it is highest."""
+    from matplotlib.patches import Rectangle
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig = _figure(n_cols * cell, n_rows * (cell + 0.25) + (0.3 if title else 0))
+    for i, row in enumerate(rows):
+        for j, c in enumerate(row):
+            if c.image is None:
+                continue
+            ax = fig.add_subplot(n_rows, n_cols, i * n_cols + j + 1)
+            gray = c.image.ndim == 2
+            ax.imshow(c.image if c.heat is None or not gray else c.image * 0.8, cmap="gray" if gray else None,
+                      vmin=0, vmax=1, interpolation="nearest")
+            if c.heat is not None:
+                ax.imshow(c.heat, cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
+            for x1, y1, x2, y2, col in c.boxes:
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=col, lw=1.5))
+            ax.set_axis_off()
+            ax.set_title(c.title, fontsize=7, color=c.color, pad=2)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.06, hspace=0.3)
+    return _save(fig, out)
+
+
+def filters_grid(weight: torch.Tensor, out: Path, name: str) -> Path:
+    """The first convolution's kernels, each scaled on its own around grey = 0 (white: positive weights,
+    black: negative); colour kernels shown in colour, others by their mean over input channels."""
+    w = weight.detach().float().cpu()[:64]
+    w = w if w.shape[1] == 3 else w.mean(1, keepdim=True)
+    w = w / w.abs().flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None] / 2 + 0.5
+    n = len(w)
+    cols = min(16, n)
+    rows = math.ceil(n / cols)
+    fig = _figure(cols * 0.55 + 0.2, rows * 0.55 + 0.45)
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.imshow(as_image(w[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+    k = tuple(weight.shape[2:])
+    fig.suptitle(f"first convolution (layer {name}): {len(weight)} filters {k[0]}x{k[1]}" + (" (first 64)" if len(weight) > 64 else ""),
+                 fontsize=9)
+    fig.subplots_adjust(wspace=0.08, hspace=0.08)
+    return _save(fig, out)
+
+
+def pick_stages(stages: list[Stage], limit: int = MAX_STAGES) -> list[Stage]:
+    shown = [s for s in stages if len(s.shape) == 3]
+    if len(shown) <= limit:
+        return shown
+    keep = sorted({round(i * (len(shown) - 1) / (limit - 1)) for i in range(limit)})
+    return [shown[i] for i in keep]
+
+
+def strongest(fmap: torch.Tensor, k: int) -> list[int]:
+    """The k channels of a (C, H, W) map with the highest mean response."""
+    return fmap.float().flatten(1).mean(1).topk(min(k, len(fmap))).indices.tolist()
+
+
+def feature_maps(image: torch.Tensor, stages: list[Stage], maps: dict[str, torch.Tensor], out: Path,
+                 top: int = 8, caption: str = "") -> Path:
+    """The input, then one row per stage: its `top` strongest channels, labelled with the stage's output
+    shape and receptive field. Each map is scaled on its own (dark: low, bright: high)."""
+    shown = pick_stages(stages)
+    cols = top + 1
+    fig = _figure(cols * 1.05 + 1.6, (len(shown) + 1) * 1.12 + 0.3)
+    grid = fig.add_gridspec(len(shown) + 1, cols, width_ratios=[2.4] + [1] * top, wspace=0.06, hspace=0.35)
+    ax = fig.add_subplot(grid[0, 1])
+    ax.imshow(as_image(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    t = fig.add_subplot(grid[0, 0])
+    t.set_axis_off()
+    t.text(1, 0.5, f"input\n{'x'.join(map(str, image.shape))}", ha="right", va="center", fontsize=7)
+    for r, s in enumerate(shown, start=1):
+        fmap = maps[s.name][0]
+        label = f"{s.name}: {s.layer}\n{'x'.join(map(str, s.shape))}, RF {s.rf_text()}"
+        t = fig.add_subplot(grid[r, 0])
+        t.set_axis_off()
+        t.text(1, 0.5, label, ha="right", va="center", fontsize=7)
+        for j, ch in enumerate(strongest(fmap, top)):
+            ax = fig.add_subplot(grid[r, j + 1])
+            m = fmap[ch].float().cpu().numpy()
+            ax.imshow(m, cmap="viridis", interpolation="nearest")
+            ax.set_axis_off()
+            ax.set_title(f"ch {ch}", fontsize=6, pad=1)
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    return _save(fig, out)
