@@ -203,21 +203,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _settings(args) -> dict:
+    """The run's settings among the parsed flags (what api.train takes)."""
+    return {k: v for k, v in vars(args).items()
+            if k not in ("verb", "task", "config", "resume", "nproc", "nnodes", "rdzv_endpoint", "rdzv_id")
+            and v is not None}
+
+
 def run(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     if getattr(args, "nproc", None):
         from .engine.distributed import under_torchrun
         if not under_torchrun():  # start the processes; each runs this same command without --nproc
-            from .launch import launch
+            from .launch import check_settings, launch
+            if args.verb in ("train", "pretrain") and not args.resume:  # a bad flag: one line, not one per rank
+                check_settings(getattr(args, "task", "pretrain"), args.config, _settings(args))
             return launch(argv, args.nproc, args.nnodes, args.rdzv_endpoint, args.rdzv_id, getattr(args, "resume", None))
     from rich.console import Console
     console = Console()
     if args.verb in ("train", "pretrain"):
         from . import api
-        settings = {k: v for k, v in vars(args).items()
-                    if k not in ("verb", "task", "config", "resume", "nproc", "nnodes", "rdzv_endpoint", "rdzv_id")
-                    and v is not None}
+        settings = _settings(args)
         result = api.train(getattr(args, "task", "pretrain"), config=args.config, resume=args.resume, **settings)
         if result["report"] is not None:  # under torchrun, rank 0 speaks for all
             _print_result(console, result)

@@ -40,6 +40,17 @@ def child_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def check_settings(task: str, config: str | None, settings: dict) -> None:
+    """The settings' own errors, said once by the launcher rather than by every process."""
+    import torch
+
+    from .config import make_config
+    cfg = make_config(config, task=task, **{k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool))})
+    if cfg.sync_bn and not torch.cuda.is_available():
+        raise UserError("--sync-bn needs GPUs (SyncBatchNorm runs on nccl); on CPUs each process keeps its own "
+                        "BatchNorm statistics, drop --sync-bn")
+
+
 def launch(argv: list[str], nproc: int, nnodes: int = 1, endpoint: str = "", job: str = "deepix",
            resume: str | None = None) -> int:
     """Runs `deepix ARGV` in nproc processes per machine; returns the exit code."""
