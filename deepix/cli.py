@@ -400,11 +400,15 @@ def _print_sweep(console, s: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
     factors = list(s["factors"])
-    table = Table("trial", "status", *factors, "seed", s["monitor"], s["test_name"], "seconds", "epochs",
-                  title=f"{s['folder']}" + (f": {s['question']}" if s["question"] else ""))
+    # narrow enough for an 80-column terminal: short headings, the status only where a trial did not finish
+    short = lambda name: (name.replace("val_", "val ").replace("test_", "test ").replace("_size", "")  # noqa: E731
+                          .replace("accuracy", "acc"))
+    shown = any(r["status"] != "done" for r in s["trials"])
+    table = Table("#", *(["status"] if shown else []), *map(short, factors), "seed", short(s["monitor"]),
+                  short(s["test_name"]), "s", "ep", title=f"{s['folder']}" + (f": {s['question']}" if s["question"] else ""))
     num = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
     for r in s["trials"]:
-        table.add_row(f"trial{r['trial']}", r["status"],
+        table.add_row(str(r["trial"]), *([r["status"]] if shown else []),
                       *[str(r["labels"].get(k, "")) for k in factors], str(r["seed"]), num(r["val"]), num(r["test"]),
                       f"{r['seconds']:.1f}", str(r["epochs"]))
     console.print(table)
