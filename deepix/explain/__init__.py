@@ -7,11 +7,12 @@ from pathlib import Path
 from ..errors import UserError
 
 
-def explain(run, images, layer: str | None = None, cls=None, out=None) -> dict:
+def explain(run, images, layer: str | None = None, cls=None, out=None, conf: float = 0.25) -> dict:
     """Explain a classify or detect run's predictions for `images` (paths; for classify also PIL images or
     arrays): writes OUT/explain.html (one self-contained page) and its PNGs, OUT defaulting to RUN/explain.
     `layer` names the layer Grad-CAM looks at (default: the last convolution), `cls` a class (name or index)
-    whose maps are drawn beside the predicted one's. Returns the predictions, the PNGs, the page and the
+    whose maps are drawn beside the predicted one's (detect: whose boxes alone are explained; `conf` is the
+    least score of a box explained). Returns the predictions, the PNGs, the page and the
     conversions made to fit the model's input."""
     from ..config import make_config
     from ..runs import find_run
@@ -26,7 +27,7 @@ def explain(run, images, layer: str | None = None, cls=None, out=None) -> dict:
     if cfg.task == "detect":
         from ..tasks.detect import Detector
         from .detect import explain_images
-        result = explain_images(Detector(found), images, layer, cls, out)
+        result = explain_images(Detector(found), images, layer, cls, out, conf)
     elif cfg.task == "classify":
         from ..api import Predictor
         from .classify import explain_images

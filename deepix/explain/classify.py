@@ -13,9 +13,9 @@ from ..errors import UserError
 from . import figures
 from .cam import grad_cam, integrated_gradients
 from .figures import Cell, as_image, overlay_grid
-from .layers import default_layer, embed, find_layer, hookable, named_layers, penultimate, trace, valid_layers
+from .layers import embed, hookable, named_layers, penultimate, pick_target, trace
 
-EMBED_IMAGES = 1000   # test images in the t-SNE map: enough to see clusters, a few seconds on 2 cores
+EMBED_IMAGES = 1000   # test images in the t-SNE map: enough to see clusters, a second or two on 2 cores
 SHOWN = 4             # right and wrong test images with their Grad-CAM in the report
 RIGHT, WRONG = "#2ca02c", "crimson"
 
@@ -90,14 +90,16 @@ def explain_images(pred, images, layer: str | None, cls, out: Path) -> dict:
     dev = next(pred.model.parameters()).device
     x = x.to(dev)
     with hookable(pred.model) as model:
-        stages, maps, logits = trace(model, x)
-        target = layer or default_layer(model, stages)
-        module = find_layer(model, target, valid_layers(model, x[:1], stages))
-        probs = logits.float().softmax(1).cpu()
+        tr = trace(model, x)
+        stages, maps = tr.stages, tr.maps
+        target, module, where = pick_target(model, x, tr, layer)
+        probs = tr.output.float().softmax(1).cpu()
         top = probs.argmax(1)
-        cam_p, ig_p = grad_cam(model, x, module, top.to(dev)).cpu(), integrated_gradients(model, x, top.to(dev)).cpu()
+        cam_p = grad_cam(model, x, module, top.to(dev), where).cpu()
+        ig_p = integrated_gradients(model, x, top.to(dev)).cpu()
         if cls_idx is not None:
-            cam_c, ig_c = grad_cam(model, x, module, cls_idx).cpu(), integrated_gradients(model, x, cls_idx).cpu()
+            cam_c = grad_cam(model, x, module, cls_idx, where).cpu()
+            ig_c = integrated_gradients(model, x, cls_idx).cpu()
         conv_name, weight = first_conv(model, stages)
     out.mkdir(parents=True, exist_ok=True)
     pngs = {"filters": figures.filters_grid(weight, out / "filters.png", conv_name)}
@@ -158,11 +160,11 @@ def report_figures(run: Path, model: torch.nn.Module, classes: list[str], x_u8: 
     with hookable(model) as m:
         right, wrong = _pick(pred == y, conf, y, SHOWN), _pick(pred != y, conf, y, SHOWN)
         sample = (right or [0])[0]
-        stages, maps, _ = trace(m, x[sample:sample + 1])
+        tr = trace(m, x[sample:sample + 1])
+        stages, maps = tr.stages, tr.maps
         info["stages"] = stage_rows(stages)
         if any(s.kind == "conv" for s in stages):
-            target = default_layer(m, stages)
-            module = dict(named_layers(m))[target]
+            target, module, where = pick_target(m, x, tr, None)
             info["layer"] = target
             name, weight = first_conv(m, stages)
             info["figures"]["filters"] = figures.filters_grid(weight, plots / "explain_filters.png", name).name
@@ -171,8 +173,8 @@ def report_figures(run: Path, model: torch.nn.Module, classes: list[str], x_u8: 
                 caption=f"test image {sample}: true {classes[y[sample]]}, predicted {classes[pred[sample]]}").name
             picks = torch.tensor(right + wrong, dtype=torch.long)
             if len(picks):
-                cam_p = grad_cam(m, x[picks], module, pred[picks].to(dev)).cpu()
-                cam_t = grad_cam(m, x[picks], module, y[picks].to(dev)).cpu()
+                cam_p = grad_cam(m, x[picks], module, pred[picks].to(dev), where).cpu()
+                cam_t = grad_cam(m, x[picks], module, y[picks].to(dev), where).cpu()
                 rows = []
                 for r in range(max(len(right), len(wrong))):
                     row = []
@@ -197,7 +199,8 @@ def report_figures(run: Path, model: torch.nn.Module, classes: list[str], x_u8: 
             from ..report.plots import embedding_map
             info["figures"]["embedding"] = embedding_map(
                 feats, y, classes, plots / "explain_embedding.png",
-                f"t-SNE of the penultimate layer ({n} test images)", wrong=(pred != y).numpy()).name
+                f"t-SNE of the penultimate layer ({n} test images)", wrong=(pred != y).numpy(),
+                iterations=500).name
             info["embedding"] = {"features": int(feats.shape[1]), "misclassified": int((pred != y).sum())}
     info["figures"]["confused"], info["confused"] = confused_pairs(x_u8, y_all, out_all.argmax(1), classes, plots)
     info["seconds"] = round(time.perf_counter() - t0, 2)

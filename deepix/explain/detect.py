@@ -11,7 +11,7 @@ from ..errors import UserError
 from ..report.plots import COLORS
 from .cam import box_score, grad_cam
 from .figures import Cell, as_image, overlay_grid
-from .layers import default_layer, find_layer, hookable, trace, valid_layers
+from .layers import hookable, pick_target, trace
 
 MAX_BOXES = 4   # boxes explained per image: each costs a backward pass
 
@@ -23,8 +23,8 @@ def _check(model) -> None:
                         "detector's boxes come out of its own post-processing, which gives no single score to explain")
 
 
-def boxes_with_maps(model, x: torch.Tensor, points: torch.Tensor, iou: float, layer: torch.nn.Module, conf: float,
-                    max_boxes: int = MAX_BOXES, cls: int | None = None) -> list[list[dict]]:
+def boxes_with_maps(model, x: torch.Tensor, points: torch.Tensor, iou: float, layer: torch.nn.Module, where,
+                    conf: float, max_boxes: int = MAX_BOXES, cls: int | None = None) -> list[list[dict]]:
     """For each (float, letterboxed) image its boxes over `conf` (of class `cls` if given), each with its
     Grad-CAM map: the class logit of the point that produced the box, traced back to `layer`."""
     side = tuple(x.shape[-2:])
@@ -44,7 +44,7 @@ def boxes_with_maps(model, x: torch.Tensor, points: torch.Tensor, iou: float, la
             label, box, score = int(d["labels"][k]), d["boxes"][k], float(d["scores"][k])
             # the point whose decoded box and score are this detection's (NMS kept it as it was)
             p = int(((boxes[b] - box).abs().sum(-1) + (scores[b, :, label] - score).abs()).argmin())
-            heat = grad_cam(box_score(model, p, label), x[b:b + 1], layer, 0)[0].cpu()
+            heat = grad_cam(box_score(model, p, label), x[b:b + 1], layer, 0, where)[0].cpu()
             items.append({"label": label, "score": score, "box": box.cpu().tolist(), "point": p, "map": heat})
         found.append(items)
     return found
@@ -67,7 +67,7 @@ def figure_rows(x: torch.Tensor, found: list[list[dict]], sizes: list[tuple[int,
 
 
 def explain_images(det, images, layer: str | None, cls, out: Path, conf: float = 0.25) -> dict:
-    """Per-box Grad-CAM for image files, with a detection run's Detector."""
+    """Per-box Grad-CAM for image files, with a detection run's Detector: the boxes scoring at least `conf`."""
     from PIL import Image
 
     from ..data.boxes import DetImage
@@ -88,13 +88,12 @@ def explain_images(det, images, layer: str | None, cls, out: Path, conf: float =
             w, h, mode = f.width, f.height, f.mode
         sizes.append((max(1, round(h * s)), max(1, round(w * s))))
         if (w, h) != (det.side, det.side) or mode != "RGB":
-            notes.append(f"{p.stem}: {w}x{h} {mode}, converted to RGB and letterboxed to the detector's "
-                         f"{det.side}x{det.side} input (scaled by {s:.3g}, padded right and bottom)")
+            notes.append(f"{p.stem}: {w}x{h} {mode}, " + ("converted to RGB and " if mode != "RGB" else "")
+                         + f"letterboxed to the detector's {det.side}x{det.side} input (scaled by {s:.3g}, padded "
+                         "right and bottom)")
     with hookable(det.model) as model:
-        stages, _, _ = trace(model, x[:1])
-        target = layer or default_layer(model, stages)
-        module = find_layer(model, target, valid_layers(model, x[:1], stages))
-        found = boxes_with_maps(model, x, det.task.points, det.cfg.iou, module, conf, cls=cls_idx)
+        target, module, where = pick_target(model, x, trace(model, x[:1]), layer)
+        found = boxes_with_maps(model, x, det.task.points, det.cfg.iou, module, where, conf, cls=cls_idx)
     out.mkdir(parents=True, exist_ok=True)
     names = [p.stem for p in paths]
     pngs = {}
@@ -111,8 +110,8 @@ def explain_images(det, images, layer: str | None, cls, out: Path, conf: float =
 
 def report_figures(plots: Path, model, task, images, classes: list[str], side: int, iou: float,
                    n_images: int = 2, max_boxes: int = 3) -> Path | None:
-    """plots/explain_boxes.png: per-box maps for the first test images with a box over 0.25; None for a
-    torchvision detector, or when nothing was found."""
+    """plots/explain_boxes.png: per-box maps for the test images (of the first 8) with the surest boxes; None
+    for a torchvision detector."""
     from ..models.fcos import FCOS
     from ..tasks.detect import letterbox
     if not isinstance(model, FCOS) or not images:
@@ -120,14 +119,14 @@ def report_figures(plots: Path, model, task, images, classes: list[str], side: i
     x_u8, _, scales = letterbox(images[:8], side)
     x = x_u8.to(task.dev).float().div(255)
     with hookable(model) as m:
-        layer = dict(m.named_modules())[default_layer(m, [])]
+        _, layer, where = pick_target(m, x[:1], trace(m, x[:1]), None)
         with torch.no_grad():
-            counts = [len(d["labels"]) for d in fcos_head.decode(m(x).float(), task.points, (side, side), 0.25,
-                                                                    iou, max_boxes)]
-        pick = [i for i, n in enumerate(counts) if n][:n_images]
-        if not pick:
-            return None
-        found = boxes_with_maps(m, x[pick], task.points, iou, layer, 0.25, max_boxes)
+            best = [float(d["scores"].max()) if len(d["scores"]) else 0.0
+                    for d in fcos_head.decode(m(x).float(), task.points, (side, side), 0.001, iou, 1)]
+        # a detector that finds nothing over 0.25 yet still shows its best guesses, their scores in the titles
+        conf = 0.25 if sorted(best)[-min(n_images, len(best))] >= 0.25 else 0.001
+        pick = sorted(range(len(best)), key=lambda i: -best[i])[:n_images]
+        found = boxes_with_maps(m, x[pick], task.points, iou, layer, where, conf, max_boxes if conf > 0.01 else 1)
     sizes = [(max(1, round(images[i].size[0] * scales[i].item())), max(1, round(images[i].size[1] * scales[i].item())))
              for i in pick]
     rows = figure_rows(x[pick], found, sizes, classes, [f"test image {i}" for i in pick])

@@ -77,7 +77,7 @@ def filters_grid(weight: torch.Tensor, out: Path, name: str) -> Path:
 
 
 def pick_stages(stages: list[Stage], limit: int = MAX_STAGES) -> list[Stage]:
-    shown = [s for s in stages if len(s.shape) == 3]
+    shown = [s for s in stages if len(s.shape) == 3 and s.shape[1] * s.shape[2] > 1]
     if len(shown) <= limit:
         return shown
     keep = sorted({round(i * (len(shown) - 1) / (limit - 1)) for i in range(limit)})
@@ -89,32 +89,47 @@ def strongest(fmap: torch.Tensor, k: int) -> list[int]:
     return fmap.float().flatten(1).mean(1).topk(min(k, len(fmap))).indices.tolist()
 
 
+def _mosaic(maps: list[np.ndarray], gap: int) -> np.ndarray:
+    """Maps side by side, each scaled to [0, 1] on its own, NaN (drawn blank) between them."""
+    h, w = maps[0].shape
+    row = np.full((h, len(maps) * (w + gap) - gap), np.nan)
+    for j, m in enumerate(maps):
+        lo, hi = float(m.min()), float(m.max())
+        row[:, j * (w + gap):j * (w + gap) + w] = (m - lo) / (hi - lo) if hi > lo else 0.0
+    return row
+
+
 def feature_maps(image: torch.Tensor, stages: list[Stage], maps: dict[str, torch.Tensor], out: Path,
                  top: int = 8, caption: str = "") -> Path:
     """The input, then one row per stage: its `top` strongest channels, labelled with the stage's output
     shape and receptive field. Each map is scaled on its own (dark: low, bright: high)."""
+    import matplotlib
     shown = pick_stages(stages)
-    cols = top + 1
-    fig = _figure(cols * 1.05 + 1.6, (len(shown) + 1) * 1.12 + 0.3)
-    grid = fig.add_gridspec(len(shown) + 1, cols, width_ratios=[2.4] + [1] * top, wspace=0.06, hspace=0.35)
-    ax = fig.add_subplot(grid[0, 1])
-    ax.imshow(as_image(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    t = fig.add_subplot(grid[0, 0])
-    t.set_axis_off()
-    t.text(1, 0.5, f"input\n{'x'.join(map(str, image.shape))}", ha="right", va="center", fontsize=7)
-    for r, s in enumerate(shown, start=1):
-        fmap = maps[s.name][0]
-        label = f"{s.name}: {s.layer}\n{'x'.join(map(str, s.shape))}, RF {s.rf_text()}"
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
+    fig = _figure(top * 1.05 + 2.2, (len(shown) + 1) * 1.12 + 0.3)
+    grid = fig.add_gridspec(len(shown) + 1, 2, width_ratios=[2.2, top * 1.05], wspace=0.04, hspace=0.4)
+
+    def label(r, text):
         t = fig.add_subplot(grid[r, 0])
         t.set_axis_off()
-        t.text(1, 0.5, label, ha="right", va="center", fontsize=7)
-        for j, ch in enumerate(strongest(fmap, top)):
-            ax = fig.add_subplot(grid[r, j + 1])
-            m = fmap[ch].float().cpu().numpy()
-            ax.imshow(m, cmap="viridis", interpolation="nearest")
-            ax.set_axis_off()
-            ax.set_title(f"ch {ch}", fontsize=6, pad=1)
-    if caption:
-        fig.suptitle(caption, fontsize=9)
+        t.text(1, 0.5, text, ha="right", va="center", fontsize=7)
+
+    label(0, (f"{caption}\n" if caption else "") + f"input {'x'.join(map(str, image.shape))}")
+    ax = fig.add_subplot(grid[0, 1])
+    ax.imshow(as_image(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_anchor("W")
+    ax.set_axis_off()
+    for r, s in enumerate(shown, start=1):
+        fmap = maps[s.name][0].float().cpu()
+        label(r, f"{s.name}: {s.layer}\n{'x'.join(map(str, s.shape))}, RF {s.rf_text()}")
+        channels = strongest(fmap, top)
+        gap = max(1, fmap.shape[-1] // 8)
+        ax = fig.add_subplot(grid[r, 1])
+        ax.imshow(_mosaic([fmap[c].numpy() for c in channels], gap), cmap=cmap, vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_anchor("W")
+        ax.set_axis_off()
+        for j, c in enumerate(channels):
+            ax.text(j * (fmap.shape[-1] + gap) + fmap.shape[-1] / 2 - 0.5, -0.8, f"ch {c}", ha="center",
+                    va="bottom", fontsize=6)
     return _save(fig, out)

@@ -103,11 +103,12 @@ def named_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 class Stage:
     """A convolution or pooling layer as one forward pass saw it."""
     name: str
-    kind: str                  # "conv" or "pool"
-    layer: str                 # what it is, e.g. "conv 5x5 /1" or "max pool 2x2 /2"
-    shape: tuple               # its output (C, H, W), or (C,) for a global pooling
-    rf: tuple[int, int]        # receptive field (rows, columns) in input pixels
-    jump: tuple[int, int]      # input pixels between neighbouring outputs
+    kind: str                      # "conv" or "pool"
+    layer: str                     # what it is, e.g. "conv 5x5 /1" or "max pool 2x2 /2"
+    shape: tuple                   # its output (C, H, W), or (C,) for a global pooling
+    rf: tuple[int, int]            # receptive field (rows, columns) in input pixels
+    jump: tuple[int, int]          # input pixels between neighbouring outputs
+    start: tuple[float, float]     # input pixel at the centre of the first output's field
 
     def rf_text(self) -> str:
         r, c = self.rf
@@ -118,63 +119,88 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if not isinstance(v, (tuple, list)) else (int(v[0]), int(v[-1]))
 
 
-def geometry(m: nn.Module) -> tuple[str, tuple, tuple, tuple] | None:
-    """(description, kernel, stride, dilation) of a convolution or windowed pooling; None for a pooling
-    that covers the whole map (adaptive / global)."""
+def geometry(m: nn.Module) -> tuple[str, tuple, tuple, tuple, tuple] | None:
+    """(description, kernel, stride, dilation, padding before the first row and column) of a convolution
+    or windowed pooling; None for a pooling that covers the whole map (adaptive / global)."""
     conv, _ = _keras()
     if isinstance(m, nn.Conv2d):
         k, s, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
+        p = m.padding if not isinstance(m.padding, str) else (0 if m.padding == "valid" else
+                                                               tuple((dd * (kk - 1)) // 2 for kk, dd in zip(k, d)))
         what = "conv"
     elif isinstance(m, conv.Conv2D):
         k, s, d = _pair(m.kernel_size), _pair(m.strides), _pair(m.dilation_rate)
+        p = (m._pad[2], m._pad[0])
         what = "conv"
     elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
         k, s = _pair(m.kernel_size), _pair(m.stride or m.kernel_size)
-        d = _pair(getattr(m, "dilation", 1))
+        d, p = _pair(getattr(m, "dilation", 1)), m.padding
         what = "max pool" if isinstance(m, nn.MaxPool2d) else "avg pool"
     elif isinstance(m, conv._Pooling2D):
-        k, s, d = _pair(m.pool_size), _pair(m.strides), (1, 1)
+        k, s, d, p = _pair(m.pool_size), _pair(m.strides), (1, 1), (m._pad[2], m._pad[0])
         what = "max pool" if m.mode == "max" else "avg pool"
     else:
         return None
     dil = f" dilation {d[0]}" if d != (1, 1) else ""
-    return f"{what} {k[0]}x{k[1]} /{s[0]}{dil}", k, s, d
+    return f"{what} {k[0]}x{k[1]} /{s[0]}{dil}", k, s, d, _pair(p)
 
 
-def trace(model: nn.Module, x: torch.Tensor) -> tuple[list[Stage], dict[str, torch.Tensor], torch.Tensor]:
-    """One forward pass of `x` (a hookable model): every convolution and pooling stage in the order it
-    ran, with each stage's output kept, and the model's output.
+@dataclass
+class Trace:
+    """What one forward pass showed: the stages in the order they ran, their outputs, the model's output,
+    and for each map size the (receptive field, jump, start) of the last map of that size."""
+    stages: list[Stage]
+    maps: dict[str, torch.Tensor]
+    output: torch.Tensor
+    fields: dict[tuple, tuple]
+
+    def placement(self, shape) -> tuple | None:
+        """(start, jump) that puts a map of this (C, H, W) shape on the input's pixels."""
+        f = self.fields.get(tuple(shape[-2:]))
+        return (f[2], f[1]) if f else None
+
+
+def trace(model: nn.Module, x: torch.Tensor) -> Trace:
+    """One forward pass of `x` through a hookable model, watching every convolution and pooling stage.
 
     Receptive fields follow the data: a stage reads the map of its input's size that was written last, and
-    its field is that map's field plus (kernel - 1) x dilation of that map's steps. Where branches meet (a
-    residual sum) the larger field is kept, so a ResNet's skip connections do not shrink it. Padding only
-    moves the field; near the border part of it falls outside the image."""
+    its field is that map's field plus (kernel - 1) x dilation of that map's steps; the centre of its first
+    output moves by ((kernel - 1) / 2 - padding) steps. Where branches meet (a residual sum) the larger field
+    is kept, so a ResNet's skip connections do not shrink it. Near the border part of a field falls on
+    padding, outside the image."""
     hw = tuple(x.shape[-2:])
-    fields = {hw: ((1, 1), (1, 1))}     # map size -> (receptive field, jump) of the last map of that size
+    fields = {hw: ((1, 1), (1, 1), (0.0, 0.0))}
     stages, maps = [], {}
     names = {id(m): n for n, m in named_layers(model)}
 
     def hook(m, inputs, out):
         if not torch.is_tensor(out) or id(m) not in names:
             return
-        name = names[id(m)]
         size = tuple(inputs[0].shape[-2:])
-        rf, jump = fields.get(size) or (max(v[0] for v in fields.values()),
-                                        tuple(max(1, round(a / b)) for a, b in zip(hw, size)))
+        if size in fields:
+            rf, jump, start = fields[size]
+        else:  # made by an operation that is no module (a functional resize): judge by the sizes
+            rf = max(v[0] for v in fields.values())
+            jump = tuple(max(1, round(a / b)) for a, b in zip(hw, size))
+            start = tuple((j - 1) / 2 for j in jump)
         geo = geometry(m)
         if geo is None:  # global / adaptive pooling: each output sees all of its input
             desc = "global pool" if out.ndim == 2 or out.shape[-1] == 1 else "adaptive pool"
-            rf = tuple(r + (n - 1) * j for r, n, j in zip(rf, size, jump))
-            jump = tuple(j * n // max(1, o) for j, n, o in zip(jump, size, out.shape[-2:] if out.ndim == 4 else (1, 1)))
+            k = tuple(-(-n // max(1, o)) for n, o in zip(size, out.shape[-2:] if out.ndim == 4 else (1, 1)))
+            rf = tuple(r + (kk - 1) * j for r, kk, j in zip(rf, k, jump))
+            start = tuple(s0 + (kk - 1) / 2 * j for s0, kk, j in zip(start, k, jump))
+            jump = tuple(j * kk for j, kk in zip(jump, k))
         else:
-            desc, k, s, d = geo
+            desc, k, s, d, p = geo
             rf = tuple(r + (kk - 1) * dd * j for r, kk, dd, j in zip(rf, k, d, jump))
+            start = tuple(s0 + ((kk - 1) * dd / 2 - pp) * j for s0, kk, dd, pp, j in zip(start, k, d, p, jump))
             jump = tuple(j * ss for j, ss in zip(jump, s))
         if out.ndim == 4:
             old = fields.get(tuple(out.shape[-2:]))
-            fields[tuple(out.shape[-2:])] = (tuple(map(max, rf, old[0])) if old else rf, jump)
-        stages.append(Stage(name, "conv" if is_conv(m) else "pool", desc, tuple(out.shape[1:]), rf, jump))
-        maps[name] = out.detach()
+            fields[tuple(out.shape[-2:])] = (tuple(map(max, rf, old[0])) if old else rf, jump, start)
+        stages.append(Stage(names[id(m)], "conv" if is_conv(m) else "pool", desc, tuple(out.shape[1:]), rf, jump,
+                            start))
+        maps[names[id(m)]] = out.detach()
 
     handles = [m.register_forward_hook(hook) for _, m in named_layers(model) if is_conv(m) or is_pool(m)]
     try:
@@ -183,20 +209,20 @@ def trace(model: nn.Module, x: torch.Tensor) -> tuple[list[Stage], dict[str, tor
     finally:
         for h in handles:
             h.remove()
-    return stages, maps, out
+    return Trace(stages, maps, out, fields)
 
 
-def map_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
-    """Names of the layers that output a 2-D map once per forward pass (so Grad-CAM can take them; a layer
-    run once per pyramid level has no single map), in the order they ran."""
+def map_layers(model: nn.Module, x: torch.Tensor) -> dict[str, tuple]:
+    """The layers that output a 2-D map once per forward pass (so Grad-CAM can take them; a layer run once
+    per pyramid level has no single map), with their output shapes, in the order they ran."""
     calls: dict[str, int] = {}
-    maps: list[str] = []
+    maps: dict[str, tuple] = {}
 
     def hook(name):
         def fn(m, inputs, out):
             calls[name] = calls.get(name, 0) + 1
             if torch.is_tensor(out) and out.ndim == 4 and name not in maps:
-                maps.append(name)
+                maps[name] = tuple(out.shape[1:])
         return fn
     handles = [m.register_forward_hook(hook(n)) for n, m in named_layers(model)]
     try:
@@ -205,16 +231,22 @@ def map_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
     finally:
         for h in handles:
             h.remove()
-    return [n for n in maps if calls[n] == 1]
+    return {n: shape for n, shape in maps.items() if calls[n] == 1}
 
 
-def valid_layers(model: nn.Module, x: torch.Tensor, stages: list[Stage]) -> list[str]:
+def valid_layers(once: dict[str, tuple], stages: list[Stage]) -> list[str]:
     """What --layer takes: the convolution and pooling stages, and the outermost blocks that output maps
     (a ResNet's layer1..layer4, a detector's stages.0..3)."""
-    once = map_layers(model, x)
-    names = [n for n in dict.fromkeys(s.name for s in stages) if n in once]
-    outer = [b for b in once if not any(b.startswith(o + ".") for o in once)]
-    return names + [b for b in outer if b not in names]
+    stage_names = {s.name for s in stages}
+    return [n for n in once if n in stage_names or not any(n.startswith(o + ".") for o in once)]
+
+
+def pick_target(model: nn.Module, x: torch.Tensor, tr: Trace, name: str | None) -> tuple[str, nn.Module, tuple | None]:
+    """The layer Grad-CAM looks at (`name`, or the default), its module, and where its map lies on the input."""
+    name = name or default_layer(model, tr.stages)
+    once = map_layers(model, x[:1])
+    module = find_layer(model, name, valid_layers(once, tr.stages))
+    return name, module, tr.placement(once[name])
 
 
 def default_layer(model: nn.Module, stages: list[Stage]) -> str:
@@ -237,7 +269,7 @@ def find_layer(model: nn.Module, name: str, valid: list[str]) -> nn.Module:
     """The layer called `name`, or one line listing the valid names."""
     layers = dict(named_layers(model))
     if name not in layers or name not in valid:
-        raise UserError(f"--layer {name!r} is not a convolution or pooling layer of this model; valid layers: "
+        raise UserError(f"--layer {name!r} is not a layer of this model that outputs a map; valid layers: "
                         f"{', '.join(valid)}")
     return layers[name]
 

@@ -274,14 +274,14 @@ def plot_learning_curve(points: list[dict], out: Path, metric: str = "test accur
     return _save(fig, out)
 
 
-def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None) -> Path:
+def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None, iterations: int = 1000) -> Path:
     """t-SNE of (N, D) features (L2-normalised first: their directions, not their lengths), coloured by
     class; `wrong` (a boolean mask) rings the misclassified points in black."""
     import torch
     from sklearn.manifold import TSNE
     f = torch.nn.functional.normalize(torch.as_tensor(f).float(), dim=1).numpy()
     y = np.asarray(y)
-    xy = TSNE(2, init="pca", perplexity=min(30, len(f) // 4), random_state=0).fit_transform(f)
+    xy = TSNE(2, init="pca", perplexity=min(30, len(f) // 4), random_state=0, max_iter=iterations).fit_transform(f)
     fig = _figure(6, 5)
     ax = fig.add_subplot()
     for c, name in enumerate(classes):
@@ -295,5 +295,6 @@ def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None) -
     ax.set_yticks([])
     ax.set_title(title, fontsize=10)
     if len(classes) <= 20:
-        ax.legend(markerscale=3, fontsize=7, loc="best")
+        for handle in ax.legend(fontsize=7, loc="best").legend_handles:
+            handle.set_sizes([25])
     return _save(fig, out)
