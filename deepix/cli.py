@@ -200,6 +200,15 @@ def parser() -> argparse.ArgumentParser:
     ad.add_argument("--fractions", default="0.25,0.5,0.75,1",
                     help="shares of the training data for the learning curve (default: 0.25,0.5,0.75,1)")
     ad.add_argument("--json", action="store_true", help="print the advice as JSON")
+    xp = sub.add_parser("explain", help="what a classify or detect run's network looks at: filters, feature maps, "
+                        "Grad-CAM (per box for detect), on one HTML page")
+    xp.add_argument("run")
+    xp.add_argument("images", nargs="+", metavar="IMAGE")
+    xp.add_argument("--layer", help="the layer Grad-CAM looks at (default: the last convolution)")
+    xp.add_argument("--class", dest="cls", metavar="NAME|INDEX",
+                    help="also draw the maps of this class (detect: explain only its boxes)")
+    xp.add_argument("-o", "--output", help="folder for explain.html and the PNGs (default: RUN/explain)")
+    xp.add_argument("--conf", type=float, default=0.25, help="detect: the least score of a box to explain (0.25)")
     return p
 
 
@@ -338,6 +347,19 @@ def run(argv: list[str] | None = None) -> int:
             print(json.dumps(a, default=str))
         else:
             _print_advice(console, a)
+    elif args.verb == "explain":
+        from .explain import explain
+        r = explain(args.run, args.images, args.layer, args.cls, args.output, args.conf)
+        for note in r["notes"]:
+            print(f"note: {note}")
+        for p in r["predictions"]:
+            if r["task"] == "detect":
+                found = ", ".join(f"{b['class']} {b['score']:.2f}" for b in p["boxes"]) or "no box"
+                print(f"{p['image']}: {found}")
+            else:
+                asked = f"  ({p['asked']['class']}: {p['asked']['probability']:.1%})" if "asked" in p else ""
+                print(f"{p['image']}: {p['class']} {p['probability']:.1%}{asked}")
+        print(f"maps at layer {r['layer']}; {len(r['pngs'])} PNGs and the page: {r['page']}")
     return 0
 
 

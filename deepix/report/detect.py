@@ -35,7 +35,11 @@ def parts(summary: dict, plots: Path, e, table, img) -> tuple[str, str, list[tup
          table(["class", "AP@[.5:.95]", "AP@.5"],
                [[c, _f(v.get("map")), _f(v.get("map50"))] for c, v in (test.get("per_class") or {}).items()]),
          img(plots / "pr_curve.png", "precision-recall"), img(plots / "confusion.png", "confusion matrix"),
-         "<h3>Test images: ground truth and detections</h3>", img(plots / "detections.png", "detections")]
+         "<h3>Test images: ground truth and detections</h3>", img(plots / "detections.png", "detections"),
+         "<h3>What the detector looks at, box by box</h3><p>For each box, Grad-CAM of its class score at the output "
+         "point that found it, traced back to the backbone's stride-8 stage: red is where the evidence for that box "
+         "lies. <code>deepix explain RUN IMAGE...</code> does the same for your own images.</p>"
+         if (plots / "explain_boxes.png").is_file() else "", img(plots / "explain_boxes.png", "per-box maps")]
     if test.get("summary_text"):
         t.append(f"<details><summary>COCOeval's own summary</summary><pre>{e(test['summary_text'])}</pre></details>")
     headline = f"{split.capitalize()} mAP@[.5:.95] {_f(test.get('map'))}, mAP@.5 {_f(test.get('map50'))}"

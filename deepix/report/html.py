@@ -196,10 +196,13 @@ def _classify_parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple
     t += [_img(cm_png, "confusion matrix"), "<h3>Misclassified test images</h3>" if
           (plots / "misclassified.png").is_file() else "", _img(plots / "misclassified.png", "misclassified")]
     vs = f" (from scratch on the same labels: {_pct(base['accuracy'])})" if base else ""
+    from ..explain.page import report_section
+    looks = report_section(plots.parent)
     return (f"Test accuracy {_pct(test.get('accuracy'))}{vs}", f"{len(classes)} classes, {size}",
             [("data", "Data", "".join(x for x in d if x)),
              ("model", "Model", f"<pre>{e(model.get('summary', ''))}</pre>"),
-             ("test", "Test", "".join(x for x in t if x))])
+             ("test", "Test", "".join(x for x in t if x))]
+            + ([("explain", "What the network looks at", looks)] if looks else []))
 
 
 def _restore_parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str, str]]]:

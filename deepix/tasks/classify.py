@@ -375,6 +375,8 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
         summary["baseline"] = scratch_baseline(cfg, whole, run)
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     pictures(run, ds, test, out, y)
+    from ..explain.classify import report_figures
+    report_figures(run, model, ds.classes, test.x, out, y)
     from ..report.html import write_report
     report = write_report(run)
     dist.barrier()

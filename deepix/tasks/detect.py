@@ -327,6 +327,8 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
             summary[name] = score(task, model, ds.splits[name], ds.classes, side, dev, bf16,
                                   run / "plots" if name == "test" or "test" not in ds.splits else None)
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    from ..explain.detect import report_figures
+    report_figures(run / "plots", model, task, ds.splits.get("test") or ds.splits["val"], ds.classes, side, cfg.iou)
     from ..report.html import write_report
     report = write_report(run)
     dist.barrier()
