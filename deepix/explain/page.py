@@ -26,11 +26,14 @@ READ_EMBEDDING = ("Each test image is a dot, placed by t-SNE so that images the 
                   "cluster are images that look like that class to the network (or carry a wrong label).")
 
 
+def _px(pair: list[int]) -> str:
+    return f"{pair[0]} px" if pair[0] == pair[1] else f"{pair[0]}x{pair[1]} px"
+
+
 def stage_table(stages: list[dict]) -> str:
     return _table(["layer", "what", "output (C x H x W)", "receptive field", "step"],
-                  [[s["name"], s["layer"], " x ".join(map(str, s["shape"])),
-                    "x".join(map(str, sorted(set(s["receptive_field"])))) + " px",
-                    "x".join(map(str, sorted(set(s["step"])))) + " px"] for s in stages])
+                  [[s["name"], s["layer"], " x ".join(map(str, s["shape"])), _px(s["receptive_field"]),
+                    _px(s["step"])] for s in stages])
 
 
 def write_page(out: Path, run: Path, r: dict, model_name: str) -> Path:
