@@ -166,3 +166,13 @@ def test_sharded_detect_and_restore_predict_write_what_one_process_writes(runs, 
             assert [d["category"] for d in a] == [d["category"] for d in b]
         else:
             assert len(list(outs[1].glob("*.png"))) == 5
+
+
+def test_generation_trains_under_two_processes(tmp_path):
+    # its judge is a classify run inside the run (all ranks train it), and torchmetrics' FID must not wait for
+    # ranks that are not measuring
+    r = deepix_cli("train", "generate", "--data", "digits", "--imgsz", "16", "--model", "dcgan", "--width", "0.25",
+                   "--epochs", "1", "--judge-epochs", "1", "--quiet", "--nproc", "2", cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "runs" / "generate" / "exp1" / "summary.json").read_text())
+    assert summary["train"]["epochs_run"] == 1 and summary["test"]["fid"] >= 0

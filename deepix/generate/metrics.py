@@ -86,8 +86,10 @@ class _Given(nn.Module):
 def _metrics(d: int, device) -> tuple[FrechetInceptionDistance, KernelInceptionDistance]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # KID warns that it keeps all features: ours are (N, d) with d small
-        kid = KernelInceptionDistance(feature=_Given(d), subsets=KID_SUBSETS, reset_real_features=False)
-    fid = FrechetInceptionDistance(feature=_Given(d), reset_real_features=False)
+        kid = KernelInceptionDistance(feature=_Given(d), subsets=KID_SUBSETS, reset_real_features=False,
+                                      sync_on_compute=False)
+    # under torchrun only rank 0 measures: torchmetrics would otherwise wait for the other ranks to join
+    fid = FrechetInceptionDistance(feature=_Given(d), reset_real_features=False, sync_on_compute=False)
     return fid.to(device), kid.to(device)
 
 
@@ -236,7 +238,7 @@ def inception_fid(real: Tensor, fake: Tensor, path: str | None = None, batch: in
         if x.ndim != 4 or x.shape[1] not in (1, 3) or len(x) < 2:
             raise UserError(f"the Inception FID takes at least 2 gray or RGB images (N, 1|3, H, W), "
                             f"got shape {tuple(x.shape)}")
-    fid = FrechetInceptionDistance(feature=InceptionFeatures(_load_inception(str(path))))
+    fid = FrechetInceptionDistance(feature=InceptionFeatures(_load_inception(str(path))), sync_on_compute=False)
     for x, is_real in ((real, True), (fake, False)):
         for chunk in x.split(batch):
             fid.update(chunk, real=is_real)

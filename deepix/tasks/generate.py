@@ -157,7 +157,7 @@ def train_classifier(cfg: Config, ds, run: Path):
                            batch=min(128, max(8, len(ds.train) // 4)),
                            seed=cfg.seed, threads=cfg.threads, precision=cfg.precision, project=str(run),
                            name="classifier", quiet=True, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
-        if not cfg.quiet:
+        if not cfg.quiet and dist.is_main():
             print(f"training the judge: vgg7 classifier, {ccfg.epochs} epochs on the same training split")
         classify_train(ccfg, dataset=ds)
     pred = Predictor(found)
