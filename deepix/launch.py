@@ -45,10 +45,9 @@ def check_settings(task: str, config: str | None, settings: dict) -> None:
     import torch
 
     from .config import make_config
+    from .engine.distributed import check_sync_bn
     cfg = make_config(config, task=task, **{k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool))})
-    if cfg.sync_bn and not torch.cuda.is_available():
-        raise UserError("--sync-bn needs GPUs (SyncBatchNorm runs on nccl); on CPUs each process keeps its own "
-                        "BatchNorm statistics, drop --sync-bn")
+    check_sync_bn(cfg.sync_bn, torch.cuda.is_available())
 
 
 def launch(argv: list[str], nproc: int, nnodes: int = 1, endpoint: str = "", job: str = "deepix",

@@ -38,10 +38,6 @@ def iter_images(sources: list[str]) -> Iterator[Path]:
         raise UserError(f"no images in {', '.join(sources)}")
 
 
-def images(sources: list[str]) -> list[Path]:
-    return list(iter_images(sources))
-
-
 def mine(sources: list[str]) -> Iterator[tuple[int, Path]]:
     """(index in the whole input, path) of the images this rank predicts."""
     n, r = dist.world(), dist.rank()

@@ -96,16 +96,20 @@ def barrier() -> None:
         dist.barrier()
 
 
+def check_sync_bn(sync_bn: bool, cuda: bool) -> None:
+    if sync_bn and not cuda:
+        from ..errors import UserError
+        raise UserError("--sync-bn needs GPUs (SyncBatchNorm runs on nccl); on CPUs each process keeps its own "
+                        "BatchNorm statistics, drop --sync-bn")
+
+
 def wrap(model: torch.nn.Module, sync_bn: bool) -> torch.nn.Module:
     """DistributedDataParallel around `model` (gradients averaged during backward); the model itself is
     what the loop saves and evaluates."""
     if world() == 1:
         return model
     dev = next(model.parameters()).device
-    if sync_bn and dev.type != "cuda":
-        from ..errors import UserError
-        raise UserError("--sync-bn needs GPUs (SyncBatchNorm runs on nccl); on CPUs each process keeps its own "
-                        "BatchNorm statistics, drop --sync-bn")
+    check_sync_bn(sync_bn, dev.type == "cuda")
     if sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
