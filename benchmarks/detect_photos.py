@@ -134,7 +134,7 @@ def build(out: Path, seed: int = 0) -> dict:
 
 def train(data: Path, name: str, flags: list[str], a) -> dict:
     """One CLI run; returns its summary.json, its metrics rows and the report's findings."""
-    from deepix.report.detect import findings
+    from deepix.tasks.detect.report import findings
     from deepix.report.plots import read_metrics
     where = ["--data", str(data), "--imgsz", str(SIDE)] if data else []   # no data: the built-in shapes
     cmd = [str(Path(sys.executable).parent / "deepix"), "train", "detect", *where, "--time-limit", str(a.minutes),

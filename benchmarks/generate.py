@@ -52,7 +52,7 @@ def run_peer(minutes: float, threads: int, judge_run: Path, grid: Path, samples:
     import torch.nn.functional as F
     from deepix.api import Predictor
     from deepix.data.builtin import load_builtin
-    from deepix.generate.metrics import Evaluator
+    from deepix.tasks.generate.metrics import Evaluator
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     ds = load_builtin("mnist-5k", 0.1, 0.2, 0)
@@ -84,7 +84,7 @@ def run_peer(minutes: float, threads: int, judge_run: Path, grid: Path, samples:
         fake = torch.cat([g(torch.randn(500, 100, 1, 1)) for _ in range(samples // 500)])
     sample_s = time.perf_counter() - t1
     fake = F.interpolate(fake.add(1).div(2), size=28, mode="bilinear", antialias=True).clamp(0, 1)
-    from deepix.generate.pictures import save_grid
+    from deepix.tasks.generate.pictures import save_grid
     save_grid(fake[:100], grid, nrow=10)
     ev = Evaluator(Predictor(judge_run).model, ds.test.x.float().div(255), 10)
     m = ev(fake)

@@ -9,7 +9,7 @@ and the published BM3D and DnCNN-S figures.
 Data: ../shared/data/denoise/train400 (400 gray 180x180 photos; the last 8 held out for
 validation) and set12; the protocol (noise drawn with np.random.seed(0) before each image,
 noisy input not clipped, PSNR on [0, 1] with the output clipped, SSIM by scikit-image) is
-deepix.restore.degrade.protocol_noise and deepix.restore.metrics.
+deepix.tasks.restore.degrade.protocol_noise and deepix.tasks.restore.metrics.
 
 Super-resolution and deblurring use the same data with deepix's own seeded degradation of each
 Set12 image (the run's test split), scored by the run itself against bicubic (SR) or Wiener and
@@ -57,9 +57,9 @@ def evaluate(run: Path | None, sigmas: list[int], baselines: bool = True, extra:
     import torch
 
     import deepix
-    from deepix.restore import classical, images
-    from deepix.restore.degrade import parse, protocol_noise
-    from deepix.restore.metrics import psnr, ssim
+    from deepix.tasks.restore import classical, images
+    from deepix.tasks.restore.degrade import parse, protocol_noise
+    from deepix.tasks.restore.metrics import psnr, ssim
     restorer = deepix.load(run) if run else None
     methods = {"noisy input": classical.identity, "NLM": classical.nlm, "TV": classical.tv} if baselines else {}
     if baselines and classical._has_bm3d():

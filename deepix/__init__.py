@@ -2,8 +2,9 @@
 __version__ = "0.1.0"
 
 from .advise import advise  # noqa: E402,F401
-from .api import Predictor, load, train, val  # noqa: E402,F401
-from .denoise import denoise  # noqa: E402,F401
+from .api import load, train, val  # noqa: E402,F401
+from .tasks.restore.denoise import denoise  # noqa: E402,F401
 from .errors import UserError  # noqa: E402,F401
+from .tasks.classify.loaded import Predictor  # noqa: E402,F401
 from .explain import explain  # noqa: E402,F401
 from .sweep import sweep  # noqa: E402,F401

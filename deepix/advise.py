@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
+from . import api
 from .config import make_config
+from .data.labelled import load_data
 from .errors import UserError
+from .report.fit import fit_verdict
+from .report.html import write_report
+from .report.plots import plot_learning_curve, read_metrics
 from .runs import find_run
+from .tasks import get, names
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 CLIMBS = 1.0    # points expected from doubling the data at or above which more data should help
@@ -39,44 +46,34 @@ def _check_fractions(values) -> tuple[float, ...]:
 
 
 def _read(run: Path) -> tuple[dict, list[dict], dict]:
-    from .report.plots import read_metrics
     config = yaml.safe_load((run / "config.yaml").read_text()) or {}
     rows = read_metrics(run / "metrics.csv") if (run / "metrics.csv").is_file() else []
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     return config, rows, summary
 
 
-def _findings(task: str, rows: list[dict], summary: dict, config: dict) -> list[dict]:
-    if task in ("detect", "generate", "pretrain"):
-        from importlib import import_module
-        return import_module(f".report.{task}", __package__).findings(rows, summary)
-    from .report.diagnose import diagnose
-    return diagnose(rows, summary, config)
-
-
 def advise(run: str | os.PathLike, learning_curve: bool = False, fractions=FRACTIONS) -> dict:
     """The run's fit verdict (overfitting / underfitting / good fit, with numbers), its findings and ranked
     remedies; with learning_curve=True also retrains the run on each fraction of its training data and says
     whether more data would help. Writes RUN/advise.json and rewrites RUN/report.html."""
-    from .report.fit import fit_verdict
     run = find_run(run)
     config, rows, summary = _read(run)
-    task = config.get("task") or summary.get("task") or "classify"
+    task = get(config.get("task") or summary.get("task") or "classify")
     verdict = fit_verdict(rows, summary, config)
     for r in verdict["remedies"]:
         r["flag"] = r["flag"].replace("advise RUN", f"advise {run}")
-    out = {"run": str(run), "task": task, "verdict": verdict, "findings": _findings(task, rows, summary, config)}
+    out = {"run": str(run), "task": task.name, "verdict": verdict, "findings": task.findings(rows, summary, config)}
     saved = run / "advise.json"
     previous = json.loads(saved.read_text()) if saved.is_file() else {}
     if learning_curve:
-        if task != "classify":
-            raise UserError(f"learning curves are for classify runs; {run} is a {task} run "
+        if not task.learning_curve:
+            takes = ", ".join(n for n in names() if get(n).learning_curve)
+            raise UserError(f"learning curves are for {takes} runs; {run} is a {task.name} run "
                             f"(deepix advise {run} without --learning-curve still gives the verdict)")
         out["learning_curve"] = _learning_curve(run, summary, _check_fractions(fractions), verdict)
     elif "learning_curve" in previous:  # a verdict alone does not throw away a curve that took minutes
         out["learning_curve"] = previous["learning_curve"]
     saved.write_text(json.dumps(out, indent=1, default=str))
-    from .report.html import write_report
     out["report"] = str(write_report(run))
     return out
 
@@ -92,20 +89,17 @@ def _train_on(run: Path, cfg, whole, fraction: float) -> Path:
     """Retrain the run's config (model, seed, threads, schedule) on a fraction of its training data into
     RUN/advise/classify/fraction-NN, or reuse a finished one trained with the same settings. A share of the
     labels is repeated to fill each epoch (classify's few_labels), so less data is not also fewer steps."""
-    from dataclasses import replace
-
-    from . import api
     small = replace(cfg, **_share(cfg, fraction), quiet=True)
     settings = {**small.to_dict(), "time_limit": 0.0, "baseline": False}
     for key in ("task", "project", "name", "data"):
         settings.pop(key)
     name = f"fraction-{100 * fraction:g}"
-    done = run / "advise" / "classify" / name
+    done = run / "advise" / cfg.task / name
     if (done / "summary.json").is_file():
         old = make_config(done / "config.yaml").to_dict()
         if all(old.get(k) == v for k, v in settings.items()):
             return done
-    return api.train("classify", project=str(run / "advise"), name=name, data=whole, **settings)["run"]
+    return api.train(cfg.task, project=str(run / "advise"), name=name, data=whole, **settings)["run"]
 
 
 def _point(run: Path, fraction: float, summary: dict | None = None) -> dict:
@@ -123,7 +117,6 @@ def _learning_curve(run: Path, summary: dict, fractions: tuple[float, ...], verd
         raise UserError(f"{run} has no test accuracy in summary.json (did the run finish?); train it again")
     cfg = make_config(run / "config.yaml")
     if any(f < 1 for f in fractions):
-        from .tasks.classify import load_data
         try:
             whole = load_data(cfg)  # once, for every fraction
         except UserError as e:
@@ -137,7 +130,6 @@ def _learning_curve(run: Path, summary: dict, fractions: tuple[float, ...], verd
     if answer["trend"] == "flat" and verdict.get("remedies"):
         first = verdict["remedies"][0]
         answer["answer"] += f"; try {first['remedy'].lower()} first ({first['flag']})"
-    from .report.plots import plot_learning_curve
     extrapolated = points[-1]["accuracy"] + answer["gain_from_doubling"] / 100
     plot = plot_learning_curve(points, run / "plots" / "learning_curve.png", f"{split} accuracy",
                                min(extrapolated, 1.0))

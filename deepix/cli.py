@@ -8,9 +8,11 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import Config
+from . import tasks
+from .config import Config, make_config
 from .errors import UserError
 from .launch import add_flags as add_launch_flags
+from .runs import find_run
 
 HELP = {
     "data": "mnist-5k (default), digits, mnist, fashion-mnist, cifar10, or a folder of class folders",
@@ -236,30 +238,14 @@ def run(argv: list[str] | None = None) -> int:
         settings = _settings(args)
         result = api.train(getattr(args, "task", "pretrain"), config=args.config, resume=args.resume, **settings)
         if result["report"] is not None:  # under torchrun, rank 0 speaks for all
-            _print_result(console, result)
+            tasks.get(make_config(Path(result["run"]) / "config.yaml").task).print_result(result, console)
     elif args.verb == "val":
         from . import api
         m = api.val(args.run, args.data)
         if args.json:
             print(json.dumps(m))
-        elif "map" in m:
-            console.print(f"mAP@[.5:.95] {m['map']:.4f}  mAP@.5 {m['map50']:.4f}  mAP@.75 {m['map75']:.4f}  "
-                          f"({m['evaluator']}, max {m['max_dets']} detections per image)")
-        elif "fid" in m:
-            console.print(f"FID {m['fid']:.3f} (floor {m['fid_floor']:.3f})  KID {m['kid']:.4f}  precision "
-                          f"{m['precision']:.3f}  recall {m['recall']:.3f}  smallest class {m['coverage_min']:.1%}"
-                          + ("" if m["class_accuracy"] is None else f"  asked class {m['class_accuracy']:.1%}")
-                          + f"  ({m['samples']:,} samples; {m['feature_space']})")
-        elif "few_labels" in m:
-            for k, r in m["few_labels"].items():
-                console.print(f"{k:>4} labels per class: k-NN {r['pretrained_knn']:.1%}  linear probe "
-                              f"{r['pretrained_probe']:.1%}  (untrained: {r['random_probe']:.1%})")
-        elif "methods" in m:
-            for name, v in sorted(m["methods"].items(), key=lambda kv: -kv[1]["psnr"]):
-                console.print(f"{name:<24} PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.4f}")
         else:
-            console.print(f"accuracy {m['accuracy']:.4f}" + (f"  top-5 {m['top5']:.4f}" if m["top5"] is not None else "")
-                          + f"  loss {m['loss']:.4f}")
+            tasks.get(make_config(find_run(args.run) / "config.yaml").task).print_val(m, console)
     elif args.verb == "predict":
         from . import api
         from .engine import distributed
@@ -268,28 +254,11 @@ def run(argv: list[str] | None = None) -> int:
             from .engine import machine
             machine.set_threads(0)  # the processes share this machine's cores
         pred = api.load(args.run, args.weights)
-        if hasattr(pred, "features"):
-            raise UserError(f"{args.run} holds an encoder, not a predictor: fine-tune it with deepix train classify "
-                            f"--init {args.run} (or detect / restore)")
-        if hasattr(pred, "generate"):
-            raise UserError(f"{args.run} makes images rather than reading them: use deepix generate {args.run} -n 64 -o grid.png")
-        from . import predict
-        if hasattr(pred, "restore"):
-            predict.restore_files(pred, args.source, args.output)
-        elif hasattr(pred, "detect"):
-            predict.detect_files(pred, args.source, args.output, args.conf, args.max_det, args.json)
-        else:
-            predict.classify_files(pred, args.source, args.output, args.top_k, args.json)
+        pred.predict_files(args.source, args.output, {"conf": args.conf, "max_det": args.max_det,
+                                                      "top_k": args.top_k, "json": args.json})
     elif args.verb == "denoise":
-        from .denoise import denoise
-
-        class Shipped:
-            def restore(self, path):
-                out, sigma = denoise(path, args.sigma, ensemble=not args.fast)
-                print(f"{path}: sigma {sigma:.1f}{' (estimated)' if args.sigma is None else ''}")
-                return out
-        from .predict import restore_files
-        restore_files(Shipped(), args.source, args.output)
+        from .tasks.restore.denoise import denoise_files
+        denoise_files(args.source, args.output, args.sigma, ensemble=not args.fast)
     elif args.verb == "data":
         from .data.detection import convert
         ds = convert(args.src, args.dst, args.to, args.fmt)
@@ -299,10 +268,12 @@ def run(argv: list[str] | None = None) -> int:
               f"{sum(len(im.labels) for im in images)} boxes, {len(ds.classes)} classes, splits {splits}; "
               f"{ds.info['clipped']} boxes clipped, {ds.info['dropped']} dropped -> {args.dst}")
     elif args.verb == "generate":
-        from .runs import find_run
-        from .tasks.generate import Sampler, write
-        sampler = Sampler(find_run(args.run), args.weights)
-        paths = write(sampler.generate(args.n, args.cls, args.seed), Path(args.output))
+        from . import api
+        sampler = api.load(args.run, args.weights)
+        if not sampler.makes_images:
+            raise UserError(f"{args.run} is a {sampler.task} run; deepix generate takes runs that make images "
+                            f"(deepix train generate)")
+        paths = sampler.write(sampler.generate(args.n, args.cls, args.seed), Path(args.output))
         console.print(f"{args.n} images -> {paths[0] if len(paths) == 1 else Path(args.output)}")
     elif args.verb == "export":
         from .export import export
@@ -338,7 +309,6 @@ def run(argv: list[str] | None = None) -> int:
         _print_sweep(console, sweep(**given))
     elif args.verb == "report":
         from .report.html import write_report
-        from .runs import find_run
         console.print(f"report: {write_report(find_run(args.run))}")
     elif args.verb == "advise":
         from .advise import advise, parse_fractions
@@ -352,69 +322,10 @@ def run(argv: list[str] | None = None) -> int:
         r = explain(args.run, args.images, args.layer, args.cls, args.output, args.conf)
         for note in r["notes"]:
             print(f"note: {note}")
-        for p in r["predictions"]:
-            if r["task"] == "detect":
-                found = ", ".join(f"{b['class']} {b['score']:.2f}" for b in p["boxes"]) or "no box"
-                print(f"{p['image']}: {found}")
-            else:
-                asked = f"  ({p['asked']['class']}: {p['asked']['probability']:.1%})" if "asked" in p else ""
-                print(f"{p['image']}: {p['class']} {p['probability']:.1%}{asked}")
+        for line in r["lines"]:
+            print(line)
         print(f"maps at layer {r['layer']}; {len(r['pngs'])} PNGs and the page: {r['page']}")
     return 0
-
-
-def _print_result(console, result: dict) -> None:
-    from rich.table import Table
-    m, t = result["test"], result["train"]
-    if "methods" in m:  # restoration: PSNR / SSIM against the classical methods
-        table = Table("method", "PSNR (dB)", "SSIM", title=f"{result['run']}: {m['degrade']} on {m['split']} images")
-        for name, v in sorted(m["methods"].items(), key=lambda kv: -kv[1]["psnr"]):
-            table.add_row(name, f"{v['psnr']:.2f}", f"{v['ssim']:.4f}")
-        console.print(table)
-        console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
-                      f"{t['patches_per_s']:,.0f} patches/s, {t['precision']}")
-        console.print(f"report: {result['report']}")
-        return
-    if "map" in m:  # detection: COCO's figures
-        console.print(f"{result['run']}: mAP@[.5:.95] {m['map']:.4f}  mAP@.5 {m['map50']:.4f}  ({m['evaluator']}, "
-                      f"max {m['max_dets']} detections)")
-        console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
-                      f"{t['images_per_s']:,.0f} images/s, {t['precision']}; inference {m['images_per_s']:,.0f} images/s")
-        console.print(f"report: {result['report']}")
-        return
-    if "fid" in m:  # generation: the judge classifier's figures
-        acc = "" if m.get("class_accuracy") is None else f"  asked class {m['class_accuracy']:.1%}"
-        console.print(f"{result['run']}: FID {m['fid']:.2f} (real-vs-real floor {m['fid_floor']:.2f})  KID {m['kid']:.4f}  "
-                      f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  smallest class {m['coverage_min']:.1%}"
-                      f"{acc}  ({m['samples']:,} samples; features: {m['feature_space']})")
-        console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
-                      f"{t['images_per_s']:,.0f} images/s, {t['precision']}")
-        console.print(f"report: {result['report']}")
-        return
-    if "few_labels" in m or not m:  # pretraining: accuracy from few labels on its features
-        rows = m.get("few_labels", {})
-        if rows:
-            table = Table("labels per class", "labels", "k-NN", "linear probe", "untrained encoder: probe",
-                          title=f"{result['run']}: the encoder's features on {m['images']} {m['split']} images")
-            for k, r in rows.items():
-                table.add_row(k, f"{r['labels']:,}", f"{r['pretrained_knn']:.1%}", f"{r['pretrained_probe']:.1%}",
-                              f"{r['random_probe']:.1%}")
-            console.print(table)
-        console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
-                      f"{t['images_per_s']:,.0f} images/s, {t['precision']}")
-        console.print(f"encoder: {result['run']}/weights/encoder.safetensors; fine-tune with: deepix train classify "
-                      f"--init {result['run']} --labels-per-class 10")
-        console.print(f"report: {result['report']}")
-        return
-    table = Table(title=f"{result['run']}", show_header=False)
-    table.add_row(f"{m['split']} accuracy", f"{m['accuracy']:.4f}")
-    if m.get("top5") is not None:
-        table.add_row("top-5 accuracy", f"{m['top5']:.4f}")
-    table.add_row(f"{m['split']} loss", f"{m['loss']:.4f}")
-    table.add_row("epochs", f"{t['epochs_run']} (best {t['best_epoch']}{', stopped early' if t['stopped_early'] else ''})")
-    table.add_row("training time", f"{t['seconds']:.1f} s, {t['images_per_s']:,.0f} img/s, {t['precision']}, {t['threads']} threads")
-    console.print(table)
-    console.print(f"report: {result['report']}")
 
 
 def _print_sweep(console, s: dict) -> None:

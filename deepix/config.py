@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .tasks import get
 
 
 @dataclass
@@ -162,22 +163,6 @@ class Config:
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-# what differs from the defaults above (which are classification's) for each task
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classify": {},
-    "restore": dict(data="photos", model="unet-s", loss="l1", monitor="val_psnr", epochs=30, batch=32, lr=0.001,
-                    optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.0),
-    "generate": dict(data="mnist-5k", model="cgan", loss="hinge", monitor="val_fid", epochs=40, batch=64, lr=0.0002,
-                     d_lr=0.0002, optimizer="adam", schedule="constant", weight_decay=0.0, label_smoothing=0.0,
-                     augment="none"),
-    "pretrain": dict(data="mnist-5k", model="vgg7", monitor="val_knn", epochs=100, batch=256, lr=0.002,
-                     optimizer="adamw", schedule="cosine", warmup_epochs=2.0, weight_decay=0.0001,
-                     label_smoothing=0.0, time_limit=10.0),
-    "detect": dict(data="shapes", model="fcos-n", loss="focal", monitor="val_map", epochs=20, batch=16, lr=0.003,
-                   optimizer="adamw", schedule="cosine", warmup_epochs=1.0, weight_decay=0.0005, label_smoothing=0.0),
-}
-
-
 def names() -> list[str]:
     return [f.name for f in fields(Config)]
 
@@ -201,7 +186,7 @@ def make_config(file: str | Path | None = None, **overrides: Any) -> Config:
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"unknown setting(s): {', '.join(unknown)}; see `deepix train --help`")
-    cfg = Config(**TASK_DEFAULTS.get(values.get("task", "classify"), {}))
+    cfg = Config(**get(values.get("task", "classify")).defaults)
     if "epochs" in values and "time_limit" not in values:
         cfg.time_limit = 0.0  # a task's default time budget gives way to epochs the user names
     for f in fields(Config):

@@ -7,11 +7,14 @@ import math
 import statistics
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from .config import TASK_DEFAULTS, Config, make_config, names
+from .config import Config, make_config, names
+from .report.sweep import write
+from .sweep_plan import Plan, Range
+from .tasks import get
 from .errors import UserError
 
 ALIASES = {"kernel": "kernel_size", "k": "kernel_size", "wd": "weight_decay", "act": "activation",
@@ -59,37 +62,6 @@ PRESETS = {
          ("weight decay x10", {"weight_decay": 10 * Config.weight_decay}), ("dropout 0.5", {"dropout": 0.5}),
          ("width 0.5", {"width": 0.5}), ("label smoothing 0.1", {"label_smoothing": 0.1})]),
 }
-
-
-@dataclass
-class Range:
-    """A numeric range to sample from (random / tpe search)."""
-    low: float
-    high: float
-    log: bool
-    integer: bool
-
-    def __str__(self) -> str:
-        return f"{self.low:g}:{self.high:g}" + (" (log)" if self.log else "")
-
-
-@dataclass
-class Plan:
-    """A resolved sweep: what every trial shares, what varies, and the trials (grid and presets)."""
-    task: str
-    base: dict
-    factors: dict  # name -> {"values": [...] or a Range, "default": the value the others are measured against}
-    trials: list = field(default_factory=list)  # {"labels": {factor: value}, "settings": {...}}; empty for random/tpe
-    seeds: list = field(default_factory=lambda: [0])
-    search: str = "grid"
-    n_trials: int = 0
-    monitor: str = "val_accuracy"
-    question: str = ""
-    preset: str = ""
-
-    @property
-    def runs(self) -> int:
-        return (len(self.trials) if self.search == "grid" else self.n_trials) * len(self.seeds)
 
 
 def setting_name(key: str) -> str:
@@ -171,6 +143,7 @@ def plan(task: str | None = None, grid=None, preset: str | None = None, search: 
     first = int(user.get("seed", 0))
     out = Plan(task, {k: v for k, v in base.items() if k not in ("seed", "project", "name")}, {},
                seeds=list(range(first, first + seeds)), search=search, monitor=cfg.monitor,
+               higher=get(task).higher_is_better(cfg.monitor),
                question=p.question if p else "", preset=preset or "")
     if p:
         labels = [label for label, _ in p.trials]
@@ -179,7 +152,7 @@ def plan(task: str | None = None, grid=None, preset: str | None = None, search: 
                       for label, s in p.trials]
         return out
     factors = parse_grid(grid)
-    defaults = Config(**TASK_DEFAULTS.get(task, {}))
+    defaults = Config(**get(task).defaults)
     for name, values in factors.items():
         own = base.get(name, getattr(defaults, name))
         if isinstance(values, Range):
@@ -199,30 +172,12 @@ def plan(task: str | None = None, grid=None, preset: str | None = None, search: 
     return out
 
 
-def higher_is_better(monitor: str) -> bool:
-    return not monitor.endswith(("loss", "fid", "kid"))
-
-
-def main_test_figure(test: dict) -> tuple[str, float | None]:
-    """The task's main test figure: accuracy, mAP, PSNR, FID, or the linear probe on the fewest labels."""
-    if "accuracy" in test:
-        return "test_accuracy", test["accuracy"]
-    if "map" in test:
-        return "test_map", test["map"]
-    if "methods" in test:
-        return "test_psnr", test["methods"].get("deepix", {}).get("psnr")
-    if "fid" in test:
-        return "test_fid", test["fid"]
-    few = test.get("few_labels") or {}
-    return "test_probe", next(iter(few.values()))["pretrained_probe"] if few else None
-
-
 class _Watch:
     """Per-epoch callback: keeps the best validation value so far and, in an Optuna study, reports it
     for the median pruner and stops the trial when the pruner says so."""
 
-    def __init__(self, monitor: str, trial=None):
-        self.monitor, self.trial = monitor, trial
+    def __init__(self, monitor: str, higher: bool, trial=None):
+        self.monitor, self.higher, self.trial = monitor, higher, trial
         self.best, self.epochs, self.seconds = None, 0, 0.0
         self.cpu = [time.process_time()]  # this process's CPU time at the start and after each epoch
 
@@ -231,7 +186,7 @@ class _Watch:
         self.epochs, self.seconds = int(row["epoch"]), self.seconds + float(row.get("seconds", 0.0))
         self.cpu.append(time.process_time())
         if value is not None and math.isfinite(value):
-            better = self.best is None or (value > self.best if higher_is_better(self.monitor) else value < self.best)
+            better = self.best is None or (value > self.best if self.higher else value < self.best)
             self.best = value if better else self.best
         if self.trial is not None and value is not None:
             import optuna
@@ -266,14 +221,14 @@ def _run_trial(job: dict) -> dict:
         # the pruner is not kept in the storage: each process names the same one
         study = optuna.load_study(study_name="sweep", storage=_journal(Path(job["study"])), pruner=_pruner())
         trial = optuna.trial.Trial(study, job["trial_id"])
-    watch = _Watch(job["monitor"], trial)
+    watch = _Watch(job["monitor"], job["higher"], trial)
     run = Path(job["folder"]) / job["task"] / f"trial{job['index']}"
     row = {"status": "done", "val": None, "test": None, "test_name": None, "error": ""}
     t0 = time.perf_counter()
     try:
         r = api.train(job["task"], **job["settings"], project=job["folder"], name=f"trial{job['index']}",
                       quiet=True, callbacks=[watch])
-        name, value = main_test_figure(r["test"])
+        name, value = get(job["task"]).main_figure(r["test"])
         row.update(val=r["train"]["best"], test=value, test_name=name, seconds=r["train"]["seconds"],
                    epochs=r["train"]["epochs_run"], run=str(r["run"]))
     except UserError as e:
@@ -306,7 +261,7 @@ def sweep(task: str | None = None, grid=None, preset: str | None = None, search:
     say = (lambda *a: None) if quiet else print
     say(f"sweep: {folder}  ({p.runs} trials, {parallel} at a time, {base['threads']} thread(s) each)")
     t0 = time.perf_counter()
-    job = dict(task=p.task, folder=str(folder), monitor=p.monitor)
+    job = dict(task=p.task, folder=str(folder), monitor=p.monitor, higher=p.higher)
     ctx = get_context("spawn")  # fresh processes: no forked torch thread pools or locks
     rows = []
 
@@ -332,7 +287,6 @@ def sweep(task: str | None = None, grid=None, preset: str | None = None, search:
                     finished({"trial": i, "labels": t["labels"], "settings": t["settings"], "seed": seed, **f.result()})
         else:
             _optuna_loop(p, pool, job, base, parallel, folder, finished)
-    from .report.sweep import write
     return write(folder, p, rows, round(time.perf_counter() - t0, 1), parallel, base["threads"])
 
 
@@ -346,7 +300,7 @@ def _optuna_loop(p: Plan, pool, job: dict, base: dict, parallel: int, folder: Pa
                else optuna.samplers.TPESampler(seed=p.seeds[0]))
     study = optuna.create_study(study_name="sweep", storage=_journal(folder / "optuna.journal"), sampler=sampler,
                                 pruner=_pruner(),
-                                direction="maximize" if higher_is_better(p.monitor) else "minimize")
+                                direction="maximize" if p.higher else "minimize")
     running, index, params = {}, 0, {}
     while index < p.runs or running:
         while index < p.runs and len(running) < parallel:
@@ -386,18 +340,3 @@ def _suggest(trial, name: str, values):
         # three significant digits: a readable setting that a command line repeats exactly
         return float(f"{trial.suggest_float(name, values.low, values.high, log=values.log):.3g}")
     return trial.suggest_categorical(name, values)
-
-
-def flags(task: str, settings: dict) -> str:
-    """The `deepix train` command line that repeats these settings."""
-    defaults = {f.name: f.default for f in fields(Config)}
-    out = [f"deepix train {task}"]
-    for k, v in settings.items():
-        if k in ("threads", "quiet", "project", "name") or v is None:
-            continue
-        flag = "--" + k.replace("_", "-")
-        if isinstance(defaults.get(k), bool):
-            out.append(flag if v else f"--no-{flag[2:]}")
-        else:
-            out.append(f"{flag} {v:g}" if isinstance(v, float) else f"{flag} {v}")
-    return " ".join(out)

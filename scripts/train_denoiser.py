@@ -1,4 +1,4 @@
-"""Train the blind grayscale denoiser that ships inside deepix (deepix/weights/denoise-gray.*).
+"""Train the blind grayscale denoiser that ships inside deepix (deepix/tasks/restore/weights/denoise-gray.*).
 
     .venv/bin/python scripts/train_denoiser.py --minutes 25            # a fresh run
     .venv/bin/python scripts/train_denoiser.py --resume runs/restore/denoiser --minutes 180   # train on, to 180 min in all
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-OUT = ROOT / "deepix" / "weights"
+OUT = ROOT / "deepix" / "tasks" / "restore" / "weights"
 
 
 def main() -> None:

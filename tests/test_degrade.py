@@ -4,7 +4,7 @@ import torch
 from skimage import data
 
 from deepix.errors import UserError
-from deepix.restore.degrade import crop_to_scale, gaussian_kernel, motion_kernels, parse, protocol_noise
+from deepix.tasks.restore.degrade import crop_to_scale, gaussian_kernel, motion_kernels, parse, protocol_noise
 
 
 def camera(n=2, side=96):

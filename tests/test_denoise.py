@@ -6,10 +6,10 @@ from PIL import Image
 
 import deepix
 from deepix.cli import main
-from deepix.denoise import WEIGHTS
+from deepix.tasks.restore.denoise import WEIGHTS
 from deepix.errors import UserError
-from deepix.restore.degrade import protocol_noise
-from deepix.restore.metrics import psnr
+from deepix.tasks.restore.degrade import protocol_noise
+from deepix.tasks.restore.metrics import psnr
 
 
 def test_weights_ship_with_the_package():

@@ -9,9 +9,9 @@ from torchvision.transforms.v2 import functional as TF
 import deepix
 from deepix.data.boxes import DetImage
 from deepix.data.shapes import load_shapes
-from deepix.detect import fcos_head
-from deepix.detect.augment import BoxAugment, clip, mosaic, warp
-from deepix.detect.coco_eval import evaluate
+from deepix.tasks.detect import fcos_head
+from deepix.tasks.detect.augment import BoxAugment, clip, mosaic, warp
+from deepix.tasks.detect.coco_eval import evaluate
 from deepix.models.fcos import FCOS
 
 from .test_cli import in_process
@@ -205,7 +205,7 @@ def test_a_torchvision_detector_trains_and_predicts_by_name(tmp_path):
 
 def test_multiscale_batches_change_size_with_their_boxes_and_points():
     from deepix.models import Spec, build_model
-    from deepix.tasks.detect import Detect
+    from deepix.tasks.detect.train import Detect
     task = Detect((96, 96), None, False, 0.6, multiscale=0.5)
     model = build_model("fcos-n", Spec(3, 5, (96, 96)))
     x = torch.full((2, 3, 96, 96), 128, dtype=torch.uint8)

@@ -45,7 +45,7 @@ def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, tmp
 def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, tmp_path):
     from deepix.config import make_config
     from deepix.export import Exported
-    from deepix.tasks.detect import Detector, load_data, pixels
+    from deepix.tasks.detect.train import Detector, load_data, pixels
     out = tmp_path / "d.onnx"
     in_process("export", runs["detect"], "-o", out, check=True)
     ds = load_data(make_config(task="detect"))

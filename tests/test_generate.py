@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 import deepix
 from deepix.config import make_config
-from deepix.tasks import generate
+from deepix.tasks.generate import train as generate
 from tests.test_cli import in_process
 
 
@@ -87,7 +87,7 @@ def test_diffusion_model_trains_through_the_same_task(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("gen")
-    import deepix.tasks.generate as g
+    import deepix.tasks.generate.train as g
     saved = g.TEST_SAMPLES, g.EVAL_SAMPLES
     g.TEST_SAMPLES, g.EVAL_SAMPLES = 200, 100
     x, y = digits_28()

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-import deepix.generate.metrics as M
+import deepix.tasks.generate.metrics as M
 from deepix.errors import UserError
-from deepix.generate.metrics import Evaluator, Features, inception_fid, precision_recall
+from deepix.tasks.generate.metrics import Evaluator, Features, inception_fid, precision_recall
 
 
 def tiny_classifier(seed=0):

@@ -10,9 +10,9 @@ import torch
 import yaml
 from PIL import Image
 
-from deepix.generate import pictures
+from deepix.tasks.generate import pictures
 from deepix.report import write_report
-from deepix.report.generate import findings
+from deepix.tasks.generate.report import findings
 
 CLASSES = [str(i) for i in range(10)]
 NAN = math.nan
@@ -179,7 +179,7 @@ def test_write_report(tmp_path, missing):
 
 
 def test_little_variety_is_found_from_recall_against_the_training_images():
-    from deepix.report.generate import findings
+    from deepix.tasks.generate.report import findings
     rows = [{"epoch": e, "train_d_loss": 1.2, "train_g_loss": 0.9, "train_d_real": 0.3, "train_d_fake": -0.3,
              "val_fid": 2.0, "val_coverage_min": 0.09, "lr": 2e-4} for e in range(1, 6)]
     low = {"test": {"recall": 0.1, "recall_train": 0.6, "precision": 0.9, "coverage_min": 0.09}}

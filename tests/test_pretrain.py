@@ -12,7 +12,7 @@ import deepix
 from deepix.data.augment import Augment
 from deepix.models import Spec, build_model, with_preprocess
 from deepix.models.ssl import Pretrainer, strip_head
-from deepix.tasks.pretrain import knn_accuracy, per_class, probe_accuracy
+from deepix.tasks.pretrain.train import knn_accuracy, per_class, probe_accuracy
 from tests.test_cli import in_process
 
 
@@ -232,7 +232,7 @@ def test_bad_pretraining_input_is_one_line_exit_2(tmp_path, pretrained):
 @pytest.mark.parametrize("model, channels", [("fcos-n", 3), ("unet-s", 1)])
 def test_detectors_and_restorers_start_from_an_encoder_of_their_own_backbone(tmp_path, model, channels):
     from deepix.errors import UserError
-    from deepix.tasks.pretrain import init_from
+    from deepix.tasks.pretrain.train import init_from
     rng = np.random.default_rng(0)
     folder = tmp_path / "photos"
     folder.mkdir()

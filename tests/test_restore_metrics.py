@@ -6,10 +6,10 @@ import torch
 from skimage import data
 
 from deepix.errors import UserError
-from deepix.restore import classical
-from deepix.restore.classical import baselines_for, bicubic, nlm, tv
-from deepix.restore.degrade import parse, protocol_noise
-from deepix.restore.metrics import mean_table, psnr, ssim, to_y
+from deepix.tasks.restore import classical
+from deepix.tasks.restore.classical import baselines_for, bicubic, nlm, tv
+from deepix.tasks.restore.degrade import parse, protocol_noise
+from deepix.tasks.restore.metrics import mean_table, psnr, ssim, to_y
 
 
 def camera(side=128):

@@ -8,7 +8,7 @@ from PIL import Image
 
 import deepix
 from deepix.errors import UserError
-from deepix.restore import images as imgio
+from deepix.tasks.restore import images as imgio
 
 FAST = dict(task="restore", model="dncnn-xs", epochs=1, patches=64, batch=16, patch=32, quiet=True, threads=1)
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserError
+
 
 @dataclass
 class Augment:
@@ -107,3 +109,22 @@ def make_augment(preset: str, kind: str, **overrides) -> Augment:
     if "hflip" in changes:
         changes["hflip"] = changes["hflip"] == "on"
     return replace(PRESETS[preset], **changes)
+
+
+# the two views of each image; for digits no flips (a flipped 2 is not a 2)
+VIEWS = {"digits": Augment(crop=0.4, degrees=15, translate=0.05, brightness=0.4, contrast=0.4, blur=0.3, erase=0.5),
+         "natural": Augment(crop=0.2, hflip=True, brightness=0.4, contrast=0.4, blur=0.5, erase=0.25,
+                            padding="reflection")}
+
+
+def make_views(cfg, kind: str) -> Augment:
+    """The preset of views (--augment digits|natural, auto: by kind of data) with any flag that is set."""
+    if cfg.augment == "none":
+        raise UserError("pretraining learns from two augmented views of each image: --augment none leaves nothing "
+                        "to learn; use auto, digits, natural or strong")
+    preset = cfg.augment if cfg.augment in VIEWS else "digits" if cfg.augment == "auto" and kind == "digits" else "natural"
+    changes = {k: getattr(cfg, k) for k in ("translate", "degrees", "scale", "brightness", "contrast")
+               if getattr(cfg, k) != -1}
+    if cfg.hflip != "auto":
+        changes["hflip"] = cfg.hflip == "on"
+    return replace(VIEWS[preset], **changes)

@@ -83,13 +83,13 @@ def load_builtin(name: str, val_fraction: float, test_fraction: float, seed: int
 def from_arrays(x, y, classes=None, val_fraction=0.1, test_fraction=0.2, seed=0, name="arrays",
                 x_val=None, y_val=None, x_test=None, y_test=None) -> Dataset:
     """NumPy images (N,H,W), (N,H,W,C) or (N,C,H,W), uint8 or float in [0,1], with int labels."""
-    x, y = _as_uint8_nchw(x), _as_labels(y)
+    x, y = as_uint8_nchw(x), _as_labels(y)
     classes = [str(c) for c in (classes if classes is not None else range(int(y.max()) + 1))]
     if x_val is None and x_test is None:
         return _split_arrays(name, x, y, classes, val_fraction, test_fraction, seed, "natural")
     parts = [(x, y)]
     for xs, ys in ((x_val, y_val), (x_test, y_test)):
-        parts.append((_as_uint8_nchw(xs), _as_labels(ys)) if xs is not None else (x[:0], y[:0]))
+        parts.append((as_uint8_nchw(xs), _as_labels(ys)) if xs is not None else (x[:0], y[:0]))
     splits = [Split(torch.from_numpy(a), torch.from_numpy(b)) for a, b in parts]
     info = {"source": name, "sizes": {k: len(s) for k, s in zip(("train", "val", "test"), splits)}}
     return Dataset(name, classes, *splits, channels=x.shape[1], size=tuple(x.shape[2:]), kind="natural", info=info)
@@ -102,7 +102,7 @@ def _as_labels(y) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _as_uint8_nchw(x) -> np.ndarray:
+def as_uint8_nchw(x) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[:, None]

@@ -57,14 +57,14 @@ def read_folder(root: str, imgsz: int, val_fraction: float, test_fraction: float
     layout, classes, found, ignored = _scan(base)
 
     n_files = sum(len(paths) for paths, _ in found.values())
-    channels = 3 if _any_colour(found["train"][0]) else 1
+    channels = 3 if any_colour(found["train"][0]) else 1
     in_memory = n_files * channels * imgsz * imgsz <= memory_budget_bytes
     corrupt: list[str] = []
     conversions: Counter = Counter()
     data = {}
     for split, (paths, labels) in found.items():
         if in_memory:
-            data[split] = _decode_all(paths, labels, channels, imgsz, strict, base, corrupt, conversions)
+            data[split] = decode_all(paths, labels, channels, imgsz, strict, base, corrupt, conversions)
         else:  # decoded on the fly by the loader, which also meets any corrupt files
             data[split] = Split(None, torch.tensor(labels, dtype=torch.int64), [str(p) for p in paths],
                                 [str(p.relative_to(base)) for p in paths])
@@ -131,7 +131,7 @@ def _subfolders(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _any_colour(paths: list[Path]) -> bool:
+def any_colour(paths: list[Path]) -> bool:
     """Whether any of these images has a colour mode, reading headers only."""
     for path in paths:
         try:
@@ -187,7 +187,7 @@ def _to_l_or_rgb(img: Image.Image) -> Image.Image:
     return img.convert("L" if img.mode == "1" else "RGB")
 
 
-def _decode_all(paths: list[Path], labels: list[int], channels: int, imgsz: int, strict: bool, base: Path,
+def decode_all(paths: list[Path], labels: list[int], channels: int, imgsz: int, strict: bool, base: Path,
                 corrupt: list[str], conversions: Counter) -> Split:
     """Decode files into one Split, skipping (or, if strict, refusing) unreadable ones."""
     x = torch.empty((len(paths), channels, imgsz, imgsz), dtype=torch.uint8)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -85,17 +84,17 @@ def _check_finite(losses: dict, cfg, run: Path, epoch: int, step: int) -> None:
 
 
 def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.device, bf16: bool,
-        resume: bool = False, callbacks=()) -> dict:
+        resume: bool = False, callbacks=(), higher: bool = True) -> dict:
     """Trains `model` in place; returns what happened (epochs run, best epoch, speed).
+    `task` is a tasks.base.Step; `higher` says whether cfg.monitor improves upward.
     Each callback is called as callback(row, model) after every epoch's checkpoint.
     Under torchrun every rank trains on its share of each batch; rank 0 alone validates, decides
     (best, early stop, time limit) and writes, and tells the others what it decided."""
     # a task with several optimizers (a GAN's generator and discriminator) names them and steps them itself
-    opts = task.optimizers(cfg, model) if hasattr(task, "optimizers") else {"": make_optimizer(cfg, model)}
+    opts = task.optimizers(cfg, model) or {"": make_optimizer(cfg, model)}
     scheds = {k: make_scheduler(cfg, o, len(train)) for k, o in opts.items()}
     history = History(run)
     monitor = cfg.monitor
-    higher = not monitor.endswith(("loss", "fid", "kid"))
     state = {"epoch": 0, "best": -math.inf if higher else math.inf, "best_epoch": 0, "bad_epochs": 0}
     if resume:
         saved = load_state(run / "state" / "last.pt")
@@ -116,10 +115,10 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
         raise UserError(f"the run already has {state['epoch']} epochs; pass --epochs N with N > {state['epoch']} to extend it")
 
     images, seconds, stopped_early = 0, 0.0, False
-    own_step = hasattr(task, "train_step")
+    own_step = task.mode == "own"
     ranks, main = dist.world(), dist.is_main()
     # DDP where the step is the model's own forward; tasks that drive parts of their model average by hand
-    net = dist.wrap(model, cfg.sync_bn) if not (own_step or hasattr(task, "step")) else model
+    net = dist.wrap(model, cfg.sync_bn) if task.mode == "forward" else model
     dist.manual_grads(net is model)
     if ranks > 1:  # each rank its own dropout masks
         torch.manual_seed(torch.initial_seed() + dist.rank())
@@ -139,7 +138,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                     losses, out = task.train_step(net, x, y, opts, lambda: autocast(bf16, dev)), None
                 else:
                     with autocast(bf16, dev):
-                        if hasattr(task, "step"):  # a task that drives its model through the model's own interface
+                        if task.mode == "model":  # a task that drives its model through the model's own interface
                             loss, out = task.step(net, x, y)
                         else:
                             out = net(x)

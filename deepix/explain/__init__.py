@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import make_config
 from ..errors import UserError
+from ..runs import find_run
+from ..tasks import get
+from .page import write_page
 
 
 def explain(run, images, layer: str | None = None, cls=None, out=None, conf: float = 0.25) -> dict:
@@ -14,9 +18,6 @@ def explain(run, images, layer: str | None = None, cls=None, out=None, conf: flo
     whose maps are drawn beside the predicted one's (detect: whose boxes alone are explained; `conf` is the
     least score of a box explained). Returns the predictions, the PNGs, the page and the
     conversions made to fit the model's input."""
-    from ..config import make_config
-    from ..runs import find_run
-    from .page import write_page
     found = find_run(run)
     cfg = make_config(found / "config.yaml")
     out = Path(out) if out else found / "explain"
@@ -24,15 +25,6 @@ def explain(run, images, layer: str | None = None, cls=None, out=None, conf: flo
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot write to {out}: {e.strerror}; pass another folder with -o") from None
-    if cfg.task == "detect":
-        from ..tasks.detect import Detector
-        from .detect import explain_images
-        result = explain_images(Detector(found), images, layer, cls, out, conf)
-    elif cfg.task == "classify":
-        from ..api import Predictor
-        from .classify import explain_images
-        result = explain_images(Predictor(found), images, layer, cls, out)
-    else:
-        raise UserError(f"{found} is a {cfg.task} run; deepix explain takes classify and detect runs")
+    result = get(cfg.task).explain(found, images, layer, cls, out, conf)
     result["page"] = write_page(out, found, result, cfg.model)
     return result

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..report.plots import _figure, _save
+from ..report.plots import figure, save
 from .layers import Stage
 
 MAX_STAGES = 16   # feature-map rows: deeper networks show the first, the last and evenly spaced ones between
@@ -34,7 +34,7 @@ def overlay_grid(rows: list[list[Cell]], out: Path, title: str = "", cell: float
     """Rows of cells; a map is drawn in 'jet' over the image in grey, red where it is highest."""
     from matplotlib.patches import Rectangle
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig = _figure(n_cols * cell, n_rows * (cell + 0.25) + (0.3 if title else 0))
+    fig = figure(n_cols * cell, n_rows * (cell + 0.25) + (0.3 if title else 0))
     for i, row in enumerate(rows):
         for j, c in enumerate(row):
             if c.image is None:
@@ -52,7 +52,7 @@ def overlay_grid(rows: list[list[Cell]], out: Path, title: str = "", cell: float
     if title:
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(wspace=0.06, hspace=0.3)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def filters_grid(weight: torch.Tensor, out: Path, name: str) -> Path:
@@ -64,7 +64,7 @@ def filters_grid(weight: torch.Tensor, out: Path, name: str) -> Path:
     n = len(w)
     cols = min(16, n)
     rows = math.ceil(n / cols)
-    fig = _figure(cols * 0.55 + 0.2, rows * 0.55 + 0.45)
+    fig = figure(cols * 0.55 + 0.2, rows * 0.55 + 0.45)
     for i in range(n):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.imshow(as_image(w[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -73,7 +73,7 @@ def filters_grid(weight: torch.Tensor, out: Path, name: str) -> Path:
     fig.suptitle(f"first convolution (layer {name}): {len(weight)} filters {k[0]}x{k[1]}" + (" (first 64)" if len(weight) > 64 else ""),
                  fontsize=9)
     fig.subplots_adjust(wspace=0.08, hspace=0.08)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def pick_stages(stages: list[Stage], limit: int = MAX_STAGES) -> list[Stage]:
@@ -106,7 +106,7 @@ def feature_maps(image: torch.Tensor, stages: list[Stage], maps: dict[str, torch
     import matplotlib
     shown = pick_stages(stages)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
-    fig = _figure(top * 1.05 + 2.2, (len(shown) + 1) * 1.12 + 0.3)
+    fig = figure(top * 1.05 + 2.2, (len(shown) + 1) * 1.12 + 0.3)
     grid = fig.add_gridspec(len(shown) + 1, 2, width_ratios=[2.2, top * 1.05], wspace=0.04, hspace=0.4)
 
     def label(r, text):
@@ -132,4 +132,4 @@ def feature_maps(image: torch.Tensor, stages: list[Stage], maps: dict[str, torch
         for j, c in enumerate(channels):
             ax.text(j * (fmap.shape[-1] + gap) + fmap.shape[-1] / 2 - 0.5, -0.8, f"ch {c}", ha="center",
                     va="bottom", fontsize=6)
-    return _save(fig, out)
+    return save(fig, out)

@@ -295,3 +295,16 @@ def embed(model: nn.Module, x: torch.Tensor, batch: int = 256) -> tuple[torch.Te
     finally:
         hook.remove()
     return torch.cat(feats).cpu(), torch.cat(outs).cpu()
+
+
+def resolve_class(cls, classes: list[str]) -> int | None:
+    """--class as a class name or an index; one line listing the classes otherwise."""
+    if cls is None:
+        return None
+    if str(cls) in classes:
+        return classes.index(str(cls))
+    if str(cls).lstrip("-").isdigit() and 0 <= int(cls) < len(classes):
+        return int(cls)
+    shown = ", ".join(classes[:30]) + (", ..." if len(classes) > 30 else "")
+    raise UserError(f"--class {cls!r} is neither a class of this run nor an index 0..{len(classes) - 1}; "
+                    f"classes: {shown}")

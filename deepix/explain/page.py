@@ -5,7 +5,7 @@ import json
 from html import escape as e
 from pathlib import Path
 
-from ..report.html import CSS, _img, _table
+from ..report.html import CSS, img, table
 
 READ_FILTERS = ("Each square is one kernel of the first convolution, scaled on its own: white weights add "
                 "the pixel under them, black ones subtract it. Edge and stroke detectors look like a bright band "
@@ -31,7 +31,7 @@ def _px(pair: list[int]) -> str:
 
 
 def stage_table(stages: list[dict]) -> str:
-    return _table(["layer", "what", "output (C x H x W)", "receptive field", "step"],
+    return table(["layer", "what", "output (C x H x W)", "receptive field", "step"],
                   [[s["name"], s["layer"], " x ".join(map(str, s["shape"])), _px(s["receptive_field"]),
                     _px(s["step"])] for s in stages])
 
@@ -46,27 +46,27 @@ def write_page(out: Path, run: Path, r: dict, model_name: str) -> Path:
          + (f" · asked class <b>{e(r['class'])}</b>" if r.get("class") else "") + "</div>"]
     h += [f"<div class='finding'>{e(n)}</div>" for n in r["notes"]]
     if r["task"] == "detect":
-        h.append("<h2>Boxes</h2>" + _table(["image", "class", "score", "box (x1, y1, x2, y2)"], [
+        h.append("<h2>Boxes</h2>" + table(["image", "class", "score", "box (x1, y1, x2, y2)"], [
             [p["image"], b["class"], f"{b['score']:.2f}", ", ".join(f"{v:.0f}" for v in b["box"])]
             for p in r["predictions"] for b in p["boxes"]]))
         h.append("<p>For each box, Grad-CAM of its class score at the point of the output that found it: where the "
                  "evidence for that box lies. Boxes drawn in the letterboxed image the detector saw.</p>")
-        h += [f"<h2>{e(p['image'])}</h2>" + _img(png(f"{p['image']}_boxes"), p["image"])
+        h += [f"<h2>{e(p['image'])}</h2>" + img(png(f"{p['image']}_boxes"), p["image"])
               for p in r["predictions"] if f"{p['image']}_boxes" in r["pngs"]]
     else:
         asked = r.get("class")
-        h.append("<h2>Predictions</h2>" + _table(
+        h.append("<h2>Predictions</h2>" + table(
             ["image", "predicted", "probability", "next"] + ([f"p({asked})"] if asked else []),
             [[p["image"], p["class"], f"{p['probability']:.1%}",
               ", ".join(f"{t['class']} {t['probability']:.1%}" for t in p["top"][1:])]
              + ([f"{p['asked']['probability']:.1%}"] if asked else []) for p in r["predictions"]]))
-        h.append(f"<h2>First-layer filters</h2><p>{e(READ_FILTERS)}</p>{_img(png('filters'), 'filters')}")
+        h.append(f"<h2>First-layer filters</h2><p>{e(READ_FILTERS)}</p>{img(png('filters'), 'filters')}")
         h.append(f"<h2>The stages: from pixels to classes</h2><p>{e(READ_FEATURES)}</p>{stage_table(r['stages'])}")
         h.append(f"<p>{e(READ_CAMS)}</p>")
         for p in r["predictions"]:
             h.append(f"<h2>{e(p['image'])}: {e(p['class'])} ({p['probability']:.1%})</h2>"
-                     + _img(png(f"{p['image']}_maps"), "class activation maps")
-                     + _img(png(f"{p['image']}_features"), "feature maps"))
+                     + img(png(f"{p['image']}_maps"), "class activation maps")
+                     + img(png(f"{p['image']}_features"), "feature maps"))
     h.append("</body></html>")
     page = out / "explain.html"
     page.write_text("\n".join(h), encoding="utf-8")
@@ -79,7 +79,7 @@ def report_section(run: Path) -> str:
     if not path.is_file():
         return ""
     info = json.loads(path.read_text())
-    fig = lambda key, alt: _img(run / "plots" / info["figures"][key], alt) if info["figures"].get(key) else ""  # noqa: E731
+    fig = lambda key, alt: img(run / "plots" / info["figures"][key], alt) if info["figures"].get(key) else ""  # noqa: E731
     h = []
     if info["figures"].get("filters"):
         h.append(f"<h3>First-layer filters</h3><p>{e(READ_FILTERS)}</p>{fig('filters', 'filters')}")

@@ -119,3 +119,12 @@ class Logits(nn.Module):
 def adopt(net: nn.Module) -> nn.Module:
     """A user's own nn.Module made ready for deepix's classification losses."""
     return Logits(net) if hasattr(net, "forward_logits") else net
+
+
+def build_classifier(cfg, classes: int, channels: int, size, mean, std, net: torch.nn.Module | None = None):
+    """The registry's model for cfg.model, or the user's own `net`; with input standardisation."""
+    if net is not None:
+        # a user's model takes pixels in [0, 1] as they are, the way it was written to
+        return with_preprocess(adopt(net), [0.0] * channels, [1.0] * channels)
+    spec = Spec(channels, classes, tuple(size), cfg.activation, cfg.kernel_size, cfg.width, cfg.dropout)
+    return with_preprocess(build_model(cfg.model, spec), mean, std)

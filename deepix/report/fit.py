@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import math
 
+from ..config import Config
+from ..tasks import get
+
 OVERFIT_VAL_RISE = 0.10      # val loss this far (relative) above its minimum at the end
 OVERFIT_ACC_GAP = 0.10       # train minus val accuracy at the last epoch
 UNDERFIT_TRAIN_ACC = 0.70    # train accuracy below this at the last epoch
@@ -62,10 +65,9 @@ def measure(rows: list[dict]) -> dict | None:
 
 def settings(config: dict | None, summary: dict | None = None) -> dict:
     """The run's config with the defaults of its task filled in (old runs may lack newer keys)."""
-    from ..config import TASK_DEFAULTS, Config
     config, summary = config or {}, summary or {}
     task = config.get("task") or summary.get("task") or "classify"
-    return {**Config().to_dict(), **TASK_DEFAULTS.get(task, {}), "task": task,
+    return {**Config().to_dict(), **get(task).defaults, "task": task,
             **{k: v for k, v in config.items() if v is not None}}
 
 
@@ -94,10 +96,10 @@ def model_dropout(cfg: dict) -> float | None:
 
 def _regularisers(cfg: dict, summary: dict) -> dict[str, dict]:
     """Overfitting's remedies, each with the flag and a value worked out from the run's own settings."""
-    task, kind = cfg["task"], (summary.get("data") or {}).get("kind")
+    task, kind = get(cfg["task"]), (summary.get("data") or {}).get("kind")
     wd, width, lr = float(cfg["weight_decay"]), float(cfg["width"]), float(cfg["lr"])
     out = {}
-    if task == "restore":  # restoration's only augmentation is flips: on or off
+    if not task.augment_presets:  # e.g. restoration's only augmentation is flips: on or off
         if cfg["augment"] == "none":
             out["augment"] = _remedy("Augmentation", "--augment auto", "random flips and turns of the patches")
     elif cfg["augment"] != "strong":
@@ -111,7 +113,7 @@ def _regularisers(cfg: dict, summary: dict) -> dict[str, dict]:
     out["weight_decay"] = _remedy("More weight decay", f"--weight-decay {_num(new_wd)}",
                                   f"pulls the weights toward zero 10x harder (now {_num(wd)})" if wd > 0 else
                                   "the run had none")
-    if task != "restore":
+    if task.dropout:
         rate = model_dropout(cfg)
         new = 0.3 if rate is None or rate < 0.2 else min(0.7, round(rate + 0.2, 2))
         now = "none" if rate is None else f"{rate:g}"
@@ -122,7 +124,7 @@ def _regularisers(cfg: dict, summary: dict) -> dict[str, dict]:
                              f"half the channels, less capacity to memorise (now --width {width:g})")
     out["lower_lr"] = _remedy("A lower learning rate", f"--lr {_num(lr / 3)}",
                               f"a third of the peak {_num(lr)}: smaller steps settle into flatter minima")
-    if task == "classify":  # the learning curve retrains classifiers only
+    if task.learning_curve:  # only a task that can retrain on shares of its data measures whether more pays
         out["more_data"] = _remedy("More training images", "deepix advise RUN --learning-curve",
                                    "the surest cure; the learning curve measures whether it would pay")
     return out
@@ -196,9 +198,9 @@ def _good_fit(m: dict, cfg: dict, still: bool) -> tuple[str, list[dict]]:
                            "val loss was still falling" if still else "a last point or two, stopped by patience"),
          "bigger": _remedy("A bigger model", f"--width {2 * width:g}", "more capacity, if you can spend the time"),
          "pretrained": _remedy("Pretrained weights", "--weights FILE" + (
-             ", or --init PRETRAIN_RUN" if cfg["task"] == "classify" else ""),
+             ", or --init PRETRAIN_RUN" if get(cfg["task"]).learning_curve else ""),
                                "usually better, most when data is scarce")}
-    if cfg["task"] == "classify":  # the learning curve retrains classifiers only
+    if get(cfg["task"]).learning_curve:  # a task that can retrain on shares of its data
         r["more_data"] = _remedy("More training images", "deepix advise RUN --learning-curve",
                                  "the learning curve says whether more data would pay")
     pick = lambda *keys: [r[k] for k in keys if k in r]  # noqa: E731
@@ -301,7 +303,7 @@ def trend_verdict(rows: list[dict], summary: dict, cfg: dict) -> dict:
                "last": vals[last], "worse_than_best_pct": 100 * worse, "last_epoch_change_pct": 100 * step}
     E = epochs[last]
     # "overfitting" of a generator or an encoder is not what a falling metric means: only the trend is said
-    fitting = cfg["task"] in ("classify", "restore", "detect")
+    fitting = get(cfg["task"]).fit_verdict
     no_pair = "metrics.csv has no train/val loss pair, so only the val curve speaks"
     if len(ok) < 2:
         return {"verdict": "unknown", "headline": "One epoch: too short to judge the fit", "numbers": _clean(numbers),

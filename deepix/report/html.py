@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from .diagnose import diagnose
-from .plots import plot_class_counts, plot_confusion, plot_curves, read_metrics
+from ..tasks import get
+from .plots import plot_curves, read_metrics
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,sans-serif;color:#222;max-width:1000px;margin:0 auto;
@@ -33,7 +33,7 @@ def _num(x) -> str:
     return "n/a" if x is None else f"{float(x):.4f}"
 
 
-def _duration(s) -> str:
+def duration(s) -> str:
     s = float(s or 0)
     if s < 60:
         return f"{s:.1f} s"
@@ -41,7 +41,12 @@ def _duration(s) -> str:
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
-def _img(path: Path, alt: str) -> str:
+def esc(x) -> str:
+    """Any value as HTML-escaped text."""
+    return escape(str(x))
+
+
+def img(path: Path, alt: str) -> str:
     if not path or not path.is_file():
         return ""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -49,7 +54,7 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:{mime};base64,{data}">'
 
 
-def _table(head: list[str], rows: list[list]) -> str:
+def table(head: list[str], rows: list[list]) -> str:
     th = "".join(f"<th>{escape(str(h))}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><tr>{th}</tr>{body}</table>"
@@ -70,30 +75,19 @@ def write_report(run_dir: Path) -> Path:
     config, rows, summary = _read(run_dir)
     data, model = summary.get("data") or {}, summary.get("model") or {}
     train = summary.get("train") or {}
-    task = summary.get("task", config.get("task", "classify"))
-    e = lambda x: escape(str(x))  # noqa: E731
-
-    curves = (plot_curves(run_dir / "metrics.csv", plots, train.get("best_epoch"))
-              if rows and task != "generate" else [])  # a GAN's many columns: generate draws its own
-    if task == "detect":
-        from . import detect
-        headline, about, parts = detect.parts(summary, plots, e, _table, _img)
-    elif task == "generate":
-        from . import generate
-        curves = generate.curves(rows, plots)
-        headline, about, parts = generate.parts(summary, plots, e, _table, _img)
-    elif task == "pretrain":
-        from . import pretrain
-        headline, about, parts = pretrain.parts(summary, plots, e, _table, _img)
-    else:
-        headline, about, parts = (_restore_parts if task == "restore" else _classify_parts)(summary, plots, e)
+    task = get(summary.get("task", config.get("task", "classify")))
+    e = esc
+    told = task.report(run_dir, summary, rows, config)
+    headline, about, parts = told.headline, told.about, told.sections
+    curves = told.curves if told.curves is not None else (
+        plot_curves(run_dir / "metrics.csv", plots, train.get("best_epoch")) if rows else [])
 
     epochs = f"{train.get('epochs_run', len(rows))} epochs" + (
         f" (stopped early; best epoch {train.get('best_epoch')})" if train.get("stopped_early")
         else f" (best epoch {train.get('best_epoch')})" if train.get("best_epoch") else "")
-    what = [task, f"data {data.get('name', config.get('data', '?'))} ({about})",
+    what = [task.name, f"data {data.get('name', config.get('data', '?'))} ({about})",
             f"model {model.get('name', config.get('model', '?'))} ({int(model.get('params') or 0):,} params)",
-            epochs, _duration(train.get("seconds")),
+            epochs, duration(train.get("seconds")),
             f"{train.get('precision', '?')} on {train.get('device', '?')}"]
     speed = train.get("images_per_s") or train.get("patches_per_s")
     if speed:
@@ -114,27 +108,21 @@ def write_report(run_dir: Path) -> Path:
         keys = [k for k in rows[0] if k != "epoch"]
         best = [r for r in rows if r.get("epoch") == train.get("best_epoch")]
         shown = [("last", rows[-1])] + [("best", r) for r in best if r is not rows[-1]]
-        h.append(_table(["", "epoch"] + keys, [[tag, int(r.get("epoch", 0))] + [f"{r.get(k, float('nan')):.4g}" for k in keys]
+        h.append(table(["", "epoch"] + keys, [[tag, int(r.get("epoch", 0))] + [f"{r.get(k, float('nan')):.4g}" for k in keys]
                                                for tag, r in shown]))
-    h += [_img(p, p.stem) for p in curves] or ["<p>Fewer than two epochs: no curves to draw.</p>"]
+    h += [img(p, p.stem) for p in curves] or ["<p>Fewer than two epochs: no curves to draw.</p>"]
     for pid, title, body in parts[2:]:
         h.append(f"<h2 id='{pid}'>{e(title)}</h2>{body}")
 
     h.append(advice)
     h.append("<h2 id='diagnosis'>Diagnosis: what to try next</h2>")
-    if task == "detect":
-        from .detect import findings
-    elif task == "generate":
-        from .generate import findings
-    elif task == "pretrain":
-        from .pretrain import findings
-    found = findings(rows, summary) if task in ("detect", "generate", "pretrain") else diagnose(rows, summary, config)
+    found = task.findings(rows, summary, config)
     for f in found:
         ok = " ok" if f["finding"].startswith("Healthy") else ""
         h.append(f"<div class='finding{ok}'><h3>{e(f['finding'])}</h3><p>{e(f['evidence'])}</p><ul>"
                  + "".join(f"<li>{e(r)}</li>" for r in f["remedies"]) + "</ul></div>")
 
-    h.append("<h2 id='config'>Config</h2>" + _table(["setting", "value"], [[k, v] for k, v in config.items()]))
+    h.append("<h2 id='config'>Config</h2>" + table(["setting", "value"], [[k, v] for k, v in config.items()]))
     h.append("</body></html>")
     out = run_dir / "report.html"
     out.write_text("\n".join(x for x in h if x), encoding="utf-8")
@@ -147,88 +135,11 @@ def _advice(run_dir: Path, e) -> str:
     curve = (json.loads(path.read_text()) if path.is_file() else {}).get("learning_curve")
     if not curve:
         return ""
-    table = _table(["share of the data", "training images", "accuracy", "epochs", "training time"],
+    points = table(["share of the data", "training images", "accuracy", "epochs", "training time"],
                    [[f"{100 * p['fraction']:g}%", f"{p['images']:,}", _pct(p["accuracy"]), p.get("epochs", ""),
-                     _duration(p["seconds"])] for p in curve["points"]])
+                     duration(p["seconds"])] for p in curve["points"]])
     return (f"<h2 id='advice'>Would more data help? The learning curve</h2><p>The run retrained on shares of its "
             f"training data by <code>deepix advise --learning-curve</code>: same model, settings and seed, the "
-            f"epochs scaled so that every run sees as many images as this one.</p>{table}"
-            f"{_img(run_dir / curve.get('plot', 'plots/learning_curve.png'), 'learning curve')}"
+            f"epochs scaled so that every run sees as many images as this one.</p>{points}"
+            f"{img(run_dir / curve.get('plot', 'plots/learning_curve.png'), 'learning curve')}"
             f"<p><b>{e(curve['answer'][0].upper() + curve['answer'][1:])}.</b></p>")
-
-
-def _classify_parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str, str]]]:
-    """The headline, a data description, and (id, title, html) sections: data, model, then test."""
-    data, model, test = summary.get("data") or {}, summary.get("model") or {}, summary.get("test") or {}
-    classes = [str(c) for c in data.get("classes") or []]
-    counts = data.get("counts") or {}
-    counts_png = plot_class_counts(counts, classes, plots / "class_counts.png") if counts and classes else None
-    cm = test.get("confusion")
-    cm_png = plot_confusion(cm, classes, plots / "confusion.png") if cm and classes else None
-    size = "x".join(map(str, data.get("size") or [])) + (f"x{data['channels']}" if data.get("channels") else "")
-
-    d = []
-    splits = [s for s in ("train", "val", "test") if counts.get(s)]
-    if classes and splits:
-        per = [[c] + [counts[s][i] for s in splits] + [sum(counts[s][i] for s in splits)]
-               for i, c in enumerate(classes)]
-        per.append(["total"] + [sum(counts[s]) for s in splits] + [sum(sum(counts[s]) for s in splits)])
-        d.append(_table(["class"] + splits + ["total"], per))
-    d += [_img(counts_png, "images per class"), _img(plots / "samples.png", "sample training images")]
-
-    t = [f"<p>accuracy <b>{e(_pct(test.get('accuracy')))}</b> · top-5 "
-         f"{e(_pct(test.get('top5')))} · loss {e(_num(test.get('loss')))}</p>"]
-    base, labelled = summary.get("baseline"), (data.get("info") or {}).get("labelled")
-    if labelled:
-        d.insert(0, f"<p>Trained on {labelled['images']:,} labelled images of the {labelled['of']:,} (drawn per class "
-                    f"with the seed), each seen {labelled['repeats_per_epoch']}x per epoch.</p>")
-    if base:
-        gain = (test.get("accuracy", 0) - base["accuracy"]) * 100
-        t.insert(1, f"<p>From the pretrained encoder: <b>{e(_pct(test.get('accuracy')))}</b>; the same training from "
-                    f"scratch on the same labels ({e(base['run'])}): <b>{e(_pct(base['accuracy']))}</b>, "
-                    f"<b>{gain:+.1f} points</b> bought by the pretraining.</p>")
-    pc = test.get("per_class") or {}
-    if pc and classes:
-        support = [sum(r) for r in cm] if cm else [""] * len(classes)
-        t.append(_table(["class", "precision", "recall", "F1", "support"],
-                        [[c] + [f"{pc[m][i]:.3f}" for m in ("precision", "recall", "f1")] + [support[i]]
-                         for i, c in enumerate(classes)]))
-    t += [_img(cm_png, "confusion matrix"), "<h3>Misclassified test images</h3>" if
-          (plots / "misclassified.png").is_file() else "", _img(plots / "misclassified.png", "misclassified")]
-    vs = f" (from scratch on the same labels: {_pct(base['accuracy'])})" if base else ""
-    from ..explain.page import report_section
-    looks = report_section(plots.parent)
-    return (f"Test accuracy {_pct(test.get('accuracy'))}{vs}", f"{len(classes)} classes, {size}",
-            [("data", "Data", "".join(x for x in d if x)),
-             ("model", "Model", f"<pre>{e(model.get('summary', ''))}</pre>"),
-             ("test", "Test", "".join(x for x in t if x))]
-            + ([("explain", "What the network looks at", looks)] if looks else []))
-
-
-def _restore_parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str, str]]]:
-    """Restoration: the PSNR/SSIM table against the classical methods, and before/after panels."""
-    data, model, test = summary.get("data") or {}, summary.get("model") or {}, summary.get("test") or {}
-    methods = test.get("methods") or {}
-    ours = methods.get("deepix", {})
-    others = {m: v for m, v in methods.items() if m != "deepix"}
-    best = max(others.items(), key=lambda kv: kv[1]["psnr"], default=None)
-    headline = f"Test PSNR {ours.get('psnr', float('nan')):.2f} dB"
-    if best:
-        headline += f" ({ours.get('psnr', 0) - best[1]['psnr']:+.2f} dB over {best[0]})"
-    images = data.get("images") or {}
-    d = [f"<p>degradation <b>{e(data.get('degrade', '?'))}</b>, {e(data.get('channels', '?'))} channel(s)</p>",
-         _table(["split", "images"], [[s, ", ".join(v)] for s, v in images.items()])]
-    rows = [[m, f"{v['psnr']:.2f}", f"{v['ssim']:.4f}", f"{v['seconds_per_image']:.2f}"] for m, v in
-            sorted(methods.items(), key=lambda kv: -kv[1]["psnr"])]
-    t = [f"<p>Mean over the {e(test.get('split', 'test'))} images; every method measured in this run on the "
-         "same degraded inputs. PSNR on [0, 1] with outputs clipped; SSIM by scikit-image.</p>",
-         _table(["method", "PSNR (dB)", "SSIM", "s / image"], rows)]
-    per = test.get("per_image") or []
-    if per:
-        names = list(methods)
-        t.append(_table(["image"] + names, [[r["image"]] + [f"{r[m]['psnr']:.2f}" for m in names] for r in per]))
-    t += [_img(p, p.stem) for p in sorted(plots.glob("panel_*.png"))]
-    return (headline, f"{data.get('degrade', '')}, {sum(len(v) for v in images.values())} images",
-            [("data", "Data", "".join(d)),
-             ("model", "Model", f"<pre>{e(model.get('summary', ''))}</pre>"),
-             ("test", "Test", "".join(t))])

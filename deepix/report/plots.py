@@ -14,28 +14,28 @@ TRAIN, VAL, TEST = "#1f77b4", "#ff7f0e", "#2ca02c"
 DPI = 110
 
 
-def _figure(w: float, h: float) -> Figure:
+def figure(w: float, h: float) -> Figure:
     # Figure + Agg canvas instead of pyplot: no global state, safe from worker threads.
     fig = Figure(figsize=(w, h), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, out: Path) -> Path:
+def save(fig: Figure, out: Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches="tight")
     return out
 
 
-def _tidy(ax, xlabel: str = "", ylabel: str = "") -> None:
+def tidy(ax, xlabel: str = "", ylabel: str = "") -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _rotation(labels: list[str], room: float) -> dict:
+def rotation(labels: list[str], room: float) -> dict:
     # Slant tick labels only when, side by side, they would not fit in `room` characters.
     slant = sum(len(str(t)) + 2 for t in labels) > room
     return {"rotation": 45 if slant else 0, "ha": "right" if slant else "center"}
@@ -75,7 +75,7 @@ def plot_curves(metrics_csv: Path, out_dir: Path, best_epoch: int | None = None)
     panels += [(m, m, (("train", f"train_{m}", TRAIN), ("val", f"val_{m}", VAL))) for m in metrics]
     panels.append(("lr", "learning rate", (("lr", "lr", TRAIN),)))
     for name, ylabel, series in panels:
-        fig = _figure(6, 3.4)
+        fig = figure(6, 3.4)
         ax = fig.add_subplot()
         for label, key, color in series:
             y = col(key)
@@ -90,9 +90,9 @@ def plot_curves(metrics_csv: Path, out_dir: Path, best_epoch: int | None = None)
         if name == "lr" and np.nanmin(lr) > 0 and np.nanmax(lr) / np.nanmin(lr) > 20:
             ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _tidy(ax, "epoch", ylabel)
+        tidy(ax, "epoch", ylabel)
         ax.legend(frameon=False, fontsize=8)
-        written.append(_save(fig, out_dir / f"{name}.png"))
+        written.append(save(fig, out_dir / f"{name}.png"))
     return written
 
 
@@ -102,12 +102,12 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], out: Path) ->
     k = len(classes)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     side = min(max(4.0, 0.45 * k + 2), 14)
-    fig = _figure(side + 1, side)
+    fig = figure(side + 1, side)
     ax = fig.add_subplot()
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     if k <= 50:
-        ax.set_xticks(range(k), classes, fontsize=8, **_rotation(classes, side * 8))
+        ax.set_xticks(range(k), classes, fontsize=8, **rotation(classes, side * 8))
         ax.set_yticks(range(k), classes, fontsize=8)
     if k <= 20:
         for i in range(k):
@@ -116,7 +116,7 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], out: Path) ->
                         color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def image_grid(images: np.ndarray, titles: list[str], out: Path, cols: int = 8,
@@ -125,16 +125,16 @@ def image_grid(images: np.ndarray, titles: list[str], out: Path, cols: int = 8,
     images = np.asarray(images)
     n = len(images)
     if n == 0:
-        fig = _figure(2, 0.6)
+        fig = figure(2, 0.6)
         fig.text(0.5, 0.5, "none", ha="center", va="center", color="0.4")
-        return _save(fig, out)
+        return save(fig, out)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
     h, w = images.shape[1:3]
     cell = 1.3
-    fig = _figure(cols * cell, rows * cell * h / w + 0.1 * rows)
+    fig = figure(cols * cell, rows * cell * h / w + 0.1 * rows)
     for i in range(n):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.imshow(images[i], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=255,
@@ -144,7 +144,7 @@ def image_grid(images: np.ndarray, titles: list[str], out: Path, cols: int = 8,
             color = title_colors[i] if title_colors and i < len(title_colors) else "black"
             ax.set_title(str(titles[i]), fontsize=7, color=color, pad=2)
     fig.subplots_adjust(wspace=0.08, hspace=0.2)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def plot_class_counts(counts: dict[str, list[int]], classes: list[str], out: Path) -> Path:
@@ -153,15 +153,15 @@ def plot_class_counts(counts: dict[str, list[int]], classes: list[str], out: Pat
     k = len(classes)
     x = np.arange(k)
     width = 0.8 / max(len(splits), 1)
-    fig = _figure(min(max(5.0, 0.35 * k + 2), 16), 3.4)
+    fig = figure(min(max(5.0, 0.35 * k + 2), 16), 3.4)
     ax = fig.add_subplot()
     for i, (split, color) in enumerate(splits):
         ax.bar(x + (i - (len(splits) - 1) / 2) * width, counts[split], width, label=split, color=color)
-    ax.set_xticks(x, classes, fontsize=8, **_rotation(classes, fig.get_figwidth() * 10))
-    _tidy(ax, "", "images")
+    ax.set_xticks(x, classes, fontsize=8, **rotation(classes, fig.get_figwidth() * 10))
+    tidy(ax, "", "images")
     ax.grid(axis="x", visible=False)
     ax.legend(frameon=False, fontsize=8)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def restore_panel(degraded: np.ndarray, restored: np.ndarray, clean: np.ndarray, out: Path, name: str,
@@ -183,7 +183,7 @@ def restore_panel(degraded: np.ndarray, restored: np.ndarray, clean: np.ndarray,
     vmax = max(float(err.max()), 1e-6)
     labels = [f"degraded{'' if input_psnr is None else f' ({input_psnr:.2f} dB)'}", f"restored ({restored_label})",
               "clean", "|error|"]
-    fig = _figure(12, 6.4)
+    fig = figure(12, 6.4)
     for row, region in enumerate(((slice(None), slice(None)), crop)):
         for col, (label, img) in enumerate(zip(labels, (degraded, restored, clean, err))):
             ax = fig.add_subplot(2, 4, row * 4 + col + 1)
@@ -196,7 +196,7 @@ def restore_panel(degraded: np.ndarray, restored: np.ndarray, clean: np.ndarray,
             if row == 0 and col == 0:
                 ax.add_patch(_rect(crop))
     fig.suptitle(name, fontsize=11)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def _rect(crop):
@@ -237,7 +237,7 @@ def detection_grid(images: list, truth: list, preds: list[dict], classes: list[s
     cols = 4 if n > 2 else 2 * n
     pairs_per_row = cols // 2
     rows = max(1, math.ceil(n / pairs_per_row))
-    fig = _figure(cols * 2.0, rows * 2.2)
+    fig = figure(cols * 2.0, rows * 2.2)
     for i, (im, t, p) in enumerate(zip(images, truth, preds)):
         keep = p["scores"] >= conf
         for j, (drawn, title) in enumerate(((draw_boxes(im, t.boxes, t.labels, classes), "truth"),
@@ -248,14 +248,14 @@ def detection_grid(images: list, truth: list, preds: list[dict], classes: list[s
             ax.set_axis_off()
             ax.set_title(title, fontsize=8, pad=2)
     fig.subplots_adjust(wspace=0.05, hspace=0.15)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def plot_learning_curve(points: list[dict], out: Path, metric: str = "test accuracy",
                         extrapolated: float | None = None) -> Path:
     """Accuracy against training images (log2 axis: one step per doubling), each point labelled with its share;
     `extrapolated` (the accuracy expected at twice the data) is drawn dashed."""
-    fig = _figure(6, 3.6)
+    fig = figure(6, 3.6)
     ax = fig.add_subplot()
     n = [p["images"] for p in points]
     acc = [p["accuracy"] for p in points]
@@ -269,9 +269,9 @@ def plot_learning_curve(points: list[dict], out: Path, metric: str = "test accur
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=1))
-    _tidy(ax, "training images", metric)
+    tidy(ax, "training images", metric)
     ax.legend(frameon=False, fontsize=8)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None, iterations: int = 1000) -> Path:
@@ -282,7 +282,7 @@ def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None, i
     f = torch.nn.functional.normalize(torch.as_tensor(f).float(), dim=1).numpy()
     y = np.asarray(y)
     xy = TSNE(2, init="pca", perplexity=min(30, len(f) // 4), random_state=0, max_iter=iterations).fit_transform(f)
-    fig = _figure(6, 5)
+    fig = figure(6, 5)
     ax = fig.add_subplot()
     for c, name in enumerate(classes):
         pts = xy[y == c]
@@ -297,4 +297,4 @@ def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None, i
     if len(classes) <= 20:
         for handle in ax.legend(fontsize=7, loc="best").legend_handles:
             handle.set_sizes([25])
-    return _save(fig, out)
+    return save(fig, out)

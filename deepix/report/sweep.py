@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import PercentFormatter
 
-from ..sweep import Plan, Range, flags, higher_is_better
-from .html import CSS, _duration, _img, _table
-from .plots import _figure, _rotation, _save, _tidy
+from ..sweep_plan import Plan, Range, flags
+from .html import CSS, duration, img, table as html_table
+from .plots import figure, rotation, save, tidy
 
 ORDER = {"done": 0, "pruned": 1, "failed": 2}
 
@@ -30,9 +30,9 @@ def _unit(monitor: str) -> tuple[float, str]:
     return (1.0, " dB") if "psnr" in monitor else (1.0, "")
 
 
-def sort_rows(rows: list[dict], monitor: str) -> list[dict]:
+def sort_rows(rows: list[dict], higher: bool) -> list[dict]:
     """Finished trials best first by the validation metric, then pruned, then failed."""
-    sign = -1 if higher_is_better(monitor) else 1
+    sign = -1 if higher else 1
     return sorted(rows, key=lambda r: (ORDER[r["status"]], sign * r["val"] if _finite(r["val"]) else math.inf,
                                        r["trial"]))
 
@@ -98,7 +98,7 @@ def _speed(ratio: float, clear: bool) -> str:
 def analyse(plan: Plan, rows: list[dict]) -> dict:
     """Per swept setting, each value against the default: gain in the validation metric, time ratio, the noise,
     and a verdict; plus the best setting overall and the command that repeats it."""
-    sign = 1 if higher_is_better(plan.monitor) else -1
+    sign = 1 if plan.higher else -1
     scale, unit = _unit(plan.monitor)
     metric = plan.monitor.replace("_", " ")
     done = [r for r in rows if r["status"] == "done" and _finite(r["val"])]
@@ -179,7 +179,7 @@ def plot_factor(name: str, spec: dict, rows: list[dict], monitor: str, out: Path
     """The metric and the training time against one setting: each trial a dot, the mean and standard
     deviation over the other settings and seeds as a bar."""
     done = [r for r in rows if r["status"] == "done" and _finite(r["val"])]
-    fig = _figure(10, 3.6)
+    fig = figure(10, 3.6)
     ax, at = fig.subplots(1, 2)
     values = spec["values"]
     tlabel = "CPU seconds of training" if tkey == "cpu_seconds" else "training seconds"
@@ -199,13 +199,13 @@ def plot_factor(name: str, spec: dict, rows: list[dict], monitor: str, out: Path
             axis.set_xticks(range(len(values)))
             axis.set_xlim(-0.6, len(values) - 0.4)
             ticks = [f"{v} (default)" if v == spec["default"] else str(v) for v in values]
-            axis.set_xticklabels(ticks, **_rotation(ticks, 45))
-        _tidy(axis, name, label)
+            axis.set_xticklabels(ticks, **rotation(ticks, 45))
+        tidy(axis, name, label)
     if "accuracy" in monitor:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_title(f"{monitor} (red: mean +- sd over the rest)", fontsize=10)
     at.set_title(tlabel, fontsize=10)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def _cell(v) -> str:
@@ -215,7 +215,7 @@ def _cell(v) -> str:
 def write(folder: Path, plan: Plan, rows: list[dict], seconds: float, parallel: int, threads: int) -> dict:
     """Write sweep.csv, sweep.json, plots/<setting>.png and report.html into the sweep folder."""
     folder = Path(folder)
-    rows = sort_rows(rows, plan.monitor)
+    rows = sort_rows(rows, plan.higher)
     test_name = next((r["test_name"] for r in rows if r.get("test_name")), "test")
     factors = list(plan.factors)
     extra = sorted({k for r in rows for k in r["settings"]} - set(factors))
@@ -250,7 +250,7 @@ def _html(folder: Path, plan: Plan, head: list[str], table: list[list], analysis
     what = [plan.task, f"data {plan.base.get('data', 'default')}", f"model {plan.base.get('model', 'default')}",
             f"{n} trials ({states['done']} done, {states['pruned']} pruned, {states['failed']} failed)",
             f"search {plan.search}", f"seeds {', '.join(map(str, plan.seeds))}", f"{parallel} at a time",
-            _duration(seconds)]
+            duration(seconds)]
     best = analysis["best"]
     noise = analysis["noise"]
     nz = ("Noise: not measurable here (" + noise["source"] + ")" if noise["sd"] is None else
@@ -273,15 +273,15 @@ def _html(folder: Path, plan: Plan, head: list[str], table: list[list], analysis
         h.append(f"<div class='finding{ok}'><h3>{e(f['advice'])}</h3><ul>"
                  + "".join(f"<li>{e(c['text'])}</li>" for c in f["comparisons"]) + "</ul></div>")
     h.append(f"<h2 id='trials'>Trials, best {e(plan.monitor)} first</h2>")
-    h.append(_table(head[:-2], [[_cell(c) for c in r[:-2]] for r in table]))
+    h.append(html_table(head[:-2], [[_cell(c) for c in r[:-2]] for r in table]))
     failed = [r for r in table if r[1] == "failed"]
     if failed:
         h.append("<h3>Failed trials</h3><ul>" + "".join(f"<li>{e(r[0])}: {e(r[-1])}</li>" for r in failed) + "</ul>")
     h.append("<p>Each trial is a run folder (" + e(f"{folder}/{plan.task}/trialN") + ") that deepix val, predict "
              "and report take; pruned trials stopped early because their validation metric fell below the median.</p>")
-    h.append("<h2 id='plots'>Plots</h2>" + "".join(_img(p, p.stem) for p in plots))
+    h.append("<h2 id='plots'>Plots</h2>" + "".join(img(p, p.stem) for p in plots))
     h.append("<h2 id='settings'>Settings every trial shares</h2>"
-             + _table(["setting", "value"], [[k, v] for k, v in plan.base.items()]) + "</body></html>")
+             + html_table(["setting", "value"], [[k, v] for k, v in plan.base.items()]) + "</body></html>")
     out = folder / "report.html"
     out.write_text("\n".join(h), encoding="utf-8")
     return out

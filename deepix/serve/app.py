@@ -3,24 +3,22 @@ queue, uploads size- and pixel-limited and decoded safely, one-line JSON errors,
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import io
-import tempfile
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 from starlette.exceptions import HTTPException
 
+from ..api import load
 from ..errors import UserError
+from .encode import png_base64
 
 
 @dataclass
@@ -66,47 +64,20 @@ class Model:
     """One run (or exported file) loaded once, with its batcher."""
 
     def __init__(self, name: str, source: str, batching: bool, limits: Limits):
-        from ..api import load
         self.name, self.source, self.limits = name, source, limits
         self.pred = load(source)
-        self.task = ("generate" if hasattr(self.pred, "generate") else "restore" if hasattr(self.pred, "restore")
-                     else "detect" if hasattr(self.pred, "detect") else "pretrain" if hasattr(self.pred, "features")
-                     else "classify")
-        self.batching = batching and self.task in ("classify", "detect", "pretrain")
+        self.task = self.pred.task
+        self.batching = batching and self.pred.batching
         self.queue: asyncio.Queue | None = None
         self.lock = asyncio.Lock()  # one forward pass at a time per model: requests wait, threads don't pile up
 
     def info(self) -> dict:
-        classes = getattr(self.pred, "classes", None)
-        return {"name": self.name, "task": self.task, "classes": classes, "batching": self.batching,
+        return {"name": self.name, "task": self.task, "classes": self.pred.classes, "batching": self.batching,
                 "source": Path(self.source).name}
 
     def run(self, images: list[Image.Image], options: dict) -> list[dict]:
         """The answers for a list of images (one forward pass where the task allows)."""
-        if self.task == "classify":
-            return [{"class": r["class"], "probability": r["probability"], "top": r["top"]}
-                    for r in self.pred.predict(list(images), options.get("top_k", 5))]
-        if self.task == "pretrain":  # an encoder: its features
-            return [{"features": [round(v, 6) for v in f.tolist()]} for f in self.pred.features(list(images))]
-        if self.task == "detect":
-            with tempfile.TemporaryDirectory() as tmp:  # the server names these files, never the client
-                paths = []
-                for i, im in enumerate(images):
-                    paths.append(Path(tmp) / f"{i}.png")
-                    im.convert("RGB").save(paths[-1])
-                found = self.pred.detect(paths, options.get("conf", 0.25), options.get("max_det", 100))
-            classes = self.pred.classes
-            return [{"detections": [{"box": [round(v, 2) for v in b], "score": round(s, 4), "class": classes[c]}
-                                    for b, s, c in zip(r["boxes"].tolist(), r["scores"].tolist(), r["labels"].tolist())]}
-                    for r in found]
-        out = []
-        for im in images:  # restore: one image at a time (each its own size)
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "in.png"
-                im.save(path)
-                restored = self.pred.restore(path)
-            out.append({"image": png_base64(restored), "width": int(restored.shape[-1]), "height": int(restored.shape[-2])})
-        return out
+        return self.pred.answer(images, options)
 
     async def submit(self, images: list[Image.Image], options: dict) -> list[dict]:
         if not self.batching:
@@ -152,15 +123,6 @@ class Model:
                     for _, _, fut in items:
                         if not fut.done():
                             fut.set_exception(e)
-
-
-def png_base64(img: torch.Tensor) -> str:
-    """(C, H, W) in [0, 1] as a base64 PNG."""
-    a = (img.clamp(0, 1) * 255).round().to(torch.uint8)
-    a = a[0].numpy() if a.shape[0] == 1 else a.permute(1, 2, 0).numpy()
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def make_app(sources: list[str], api_key: str | None = None, batching: bool = True, limits: Limits | None = None):
@@ -234,7 +196,7 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
     async def predict(name: str, file: UploadFile | None = File(None), files: list[UploadFile] | None = File(None),
                       top_k: int = Form(5), conf: float = Form(0.25), max_det: int = Form(100)):
         m = model_named(name)
-        if m.task == "generate":
+        if m.pred.makes_images:
             raise Refused(400, f"{name} makes images: POST /v1/models/{name}/generate")
         uploads = ([file] if file is not None else []) + list(files or [])
         if not uploads:
@@ -244,7 +206,7 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
         images = [decode(await u.read(limits.max_bytes + 1), limits) for u in uploads]
         if not (1 <= top_k <= 1000 and 0 <= conf < 1 and 1 <= max_det <= 1000):
             raise Refused(422, "top_k must be in [1, 1000], conf in [0, 1), max_det in [1, 1000]")
-        options = {"top_k": top_k} if m.task == "classify" else {"conf": conf, "max_det": max_det} if m.task == "detect" else {}
+        options = m.pred.options({"top_k": top_k, "conf": conf, "max_det": max_det})
         t0 = time.perf_counter()
         try:
             results = await asyncio.wait_for(m.submit(images, options), limits.timeout_s)
@@ -255,20 +217,17 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
     @app.post("/v1/models/{name}/generate")
     async def generate(name: str, n: int = Form(16), cls: str | None = Form(None, alias="class"), seed: int = Form(0)):
         m = model_named(name)
-        if m.task != "generate":
+        if not m.pred.makes_images:
             raise Refused(400, f"{name} is a {m.task} model: POST /v1/models/{name}/predict")
         if not 1 <= n <= 256:
             raise Refused(422, "n must be in [1, 256]")
         t0 = time.perf_counter()
         try:
             async with m.lock:
-                images = await asyncio.wait_for(asyncio.to_thread(m.pred.generate, n, cls, seed), limits.timeout_s)
+                g = await asyncio.wait_for(asyncio.to_thread(m.pred.grid, n, cls, seed), limits.timeout_s)
         except UserError as e:
             raise Refused(422, str(e)) from None
-        from ..generate.pictures import grid
-        g = torch.from_numpy(np.ascontiguousarray(grid(images, min(n, 8))))
-        g = g.permute(2, 0, 1).float() / 255 if g.ndim == 3 else g[None].float() / 255
-        return {"model": name, "task": "generate", "n": n, "grid": png_base64(g),
+        return {"model": name, "task": m.task, "n": n, "grid": png_base64(g),
                 "ms": round((time.perf_counter() - t0) * 1000, 1)}
 
     page = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
-from ..report.plots import TEST, TRAIN, VAL, _figure, _save, _tidy
+from ...report.plots import TEST, TRAIN, VAL, figure, save, tidy
 
 MAX_FRAMES = 60
 LAST_FRAME_HOLD = 6  # the final grid stays this many frames' time before the GIF loops
@@ -97,7 +97,7 @@ def plot_gan_losses(rows: list[dict], out: Path) -> Path | None:
     panels = [p for p in panels if p[1]]
     if not panels:
         return None
-    fig = _figure(4.2 * len(panels), 3.2)
+    fig = figure(4.2 * len(panels), 3.2)
     for i, (ylabel, series) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         for key, label, color in series:
@@ -108,12 +108,12 @@ def plot_gan_losses(rows: list[dict], out: Path) -> Path | None:
         y = y[np.isfinite(y)]
         if ylabel == "val FID" and y.min() > 0 and y.max() / y.min() > 10:
             ax.set_yscale("log")
-        _tidy(ax, "epoch", ylabel)
+        tidy(ax, "epoch", ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(series) > 1:
             ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def plot_coverage(coverage: list[float], classes: list[str], out: Path, floor: float = 0.05) -> Path:
@@ -121,7 +121,7 @@ def plot_coverage(coverage: list[float], classes: list[str], out: Path, floor: f
     share and the floor below which a class counts as dropped."""
     from matplotlib.ticker import PercentFormatter
     k = len(coverage)
-    fig = _figure(min(max(4.5, 0.4 * k + 2), 14), 3.2)
+    fig = figure(min(max(4.5, 0.4 * k + 2), 14), 3.2)
     ax = fig.add_subplot()
     ax.bar(range(k), coverage, color=[VAL if c < floor else TRAIN for c in coverage])
     ax.axhline(1 / k, color="0.3", ls="--", lw=1, label=f"uniform ({100 / k:.1f}%)")
@@ -129,10 +129,10 @@ def plot_coverage(coverage: list[float], classes: list[str], out: Path, floor: f
     ax.set_xticks(range(k), [str(c) for c in classes], fontsize=8)
     ax.set_ylim(0, 1.35 * max(max(coverage), 1 / k))  # room for the legend above the bars
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
-    _tidy(ax, "class (as the classifier labels the samples)", "share of samples")
+    tidy(ax, "class (as the classifier labels the samples)", "share of samples")
     ax.grid(axis="x", visible=False)
     ax.legend(frameon=False, fontsize=8, ncol=2, loc="upper center")
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def neighbours(samples, train, samples_feats, train_feats, out: Path, k: int = 5, n: int = 8,
@@ -143,7 +143,7 @@ def neighbours(samples, train, samples_feats, train_feats, out: Path, k: int = 5
     sf = torch.as_tensor(samples_feats[:len(samples)]).float()
     d = torch.cdist(sf, torch.as_tensor(train_feats).float())  # (n, len(train)): small
     dist, idx = d.topk(min(k, d.shape[1]), dim=1, largest=False)
-    fig = _figure(1.1 * (k + 1), 1.25 * len(samples) + 0.4)
+    fig = figure(1.1 * (k + 1), 1.25 * len(samples) + 0.4)
     for r in range(len(samples)):
         shown = [(samples[r], "sample" if r == 0 else "", None)]
         shown += [(_tensor(train[int(j)][None])[0], "nearest" if r == 0 and c == 0 else "", float(dist[r, c]))
@@ -159,16 +159,16 @@ def neighbours(samples, train, samples_feats, train_feats, out: Path, k: int = 5
                         color="0.35")
     fig.suptitle(f"Nearest training images by Euclidean distance in {space}", fontsize=9)
     fig.subplots_adjust(wspace=0.06, hspace=0.3, top=1 - 0.45 / fig.get_figheight())
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def interpolation(rows_of_images, out: Path) -> Path:
     """One row per latent path (images from its start to its end), labelled "latent interpolation"."""
     rows = [_tensor(r) for r in rows_of_images]
     g = grid(torch.cat(rows), nrow=len(rows[0]))
-    fig = _figure(max(3.0, g.shape[1] / 40), g.shape[0] / 40 + 0.4)
+    fig = figure(max(3.0, g.shape[1] / 40), g.shape[0] / 40 + 0.4)
     ax = fig.add_subplot()
     ax.imshow(g, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title("latent interpolation: each row goes from one latent to another, left to right", fontsize=9)
-    return _save(fig, out)
+    return save(fig, out)

@@ -171,7 +171,7 @@ def plot_pr(result: dict, classes: list[str], path: Path) -> Path:
     pr = result["pr"]["precision"]
     curves = [(name, np.array(pr[name])) for name in classes if pr.get(name) is not None]
     many = len(curves) > 10   # past ten, a legend per class is unreadable: grey lines and the mean
-    fig = plots._figure(6, 4.2)
+    fig = plots.figure(6, 4.2)
     ax = fig.add_subplot()
     for name, prec in curves:
         if many:
@@ -187,9 +187,9 @@ def plot_pr(result: dict, classes: list[str], path: Path) -> Path:
         ax.text(0.5, 0.5, "no ground truth boxes", ha="center", va="center", color="0.4")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    plots._tidy(ax, "recall", "precision")
+    plots.tidy(ax, "recall", "precision")
     ax.set_title(f"precision-recall at IoU 0.5, maxDets {result['max_dets']}\n{result['evaluator']}", fontsize=9)
-    return plots._save(fig, path)
+    return plots.save(fig, path)
 
 
 def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path) -> Path:

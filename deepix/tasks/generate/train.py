@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-from ..config import Config, make_config
-from ..engine import distributed as dist, machine
-from ..engine.checkpoint import load_weights
-from ..engine.fit import fit
-from ..engine.optim import backward_step
-from ..errors import UserError
-from ..models import REGISTRY, Spec, build_model, count_params, kind_of
+from ...config import Config, make_config
+from ...engine import distributed as dist, machine
+from ...engine.checkpoint import load_weights
+from ...data.labelled import load_data as load_labelled
+from ...data.loader import Batches
+from ...engine.run import train as run_task
+from ...engine.optim import backward_step
+from ...errors import UserError
+from ...models import REGISTRY, Spec, build_model, count_params, kind_of
+from .. import get
+from ..base import Job, Loaded, Step
+from .metrics import Evaluator
+from .pictures import grid, save_grid
 
 EVAL_SAMPLES = 1000     # generated images scored after every epoch (the test uses 10,000)
 TEST_SAMPLES = 10_000
@@ -28,7 +35,11 @@ def conditional(model_name: str) -> bool:
     return model_name in ("cgan", "ddpm")
 
 
-class Generate:
+class Generate(Step):
+    """Real batches in; the task steps its own generator and discriminator (or its denoiser)."""
+
+    mode = "own"
+
     def __init__(self, cfg: Config, num_classes: int, evaluator, bf16: bool = False):
         self.cfg, self.num_classes, self.evaluator, self.bf16 = cfg, num_classes, evaluator, bf16
 
@@ -126,7 +137,7 @@ def eval_count(model, n: int) -> int:
 def sample(model, n: int, labels: torch.Tensor | None, g: torch.Generator, z: torch.Tensor | None = None,
            batch: int = 500, bf16: bool = False) -> torch.Tensor:
     """n images in [0, 1] on the CPU, from the model's averaged weights."""
-    from ..engine.fit import autocast
+    from ...engine.fit import autocast
     z = model.latent(n, g) if z is None else z
     dev = next(model.parameters()).device
     out = []
@@ -138,8 +149,7 @@ def sample(model, n: int, labels: torch.Tensor | None, g: torch.Generator, z: to
 
 
 def load_data(cfg: Config):
-    from .classify import load_data as classify_data
-    ds = classify_data(cfg)
+    ds = load_labelled(cfg)
     if ds.train.x is None:
         raise UserError(f"{cfg.data} does not fit in memory; generation needs its images in memory (use --imgsz to shrink them)")
     if len(ds.train) < cfg.batch:
@@ -149,8 +159,6 @@ def load_data(cfg: Config):
 
 def train_classifier(cfg: Config, ds, run: Path):
     """The judge: a classifier trained on the generator's own training split, saved with the run."""
-    from ..api import Predictor
-    from .classify import train as classify_train
     found = run / "classify" / "classifier"
     if not dist.broadcast((found / "weights" / "best.safetensors").is_file()):  # every rank trains it, or none
         ccfg = make_config(task="classify", data=cfg.data, imgsz=cfg.imgsz, model="vgg7", epochs=cfg.judge_epochs,
@@ -159,8 +167,8 @@ def train_classifier(cfg: Config, ds, run: Path):
                            name="classifier", quiet=True, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
         if not cfg.quiet and dist.is_main():
             print(f"training the judge: vgg7 classifier, {ccfg.epochs} epochs on the same training split")
-        classify_train(ccfg, dataset=ds)
-    pred = Predictor(found)
+        run_task(get("classify"), ccfg, dataset=ds)
+    pred = get("classify").load(found)
     acc = json.loads((found / "summary.json").read_text())["test"]["accuracy"]
     return pred.model, acc
 
@@ -174,73 +182,50 @@ def build(cfg: Config, channels: int, size, classes: int) -> torch.nn.Module:
     return build_model(cfg.model, spec)
 
 
-def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), net=None) -> dict:
-    from ..generate.metrics import Evaluator
+def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
+    """Reads the images, builds the generator (and discriminator); the judge is trained in the run folder."""
     if net is not None:
         raise UserError("generation trains its own models (--model dcgan, cgan or ddpm); own networks are not supported")
-    threads = machine.set_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
     ds = dataset if dataset is not None else load_data(cfg)
     if cfg.loss not in ("hinge", "ns"):
         raise UserError(f"--loss {cfg.loss} is not a GAN loss; use hinge or ns (non-saturating)")
-    dev = machine.device()
-    bf16 = machine.use_bf16(cfg.precision, dev)
     model = build(cfg, ds.channels, ds.size, len(ds.classes)).to(dev)
-    run = Path(resume) if resume else dist.new_run(cfg.project, "generate", cfg.name)
-    if dist.is_main():
-        cfg.save(run / "config.yaml")
     resized = (f"images read at {ds.size[0]}x{ds.size[1]} (--imgsz)" if Path(cfg.data).exists() else None)
     data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),
                  "images": {s: len(getattr(ds, s)) for s in ("train", "val", "test")}, "resized": resized}
-    if dist.is_main():
-        (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
-    if not cfg.quiet and dist.is_main():
-        print(f"run: {run}  ({ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test images; "
-              f"{cfg.model}, {'bf16' if bf16 else 'fp32'}, {threads} threads)")
-    t0 = time.perf_counter()
-    judge, judge_acc = train_classifier(cfg, ds, run)
-    judge.to(dev)
     val_real = ds.val.x.float().div(255) if len(ds.val) else ds.train.x[:1000].float().div(255)
-    task = Generate(cfg, len(ds.classes), Evaluator(judge, val_real, len(ds.classes), seed=cfg.seed), bf16)
-
+    task = Generate(cfg, len(ds.classes), None, bf16)  # its evaluator comes with the judge, in begin
+    judged = {}
     fixed = fixed_batch(model, len(ds.classes), cfg.seed)
-    (run / "samples").mkdir(exist_ok=True)
+
+    def begin(run: Path) -> None:
+        judge, judged["accuracy"] = train_classifier(cfg, ds, run)
+        judged["judge"] = judge.to(dev)
+        task.evaluator = Evaluator(judged["judge"], val_real, len(ds.classes), seed=cfg.seed)
+        (run / "samples").mkdir(exist_ok=True)
+        judged["run"] = run
 
     def snapshot(row, m):
-        from ..generate.pictures import save_grid
         save_grid(sample(m, len(fixed[0]), fixed[1], torch.Generator(), z=fixed[0]),
-                  run / "samples" / f"epoch_{int(row['epoch']):03d}.png", nrow=10)
+                  judged["run"] / "samples" / f"epoch_{int(row['epoch']):03d}.png", nrow=10)
 
-    from ..data.loader import Batches
+    def finish(run: Path, result: dict) -> tuple[dict, dict]:
+        load_weights(model, run / "weights" / "best.safetensors")
+        model.eval()
+        test = test_metrics(cfg, model, ds, judged["judge"], judged["accuracy"], run, bf16)
+        fields = {"model": {"params": count_params(model) - count_params(model.g_ema if hasattr(model, "g") else model.ema),
+                            "params_g": count_params(model.g) if hasattr(model, "g") else None,
+                            "params_d": count_params(model.d) if hasattr(model, "d") else None,
+                            "conditional": bool(model.num_classes), "summary": str(model)},
+                  "classifier": {"model": "vgg7", "test_accuracy": judged["accuracy"],
+                                 "weights": "classify/classifier/weights/best.safetensors"},
+                  "test": test}
+        pictures(run, model, ds, task, judged["judge"])
+        return test, fields
+
+    about = f"{ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test images; {cfg.model}"
     batches = Batches(ds.train, cfg.batch, True, cfg.seed, ds.channels, ds.size[0])
-    try:
-        result = fit(cfg, task, model, batches, val_real, run, dev, bf16, resume=bool(resume),
-                     callbacks=(snapshot, *callbacks))
-    except KeyboardInterrupt:
-        print(f"\nstopped; continue with: deepix train generate --resume {run}", file=sys.stderr)
-        raise
-    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev))
-    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
-        dist.barrier()
-        return {"run": run, "report": None, "test": {}, "train": result}
-
-    load_weights(model, run / "weights" / "best.safetensors")
-    model.eval()
-    test = test_metrics(cfg, model, ds, judge, judge_acc, run, bf16)
-    result["wall_seconds"] = round(time.perf_counter() - t0, 2)
-    summary = {"task": "generate", "data": data_info,
-               "model": {"name": cfg.model, "params": count_params(model) - count_params(model.g_ema if hasattr(model, "g") else model.ema),
-                         "params_g": count_params(model.g) if hasattr(model, "g") else None,
-                         "params_d": count_params(model.d) if hasattr(model, "d") else None,
-                         "conditional": bool(model.num_classes), "summary": str(model)},
-               "classifier": {"model": "vgg7", "test_accuracy": judge_acc, "weights": "classify/classifier/weights/best.safetensors"},
-               "train": result, "test": test}
-    (run / "summary.json").write_text(json.dumps(summary, indent=1))
-    pictures(run, model, ds, task, judge)
-    from ..report.html import write_report
-    report = write_report(run)
-    dist.barrier()
-    return {"run": run, "report": report.resolve(), "test": test, "train": result}
+    return Job(model, task, batches, val_real, data_info, about, finish, begin, callbacks=(snapshot,))
 
 
 def fixed_batch(model, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -251,7 +236,7 @@ def fixed_batch(model, classes: int, seed: int) -> tuple[torch.Tensor, torch.Ten
 
 
 def test_metrics(cfg: Config, model, ds, judge, judge_acc: float, run: Path, bf16: bool = False) -> dict:
-    from ..generate.metrics import Evaluator
+    from .metrics import Evaluator
     real = (ds.test if len(ds.test) else ds.val).x.float().div(255)
     ev = Evaluator(judge, real, len(ds.classes), seed=cfg.seed)
     t0 = time.perf_counter()
@@ -269,7 +254,7 @@ def test_metrics(cfg: Config, model, ds, judge, judge_acc: float, run: Path, bf1
             "precision_train": train_ref["precision"], "recall_train": train_ref["recall"],
             "sample_seconds": round(seconds, 2), "inception_fid": None, "inception_samples": None}
     if cfg.inception:
-        from ..generate.metrics import inception_fid
+        from .metrics import inception_fid
         n = min(cfg.inception, len(real), count)
         test["inception_fid"] = inception_fid(real[:n], fake[:n], cfg.inception_weights or None)
         test["inception_samples"] = n
@@ -278,8 +263,8 @@ def test_metrics(cfg: Config, model, ds, judge, judge_acc: float, run: Path, bf1
 
 
 def pictures(run: Path, model, ds, task: Generate, judge) -> None:
-    from ..generate import pictures as pic
-    from ..generate.metrics import Features
+    from . import pictures as pic
+    from .metrics import Features
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     z, labels = fixed_batch(model, len(ds.classes), task.cfg.seed)
@@ -315,20 +300,23 @@ def interpolate(model, seed: int, rows: int = 6, steps: int = 10) -> list[torch.
 
 def val(run: Path) -> dict:
     """The test figures of a run's best weights, measured again (10,000 samples against the test split)."""
-    from ..api import Predictor
     cfg = make_config(run / "config.yaml")
     machine.set_threads(cfg.threads)
     ds = load_data(cfg)
     sampler = Sampler(run)
     judge_run = run / "classify" / "classifier"
-    judge = Predictor(judge_run).model
+    judge = get("classify").load(judge_run).model
     acc = json.loads((judge_run / "summary.json").read_text())["test"]["accuracy"]
     dev = machine.device()
     return test_metrics(cfg, sampler.model.to(dev), ds, judge.to(dev), acc, run, machine.use_bf16(cfg.precision, dev))
 
 
-class Sampler:
-    """A trained generation run, ready to make images: `deepix generate RUN -n 64 --class 7`."""
+class Sampler(Loaded):
+    """A trained generation run, ready to make images: `deepix generate RUN -n 64 --class 7`;
+    `predict(n, asked, seed)` is the same as `generate`."""
+
+    task = "generate"
+    makes_images = True
 
     def __init__(self, run: Path, weights: str = "best"):
         self.run = run
@@ -358,14 +346,28 @@ class Sampler:
             torch.arange(n) % self.model.num_classes if self.model.num_classes else None)
         return sample(self.model, n, labels, torch.Generator().manual_seed(seed))
 
+    def predict(self, n: int = 64, asked: str | None = None, seed: int = 0, **options) -> torch.Tensor:
+        return self.generate(n, asked, seed)
 
-def write(images: torch.Tensor, out: Path) -> list[Path]:
+    def predict_files(self, sources: list[str], output: str | None, options: dict) -> None:
+        raise UserError(f"{self.run} makes images rather than reading them: use deepix generate {self.run} -n 64 "
+                        "-o grid.png")
+
+    def write(self, images: torch.Tensor, out: Path) -> list[Path]:
+        """A grid when OUT is an image file name, else one PNG per image in the folder OUT."""
+        return write_images(images, out)
+
+    def grid(self, n: int, asked: str | None, seed: int) -> torch.Tensor:
+        """n images as one (C, H, W) grid in [0, 1], for the service."""
+        g = torch.from_numpy(np.ascontiguousarray(grid(self.generate(n, asked, seed), min(n, 8))))
+        return g.permute(2, 0, 1).float() / 255 if g.ndim == 3 else g[None].float() / 255
+
+
+def write_images(images: torch.Tensor, out: Path) -> list[Path]:
     """A grid when OUT is an image file name, else one PNG per image in the folder OUT."""
-    from ..generate.pictures import save_grid
     if out.suffix.lower() in (".png", ".jpg", ".jpeg"):
         out.parent.mkdir(parents=True, exist_ok=True)
         return [save_grid(images, out, nrow=max(1, math.ceil(math.sqrt(len(images)))))]
-    from PIL import Image
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, im in enumerate(images):

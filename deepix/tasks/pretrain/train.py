@@ -5,50 +5,36 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import Config
-from ..data.augment import Augment
-from ..data.types import Dataset, Split
-from ..engine import distributed as dist, machine
-from ..engine.checkpoint import load_weights, save_weights
-from ..engine.fit import autocast, fit
-from ..engine.optim import backward_step
-from ..errors import UserError
-from ..models import count_params
-from ..models.ssl import Pretrainer, strip_head
+from ...config import Config, make_config
+from ...data.inputs import to_batch
+from ...data.types import Dataset, Split
+from ...engine import machine
+from ...engine.checkpoint import load_weights, save_weights
+from ...data.augment import Augment, make_views
+from ...data.labelled import channel_stats, load_data as load_labelled
+from ...data.loader import Batches
+from ...engine.fit import autocast
+from ...engine.optim import backward_step
+from ...errors import UserError
+from ...models import build_classifier, count_params
+from ..base import Job, Loaded, Step
+from ...models.ssl import Pretrainer, strip_head
 
 MIN_SIDE = 16        # the views crop and blur: smaller images leave nothing to learn from
 BANK = 10_000        # labelled images whose features the k-NN monitor compares with (the first ones)
 LABELS_SHOWN = (1, 10, 100)
 
-# the two views of each image; for digits no flips (a flipped 2 is not a 2)
-VIEWS = {"digits": Augment(crop=0.4, degrees=15, translate=0.05, brightness=0.4, contrast=0.4, blur=0.3, erase=0.5),
-         "natural": Augment(crop=0.2, hflip=True, brightness=0.4, contrast=0.4, blur=0.5, erase=0.25,
-                            padding="reflection")}
+class Pretrain(Step):
+    """Two views of each image (or a masked one); the task steps its encoder and heads itself."""
 
+    mode = "own"
 
-def make_views(cfg: Config, kind: str) -> Augment:
-    """The preset of views (--augment digits|natural, auto: by kind of data) with any flag that is set."""
-    if cfg.augment == "none":
-        raise UserError("pretraining learns from two augmented views of each image: --augment none leaves nothing "
-                        "to learn; use auto, digits, natural or strong")
-    preset = cfg.augment if cfg.augment in VIEWS else "digits" if cfg.augment == "auto" and kind == "digits" else "natural"
-    changes = {k: getattr(cfg, k) for k in ("translate", "degrees", "scale", "brightness", "contrast")
-               if getattr(cfg, k) != -1}
-    if cfg.hflip != "auto":
-        changes["hflip"] = cfg.hflip == "on"
-    return replace(VIEWS[preset], **changes)
-
-
-class Pretrain:
     def __init__(self, cfg: Config, views: Augment, bank: Split | None, steps: int):
         self.cfg, self.views, self.bank, self.steps = cfg, views, bank, steps
 
@@ -134,12 +120,11 @@ def probe_accuracy(ft, yt, fq, yq) -> float:
 def load_data(cfg: Config) -> Dataset:
     """A built-in set or a folder of class folders (labels kept for the monitor only), or a folder of
     images without classes."""
-    from .classify import load_data as classify_data
     path = Path(cfg.data).expanduser()
     if path.is_dir() and not any(p.is_dir() and any(p.iterdir()) for p in path.iterdir() if not p.name.startswith(".")):
         ds = read_unlabelled(path, cfg.imgsz, cfg.strict, cfg.seed)
     else:
-        ds = classify_data(cfg)
+        ds = load_labelled(cfg)
     if ds.train.x is None:
         raise UserError(f"{cfg.data} does not fit in memory; pretraining needs its images in memory (use --imgsz to shrink them)")
     if min(ds.size) < MIN_SIDE:
@@ -154,15 +139,15 @@ def load_data(cfg: Config) -> Dataset:
 def read_unlabelled(path: Path, imgsz: int, strict: bool, seed: int) -> Dataset:
     from collections import Counter
 
-    from ..data.folder import DEFAULT_SIZE, _any_colour, _decode_all, is_image_file
+    from ...data.folder import DEFAULT_SIZE, any_colour, decode_all, is_image_file
     base = path.absolute()
     paths = sorted(p for p in base.rglob("*") if p.is_file() and is_image_file(p))
     if not paths:
         raise UserError(f"no images in {base}: put the images there (any tree; class folders give the monitor labels)")
     imgsz = imgsz or DEFAULT_SIZE
-    channels = 3 if _any_colour(paths) else 1
+    channels = 3 if any_colour(paths) else 1
     corrupt: list[str] = []
-    split = _decode_all(paths, [-1] * len(paths), channels, imgsz, strict, base, corrupt, Counter())
+    split = decode_all(paths, [-1] * len(paths), channels, imgsz, strict, base, corrupt, Counter())
     if not len(split):
         raise UserError(f"no readable images in {base}")
     empty = Split(split.x[:0], split.y[:0], ids=[])
@@ -171,9 +156,8 @@ def read_unlabelled(path: Path, imgsz: int, strict: bool, seed: int) -> Dataset:
 
 
 def build(cfg: Config, channels: int, size, mean, std) -> Pretrainer:
-    from ..models import Spec, build_model, kind_of, with_preprocess
-    from ..models.ssl import backbone
-    from .classify import build as classify_build
+    from ...models import Spec, build_model, kind_of, with_preprocess
+    from ...models.ssl import backbone
     if kind_of(cfg.model) in ("detect", "restore", "upscale"):
         # a detector's or restorer's down-sampling path, on pixels in [0, 1] as those tasks feed it
         net = build_model(cfg.model, Spec(channels, 1, tuple(size), cfg.activation, cfg.kernel_size, cfg.width))
@@ -182,68 +166,43 @@ def build(cfg: Config, channels: int, size, mean, std) -> Pretrainer:
             dim = encoder.eval()(torch.zeros(1, channels, *size)).shape[1]
         encoder.train()
     else:
-        encoder = classify_build(cfg, 2, channels, size, mean, std)
+        encoder = build_classifier(cfg, 2, channels, size, mean, std)
         dim = strip_head(encoder)
     return Pretrainer(encoder, dim, cfg.method, channels, tuple(size), cfg.temperature, cfg.mask_ratio)
 
 
-def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None, callbacks=(), net=None) -> dict:
-    from .classify import channel_stats
+def setup(cfg: Config, dataset: Dataset | None, net, dev, bf16: bool, resume: str | None) -> Job:
+    """Reads the images (labels kept for the monitor only) and builds the encoder with its heads."""
     if net is not None:
         raise UserError("pretraining takes a registry model (--model vgg7, resnet8, ...); own networks are not supported")
-    threads = machine.set_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
     ds = dataset if dataset is not None else load_data(cfg)
     labelled = bool(ds.classes) and len(ds.val) > 0
     if not labelled and cfg.monitor.startswith("val_"):
         cfg.monitor = "train_loss"  # nothing labelled to watch: the loss is all there is
-    dev = machine.device()
-    bf16 = machine.use_bf16(cfg.precision, dev)
     mean, std = channel_stats(ds)
     model = build(cfg, ds.channels, ds.size, mean, std).to(dev)
-    run = Path(resume) if resume else dist.new_run(cfg.project, "pretrain", cfg.name)
-    if dist.is_main():
-        cfg.save(run / "config.yaml")
     data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),
                  "kind": ds.kind, "images": {s: len(getattr(ds, s)) for s in ("train", "val", "test")},
                  "labels_used_for_training": False, "info": ds.info}
-    if dist.is_main():
-        (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
-    from ..data.loader import Batches
     batches = Batches(Split(ds.train.x, ds.train.y), cfg.batch, True, cfg.seed, ds.channels, ds.size[0])
     bank = Split(ds.train.x[:BANK], ds.train.y[:BANK]) if labelled else None
     task = Pretrain(cfg, make_views(cfg, ds.kind), bank, len(batches))
-    if not cfg.quiet and dist.is_main():
-        print(f"run: {run}  ({ds.name}: {len(ds.train)} images without their labels"
-              + (f", {len(ds.val)} labelled val images for the monitor" if labelled else "")
-              + f"; {cfg.method} on {cfg.model}, {'bf16' if bf16 else 'fp32'}, {threads} threads)")
-    t0 = time.perf_counter()
-    try:
-        result = fit(cfg, task, model, batches, ds.val if labelled else None, run, dev, bf16, resume=bool(resume),
-                     callbacks=callbacks)
-    except KeyboardInterrupt:
-        print(f"\nstopped; continue with: deepix pretrain --resume {run}", file=sys.stderr)
-        raise
-    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev))
-    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
-        dist.barrier()
-        return {"run": run, "report": None, "test": {}, "train": result}
-    # the encoder is the last epoch's: k-NN on all labels can peak early (a random network already scores well
-    # on digits) while the features keep improving for few labels and fine-tuning; best.safetensors stays
-    load_weights(model, run / "weights" / "last.safetensors")
-    save_encoder(cfg, model, ds, run)
-    test = few_labels(cfg, model, ds, dev, bf16) if labelled else {}
-    result["wall_seconds"] = round(time.perf_counter() - t0, 2)
-    summary = {"task": "pretrain", "data": data_info,
-               "model": {"name": cfg.model, "method": cfg.method, "params": count_params(model.encoder),
-                         "features": model.dim, "summary": str(model.encoder)},
-               "train": result, "test": test}
-    (run / "summary.json").write_text(json.dumps(summary, indent=1))
-    pictures(run, model, ds, task, dev, bf16)
-    from ..report.html import write_report
-    report = write_report(run)
-    dist.barrier()
-    return {"run": run, "report": report.resolve(), "test": test, "train": result}
+
+    def finish(run: Path, result: dict) -> tuple[dict, dict]:
+        # the encoder is the last epoch's: k-NN on all labels can peak early (a random network already scores
+        # well on digits) while the features keep improving for few labels and fine-tuning; best.safetensors stays
+        load_weights(model, run / "weights" / "last.safetensors")
+        save_encoder(cfg, model, ds, run)
+        test = few_labels(cfg, model, ds, dev, bf16) if labelled else {}
+        fields = {"model": {"method": cfg.method, "params": count_params(model.encoder), "features": model.dim,
+                            "summary": str(model.encoder)}, "test": test}
+        pictures(run, model, ds, task, dev, bf16)
+        return test, fields
+
+    about = (f"{ds.name}: {len(ds.train)} images without their labels"
+             + (f", {len(ds.val)} labelled val images for the monitor" if labelled else "")
+             + f"; {cfg.method} on {cfg.model}")
+    return Job(model, task, batches, ds.val if labelled else None, data_info, about, finish)
 
 
 def save_encoder(cfg: Config, model: Pretrainer, ds: Dataset, run: Path) -> None:
@@ -253,35 +212,6 @@ def save_encoder(cfg: Config, model: Pretrainer, ds: Dataset, run: Path) -> None
             "data": ds.name}
     save_weights(model.encoder, run / "weights" / "encoder.safetensors", metadata={k: str(v) for k, v in meta.items()})
     (run / "encoder.json").write_text(json.dumps(meta, indent=1))
-
-
-def encoder_file(init: str) -> tuple[Path, dict]:
-    """The encoder that --init names (a pretrain run folder or its encoder.safetensors) and its encoder.json."""
-    path = Path(init)
-    file = path / "weights" / "encoder.safetensors" if path.is_dir() else path
-    if not file.is_file() or file.suffix != ".safetensors":
-        raise UserError(f"--init {init}: no encoder there; give a pretrain run folder (deepix pretrain writes "
-                        f"runs/pretrain/NAME) or its weights/encoder.safetensors")
-    meta = file.parent.parent / "encoder.json"
-    return file, json.loads(meta.read_text()) if meta.is_file() else {}
-
-
-def init_from(model: torch.nn.Module, init: str, standardised: bool) -> int:
-    """Loads the encoder's tensors into `model` by name; returns how many. `standardised`: the model is a
-    classifier with its Preprocess in front (as the encoder is); detectors and restorers take raw pixels."""
-    from safetensors.torch import load_file
-    file, meta = encoder_file(init)
-    state = load_file(str(file))
-    if not standardised:
-        state = {k[2:]: v for k, v in state.items() if k.startswith("1.")}
-    own = model.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not fits:
-        raise UserError(f"the encoder in {init} ({meta.get('model', '?')}, width {meta.get('width', '?')}, "
-                        f"{meta.get('channels', '?')} channels) does not fit this model; pretrain with the same "
-                        f"--model and --width on images with as many channels")
-    model.load_state_dict(fits, strict=False)
-    return len(fits)
 
 
 def few_labels(cfg: Config, model: Pretrainer, ds: Dataset, dev, bf16: bool) -> dict:
@@ -310,7 +240,7 @@ def _stats(model: Pretrainer):
 
 
 def pictures(run: Path, model: Pretrainer, ds: Dataset, task: Pretrain, dev, bf16: bool) -> None:
-    from ..report.plots import image_grid
+    from ...report.plots import image_grid
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     g = torch.Generator().manual_seed(task.cfg.seed)
@@ -330,7 +260,7 @@ def pictures(run: Path, model: Pretrainer, ds: Dataset, task: Pretrain, dev, bf1
                    plots / "reconstruction.png", cols=6)
     test = ds.test if len(ds.test) else ds.val
     if ds.classes and len(test) >= 20:
-        from ..report.plots import embedding_map
+        from ...report.plots import embedding_map
         embedding_map(features(model, test.x[:2000], dev, bf16), test.y[:2000], ds.classes, plots / "embedding.png",
                       "t-SNE of the encoder's features (test images, coloured by class)")
 
@@ -342,8 +272,6 @@ def _hwc(x: torch.Tensor) -> np.ndarray:
 
 def val(run: Path) -> dict:
     """The few-label figures of a run's encoder again, on its own data's test split."""
-    from ..config import make_config
-    from .classify import channel_stats
     cfg = make_config(run / "config.yaml")
     machine.set_threads(cfg.threads)
     ds = load_data(cfg)
@@ -356,15 +284,19 @@ def val(run: Path) -> dict:
     return few_labels(cfg, model, ds, dev, bf16)
 
 
-class Encoder:
-    """A pretrain run's encoder, ready to use: `deepix.load(run).features(images)` gives (N, D) features."""
+class Encoder(Loaded):
+    """A pretrain run's encoder, ready to use: `deepix.load(run).features(images)` gives (N, D) features;
+    `predict` is the same."""
+
+    task = "pretrain"
+    batching = True
 
     def __init__(self, run: Path):
-        from ..config import make_config
         self.run = Path(run)
-        cfg = make_config(self.run / "config.yaml")
+        self.cfg = cfg = make_config(self.run / "config.yaml")
         meta = json.loads((self.run / "dataset.json").read_text())
         self.channels, self.size, self.classes = meta["channels"], tuple(meta["size"]), None
+        self.labelled = bool(meta.get("classes"))
         self.model = build(cfg, self.channels, self.size, [0.0] * self.channels, [1.0] * self.channels)
         load_weights(self.model.encoder, self.run / "weights" / "encoder.safetensors")
         self.model.eval()
@@ -372,5 +304,14 @@ class Encoder:
     @torch.no_grad()
     def features(self, images) -> torch.Tensor:
         """Paths, PIL images or arrays in, as a classifier's Predictor takes them."""
-        from ..api import Predictor
-        return self.model.embed(Predictor._batch(self, images)).float()
+        return self.model.embed(to_batch(images, self.channels, self.size)).float()
+
+    def predict(self, images, **options) -> torch.Tensor:
+        return self.features(images)
+
+    def predict_files(self, sources: list[str], output: str | None, options: dict) -> None:
+        raise UserError(f"{self.run} holds an encoder, not a predictor: fine-tune it with deepix train classify "
+                        f"--init {self.run} (or detect / restore)")
+
+    def answer(self, images: list, options: dict) -> list[dict]:
+        return [{"features": [round(v, 6) for v in f.tolist()]} for f in self.features(list(images))]

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from ..errors import UserError
+from ...errors import UserError
 
 KID_SUBSETS = 20       # torchmetrics' default is 100: a fifth of the time; the mean's error is kid_std / sqrt(20)
 MAX_PR = 10_000        # precision/recall subsample each side to this many: 10k x 10k distances in chunks

@@ -5,28 +5,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import torchmetrics.functional.classification as tmc
 
-from ..config import Config
-from ..data.augment import Augment, make_augment
-from ..data.loader import Batches
-from ..data.types import Dataset
-from ..engine import distributed as dist, machine
-from ..engine.checkpoint import load_weights, save_weights
-from ..engine.fit import autocast, fit
-from ..engine.optim import backward_step
-from ..errors import UserError
-from ..models import Spec, adopt, build_model, count_params, with_preprocess
+from ...config import Config
+from ...data.augment import Augment, make_augment, make_views
+from ...data.labelled import channel_stats, load_data
+from ...data.loader import Batches
+from ...data.types import Dataset
+from ...engine import distributed as dist, machine
+from ...engine.checkpoint import load_weights
+from ...engine.fit import autocast
+from ...engine.optim import backward_step
+from ...errors import UserError
+from ...models import build_classifier as build, count_params
+from ...models.encoder import encoder_file, init_from_encoder
+from ...report.plots import image_grid
+from ...engine.run import train as run_task
+from .. import get
+from ...export import real_images
+from ..base import Exportable, Job, Step
+from .explain import report_figures
 
 
-class Classify:
+class Classify(Step):
+    """Batches of (image, label), the cross-entropy family of losses, accuracy."""
+
     def __init__(self, num_classes: int, augment: Augment, loss: str = "cross-entropy",
                  label_smoothing: float = 0.0, channels_last: bool = False):
         self.num_classes, self.augment, self.loss_name = num_classes, augment, loss
@@ -106,6 +113,8 @@ class SemiClassify(Classify):
             both = both.contiguous(memory_format=torch.channels_last)
         return both, y
 
+    mode = "own"
+
     def train_step(self, model, x, y, opts, autocast_) -> dict[str, float]:
         n = len(y)
         with autocast_():
@@ -120,29 +129,6 @@ class SemiClassify(Classify):
         backward_step(opts[""], loss, model.parameters(), self.grad_clip)
         return {"loss": loss.item(), "labelled_loss": loss_l.item(), "unlabelled_loss": loss_u.item(),
                 "confident": sure.mean().item(), "accuracy": (labelled.argmax(1) == y).float().mean().item()}
-
-
-def load_data(cfg: Config) -> Dataset:
-    from ..data.builtin import DOWNLOADABLE, OFFLINE, load_builtin
-    if cfg.data in OFFLINE + DOWNLOADABLE:
-        ds = load_builtin(cfg.data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    elif Path(cfg.data).exists() or "/" in cfg.data or "\\" in cfg.data:
-        from ..data.folder import read_folder
-        ds = read_folder(cfg.data, cfg.imgsz, cfg.val_fraction, cfg.test_fraction, cfg.seed, strict=cfg.strict)
-    else:
-        return load_builtin(cfg.data, cfg.val_fraction, cfg.test_fraction, cfg.seed)  # raises: unknown name
-    if cfg.imgsz and ds.train.x is not None and tuple(ds.size) != (cfg.imgsz, cfg.imgsz):
-        ds = resize(ds, cfg.imgsz)
-    return ds
-
-
-def resize(ds: Dataset, imgsz: int) -> Dataset:
-    for split in (ds.train, ds.val, ds.test):
-        if len(split):
-            split.x = F.interpolate(split.x.float(), size=(imgsz, imgsz), mode="bilinear", antialias=True,
-                                    align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
-    ds.size = (imgsz, imgsz)
-    return ds
 
 
 def check(cfg: Config, ds: Dataset) -> None:
@@ -197,13 +183,12 @@ def scratch_baseline(cfg: Config, ds: Dataset, run: Path) -> dict:
                                quiet=True, time_limit=0.0)
     if not cfg.quiet:
         print("baseline: the same training from scratch, for the report")
-    r = train(bcfg, dataset=ds)
+    r = run_task(get("classify"), bcfg, dataset=ds)
     return {"accuracy": r["test"]["accuracy"], "seconds": r["train"]["seconds"], "run": "classify/baseline"}
 
 
 def init_encoder(cfg: Config, ds: Dataset, net) -> None:
     """Checks what --init names; the run's architecture settings follow the encoder's."""
-    from .pretrain import encoder_file
     if net is not None:
         raise UserError("--init starts a built-in model from a pretrain run's encoder; your own model loads "
                         "its weights itself")
@@ -248,22 +233,6 @@ def check_output(model: torch.nn.Module, ds: Dataset) -> None:
                         f"{len(ds.classes)} classes; make its last layer output {len(ds.classes)}")
 
 
-def channel_stats(ds: Dataset) -> tuple[list[float], list[float]]:
-    if ds.train.x is None:
-        return [0.5] * ds.channels, [0.25] * ds.channels
-    x = ds.train.x[:20000].float().div_(255)
-    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-
-
-def build(cfg: Config, classes: int, channels: int, size, mean, std, net: torch.nn.Module | None = None):
-    """The registry's model for cfg.model, or the user's own `net`; with input standardisation."""
-    if net is not None:
-        # a user's model takes pixels in [0, 1] as they are, the way it was written to
-        return with_preprocess(adopt(net), [0.0] * channels, [1.0] * channels)
-    spec = Spec(channels, classes, tuple(size), cfg.activation, cfg.kernel_size, cfg.width, cfg.dropout)
-    return with_preprocess(build_model(cfg.model, spec), mean, std)
-
-
 def model_summary(model: torch.nn.Module, channels: int, size) -> str:
     """A Keras-like table: layer, output shape, parameters."""
     lines = [f"{'layer':<40}{'output shape':<22}{'params':>10}"]
@@ -280,11 +249,8 @@ def model_summary(model: torch.nn.Module, channels: int, size) -> str:
     return "\n".join(lines)
 
 
-def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None, callbacks=(),
-          net: torch.nn.Module | None = None) -> dict:
-    """Train a classifier; returns the run folder and the test metrics."""
-    threads = machine.set_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+def setup(cfg: Config, dataset: Dataset | None, net, dev, bf16: bool, resume: str | None) -> Job:
+    """Reads the data, builds the classifier (the registry's or the user's own `net`) and its step."""
     ds = whole = dataset if dataset is not None else load_data(cfg)
     unlabelled = ds.train.x if cfg.semi else None  # FixMatch learns from every training image, labels or not
     if cfg.labels_per_class or cfg.label_fraction:
@@ -292,17 +258,12 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     check(cfg, ds)
     if cfg.semi and unlabelled is None:
         raise UserError("--semi needs the training images in memory (use --imgsz to shrink them)")
-    dev = machine.device()
-    bf16 = machine.use_bf16(cfg.precision, dev)
     mean, std = channel_stats(ds)
     if cfg.init:
         init_encoder(cfg, ds, net)
     model = build(cfg, len(ds.classes), ds.channels, ds.size, mean, std, net)
     if cfg.init:
-        from .pretrain import init_from
-        init_from(model, cfg.init, standardised=True)
-        if not cfg.quiet:
-            print(f"init: the encoder of {cfg.init}" + (" (frozen: a linear probe)" if cfg.freeze else ""))
+        init_from_encoder(model, cfg, standardised=True)
     if cfg.freeze:
         freeze_encoder(model)
     check_output(model, ds)
@@ -318,73 +279,47 @@ def train(cfg: Config, dataset: Dataset | None = None, resume: str | None = None
     augment = make_augment(cfg.augment, ds.kind, translate=cfg.translate, degrees=cfg.degrees, scale=cfg.scale,
                            hflip=cfg.hflip, brightness=cfg.brightness, contrast=cfg.contrast)
     if cfg.semi:
-        from .pretrain import make_views
         task = SemiClassify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last,
                             unlabelled=unlabelled.to(dev), strong=make_views(cfg, ds.kind))
         task.grad_clip = cfg.grad_clip
     else:
         task = Classify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last)
-
-    if resume:
-        run = Path(resume)
-    else:
-        run = dist.new_run(cfg.project, "classify", cfg.name)
-        if cfg.weights:
-            skipped = load_weights(model[1], Path(cfg.weights), strict=False)
-            if skipped and not cfg.quiet:
-                print(f"weights: {len(skipped)} tensors did not fit and start fresh (e.g. {skipped[0]})")
     data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),
                  "kind": ds.kind, "counts": {s: ds.counts(getattr(ds, s)) for s in ("train", "val", "test")},
                  "info": ds.info}
-    if dist.is_main():
-        cfg.save(run / "config.yaml")
-        (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
-        # which images went where: indices into a built-in set, or paths under the folder
-        (run / "split.json").write_text(json.dumps({s: getattr(ds, s).ids for s in ("train", "val", "test")}))
-        if net is not None and hasattr(net, "get_config"):  # lets `deepix.load` rebuild a Keras-front model
-            (run / "model.json").write_text(json.dumps({"framework": "deepix.keras", "config": net.get_config()}))
+    # which images went where: indices into a built-in set, or paths under the folder
+    files = {"split.json": json.dumps({s: getattr(ds, s).ids for s in ("train", "val", "test")})}
+    if net is not None and hasattr(net, "get_config"):  # lets `deepix.load` rebuild a Keras-front model
+        files["model.json"] = json.dumps({"framework": "deepix.keras", "config": net.get_config()})
+
+    def begin(run: Path) -> None:
+        if cfg.weights and not resume:
+            skipped = load_weights(model[1], Path(cfg.weights), strict=False)
+            if skipped and not cfg.quiet:
+                print(f"weights: {len(skipped)} tensors did not fit and start fresh (e.g. {skipped[0]})")
 
     mk = lambda split, shuffle: Batches(split, cfg.batch if shuffle else max(cfg.batch, 256), shuffle, cfg.seed,  # noqa: E731
                                         ds.channels, ds.size[0], cfg.workers)
-    t0 = time.perf_counter()
-    if not cfg.quiet and dist.is_main():
-        print(f"run: {run}  ({ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test images, "
-              f"{len(ds.classes)} classes; {cfg.model}, {'bf16' if bf16 else 'fp32'}, {threads} threads"
-              + (f" x {dist.world()} processes" if dist.world() > 1 else "") + ")")
-    try:
-        result = fit(cfg, task, model, mk(ds.train, True), mk(ds.val, False), run, dev, bf16, resume=bool(resume),
-                     callbacks=callbacks)
-    except KeyboardInterrupt:
-        print(f"\nstopped; continue with: deepix train --resume {run}", file=sys.stderr)
-        raise
-    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev), processes=dist.world(),
-                  wall_seconds=round(time.perf_counter() - t0, 2))
-    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
-        dist.barrier()
-        return {"run": run, "report": None, "test": {}, "train": result}
 
-    load_weights(model, run / "weights" / "best.safetensors")
-    test = ds.test if len(ds.test) else ds.val
-    out, y = task.logits(model, mk(test, False), dev, bf16)
-    metrics = task.test_metrics(out, y)
-    metrics["split"] = "test" if len(ds.test) else "val"
-    summary = {"task": "classify", "data": data_info,
-               "model": {"name": cfg.model, "params": count_params(model), "summary": model_summary(model, ds.channels, ds.size)},
-               "train": result, "test": metrics}
-    if cfg.init and cfg.baseline and dist.world() == 1:  # the other ranks have gone on
-        summary["baseline"] = scratch_baseline(cfg, whole, run)
-    (run / "summary.json").write_text(json.dumps(summary, indent=1))
-    pictures(run, ds, test, out, y)
-    from ..explain.classify import report_figures
-    report_figures(run, model, ds.classes, test.x, out, y)
-    from ..report.html import write_report
-    report = write_report(run)
-    dist.barrier()
-    return {"run": run, "report": report.resolve(), "test": metrics, "train": result}
+    def finish(run: Path, result: dict) -> tuple[dict, dict]:
+        load_weights(model, run / "weights" / "best.safetensors")
+        test = ds.test if len(ds.test) else ds.val
+        out, y = task.logits(model, mk(test, False), dev, bf16)
+        metrics = task.test_metrics(out, y)
+        metrics["split"] = "test" if len(ds.test) else "val"
+        fields = {"model": {"summary": model_summary(model, ds.channels, ds.size)}, "test": metrics}
+        if cfg.init and cfg.baseline and dist.world() == 1:  # the other ranks have gone on
+            fields["baseline"] = scratch_baseline(cfg, whole, run)
+        pictures(run, ds, test, out, y)
+        report_figures(run, model, ds.classes, test.x, out, y)
+        return metrics, fields
+
+    about = (f"{ds.name}: {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test images, "
+             f"{len(ds.classes)} classes; {cfg.model}")
+    return Job(model, task, mk(ds.train, True), mk(ds.val, False), data_info, about, finish, begin, files)
 
 
 def pictures(run: Path, ds: Dataset, test, out, y) -> None:
-    from ..report.plots import image_grid
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     out, y = out.cpu(), y.cpu()
@@ -404,3 +339,33 @@ def pictures(run: Path, ds: Dataset, test, out, y) -> None:
         titles = [f"true {ds.classes[y[i]]} / pred {ds.classes[pred[i]]}" for i in wrong]
         image_grid(as_hwc(test.x[wrong.to(test.x.device)]), titles, plots / "misclassified.png",
                    title_colors=["crimson"] * len(titles))
+
+
+def val(pred, data: str | None, split: str) -> dict:
+    """The loaded run's test metrics on its own data's `split`, or on another data set with its classes."""
+    cfg = pred.cfg
+    if data:
+        cfg.data = data
+    ds = load_data(cfg)
+    if ds.classes != pred.classes:
+        raise UserError(f"{cfg.data} has classes {ds.classes[:5]}... but the run was trained on {pred.classes[:5]}...")
+    machine.set_threads(cfg.threads)
+    task = Classify(len(ds.classes), None, cfg.loss, cfg.label_smoothing)
+    part = getattr(ds, split)
+    out, y = task.logits(pred.model, Batches(part, 256, False, channels=ds.channels, imgsz=ds.size[0]),
+                         torch.device("cpu"), machine.use_bf16(cfg.precision, torch.device("cpu")))
+    return task.test_metrics(out, y)
+
+
+def exportable(pred, data: str | None) -> Exportable:
+    """The classifier with its standardisation, checked on the run's own test images."""
+    if data:
+        pred.cfg.data = data
+    x, about = real_images(pred.cfg, 64)
+    grey = "gray" if pred.channels == 1 else "RGB"
+    info = dict(classes=pred.classes, channels=pred.channels, size=list(pred.size),
+                input=f"images: float32 (N, C, H, W), pixels scaled to [0, 1], {grey}, {pred.size[0]}x{pred.size[1]}; "
+                      "the standardisation is inside the graph",
+                output="logits (N, classes): softmax gives the probabilities")
+    return Exportable(pred.model, (x,), ["images"], ["logits"], {"images": {0: "batch"}}, info, about,
+                      parity=lambda got, want: {"top1_agreement": float((got.argmax(1) == want.argmax(1)).mean())})

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from ...errors import UserError
+from .files import write_restored
 
 WEIGHTS = Path(__file__).parent / "weights" / "denoise-gray.safetensors"
 _model = None
@@ -16,8 +17,8 @@ _model = None
 def _load():
     global _model
     if _model is None:
-        from .engine.checkpoint import load_weights
-        from .models import Spec, build_model
+        from ...engine.checkpoint import load_weights
+        from ...models import Spec, build_model
         if not WEIGHTS.is_file():
             raise UserError(f"the shipped denoiser is missing ({WEIGHTS}); reinstall deepix or train one with "
                             f"scripts/train_denoiser.py")
@@ -33,10 +34,10 @@ def denoise(image, sigma: float | None = None, tile: int = 256, ensemble: bool =
     Returns the (C, H, W) image in [0, 1] and the noise sigma (0-255 scale) used: the given one or, when
     None, estimated from the image. Colour images are denoised channel by channel. `ensemble` averages
     the 8 flips/rotations (about +0.1-0.2 dB for 8x the time); False is one pass."""
-    from .engine import machine
-    from .restore import images as imgio
-    from .restore.classical import estimate_sigma
-    from .restore.tiles import predict_ensemble, predict_tiled
+    from ...engine import machine
+    from . import images as imgio
+    from .classical import estimate_sigma
+    from .tiles import predict_ensemble, predict_tiled
     if isinstance(image, (str, Path)):
         x = imgio.read(image)[0]
     elif isinstance(image, torch.Tensor):
@@ -53,3 +54,12 @@ def denoise(image, sigma: float | None = None, tile: int = 256, ensemble: bool =
     # the bias-free net scales with its input, so it is applied to each channel as a gray image
     out = (predict_ensemble if ensemble else predict_tiled)(model, x[:, None], 1, tile, 32, bf16)[:, 0]
     return out.clamp(0, 1), float(sigma)
+
+
+def denoise_files(sources: list[str], output: str, sigma: float | None, ensemble: bool = True) -> None:
+    """`deepix denoise FILES -o OUT`: each image denoised into OUT, its sigma said."""
+    def one(path):
+        out, used = denoise(path, sigma, ensemble=ensemble)
+        print(f"{path}: sigma {used:.1f}{' (estimated)' if sigma is None else ''}")
+        return out
+    write_restored(one, sources, output)

@@ -3,33 +3,36 @@ engine, COCO's own evaluator (pycocotools) on the validation and test splits, bo
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from ..config import Config
-from ..data.boxes import DetDataset, DetImage
-from ..data.loader import Batches
-from ..data.types import Split
-from ..detect import fcos_head
-from ..detect.augment import FILL, BoxAugment
-from ..engine import distributed as dist, machine
-from ..engine.checkpoint import load_weights
-from ..engine.fit import autocast, fit
-from ..errors import UserError
-from ..models import REGISTRY, Spec, build_model, count_params, kind_of
+from ...config import Config
+from ...data.boxes import DetDataset, DetImage
+from ...data.loader import Batches
+from ...data.types import Split
+from . import fcos_head
+from .augment import BoxAugment
+from .images import letterbox, pixels
+from ...engine.checkpoint import load_weights
+from ...engine.fit import autocast
+from ...errors import UserError
+from ...models.encoder import init_from_encoder
+from ..base import Job, Step
+from .explain import report_figures
+from ...models import REGISTRY, Spec, build_model, kind_of
 
 FOLDER_SIZE = 320   # the default input side for detection data read from disk
 MAX_DETS = 100      # COCO's maxDets for the headline figures
 
 
-class Detect:
+class Detect(Step):
     """What a batch, the loss and the validation metric mean for detection (FCOS-style heads)."""
+
+    mode = "model"  # a torchvision detector computes its own losses: the step goes through its interface
 
     def __init__(self, size: tuple[int, int], augment: BoxAugment | None, channels_last: bool, iou: float,
                  torchvision_model: bool = False, multiscale: float = 0.0):
@@ -43,7 +46,7 @@ class Detect:
 
     def grid(self, size: tuple[int, int]):
         """The output points and strides for an input size (cached: sizes repeat)."""
-        from ..models.fcos import FCOS
+        from ...models.fcos import FCOS
         if size not in self._grids:
             self._grids[size] = tuple(t.to(self.dev) for t in FCOS.points(*size))
         return self._grids[size]
@@ -104,7 +107,7 @@ class Detect:
         return results
 
     def evaluate(self, model, val: "EvalSet", dev, bf16: bool) -> dict[str, float]:
-        from ..detect.coco_eval import evaluate
+        from .coco_eval import evaluate
         preds = val.to_original(self.predict(model, val.x, dev, bf16, 0.001, MAX_DETS))
         result = evaluate(val.truth, preds, val.classes, MAX_DETS)
         return {"map": result["map"], "map50": result["map50"]}
@@ -128,9 +131,9 @@ class EvalSet:
 
 def load_data(cfg: Config) -> DetDataset:
     if cfg.data == "shapes":
-        from ..data.shapes import load_shapes
+        from ...data.shapes import load_shapes
         return load_shapes()
-    from ..data.detection import read_detection
+    from ...data.detection import read_detection
     ds = read_detection(cfg.data)
     return split(ds, cfg.val_fraction, cfg.test_fraction, cfg.seed)
 
@@ -157,43 +160,6 @@ def split(ds: DetDataset, val_fraction: float, test_fraction: float, seed: int) 
     return ds
 
 
-def pixels(im: DetImage) -> torch.Tensor:
-    """The image as uint8 RGB (3, H, W)."""
-    if im.image is not None:
-        x = im.image
-    else:
-        try:
-            with Image.open(im.file) as f:
-                x = torch.from_numpy(np.array(f.convert("RGB"))).permute(2, 0, 1).contiguous()
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise UserError(f"cannot read image {im.file}: {e}") from None
-    return x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3]
-
-
-def letterbox(images: list[DetImage], side: int):
-    """uint8 (N, 3, side, side) with each image scaled to fit and padded right and bottom in grey,
-    (N, M, 5) box targets [label, x1, y1, x2, y2] (label -1 pads), and each image's scale."""
-    n, m = len(images), max([len(im.labels) for im in images] + [1])
-    x = torch.full((n, 3, side, side), round(FILL * 255), dtype=torch.uint8)
-    t = torch.zeros(n, m, 5)
-    t[..., 0] = -1
-    scales = torch.zeros(n)
-    for i, im in enumerate(images):
-        px = pixels(im)
-        h, w = px.shape[1:]
-        s = side / max(h, w)
-        nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        if (nh, nw) != (h, w):
-            px = F.interpolate(px[None].float(), size=(nh, nw), mode="bilinear", antialias=True,
-                               align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
-        x[i, :, :nh, :nw] = px
-        k = len(im.labels)
-        t[i, :k, 0] = im.labels.float()
-        t[i, :k, 1:] = im.boxes * torch.tensor([nw / w, nh / h, nw / w, nh / h])
-        scales[i] = s
-    return x, t, scales
-
-
 def image_side(cfg: Config, ds: DetDataset) -> int:
     if cfg.imgsz:
         return cfg.imgsz
@@ -214,7 +180,7 @@ def check(ds: DetDataset) -> None:
 
 def check_model(name: str) -> None:
     if name.startswith("tv:"):
-        from ..models.tv_detect import names
+        from ...models.tv_detect import names
         if name[3:] not in names():
             raise UserError(f"{name} is not a torchvision detector; use one of {', '.join('tv:' + n for n in names())}")
         return
@@ -226,7 +192,7 @@ def check_model(name: str) -> None:
 def build(cfg: Config, classes: int, side: int) -> torch.nn.Module:
     check_model(cfg.model)
     if cfg.model.startswith("tv:"):
-        from ..models.tv_detect import TorchvisionDetector
+        from ...models.tv_detect import TorchvisionDetector
         return TorchvisionDetector(cfg.model[3:], classes, side, cfg.max_det)
     return build_model(cfg.model, Spec(3, classes, (side, side), width=cfg.width))
 
@@ -252,14 +218,12 @@ def make_augment(cfg: Config) -> BoxAugment | None:
 
 # -- training
 
-def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), net=None) -> dict:
-    """Train a detector; returns the run folder and the test figures."""
+def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
+    """Reads and letterboxes the images, builds the detector and its step."""
     if net is not None or (dataset is not None and not isinstance(dataset, DetDataset)):
         raise UserError("detection takes --data shapes, a COCO / YOLO / VOC data set or a DetDataset; arrays and "
                         "own models are not supported yet")
     check_model(cfg.model)
-    threads = machine.set_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
     ds = split(dataset, cfg.val_fraction, cfg.test_fraction, cfg.seed) if dataset is not None else load_data(cfg)
     if resume:
         was = json.loads((Path(resume) / "dataset.json").read_text())
@@ -268,8 +232,6 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
                             "a data set made in Python must be passed again: deepix.train(resume=..., data=...)")
     check(ds)
     side = image_side(cfg, ds)
-    dev = machine.device()
-    bf16 = machine.use_bf16(cfg.precision, dev)
     model = build(cfg, len(ds.classes), side)
     tv = cfg.model.startswith("tv:")
     channels_last = not tv and (cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16))
@@ -278,19 +240,15 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     model.to(dev)
     task = Detect((side, side), make_augment(cfg), channels_last, cfg.iou, tv, cfg.multiscale).to(dev)
 
-    run = Path(resume) if resume else dist.new_run(cfg.project, "detect", cfg.name)
-    if cfg.weights and not resume:
-        skipped = load_weights(model, Path(cfg.weights), strict=False)
-        if not cfg.quiet:
-            own = len(model.state_dict())
-            print(f"weights: {own - len(skipped)} of {own} tensors from {cfg.weights} (the rest start fresh)")
-    if cfg.init and not resume:
-        from .pretrain import init_from
-        n = init_from(model, cfg.init, standardised=False)
-        if not cfg.quiet:
-            print(f"init: {n} backbone tensors from the encoder of {cfg.init}")
-    if dist.is_main():
-        cfg.save(run / "config.yaml")
+    def begin(run: Path) -> None:
+        if cfg.weights and not resume:
+            skipped = load_weights(model, Path(cfg.weights), strict=False)
+            if not cfg.quiet:
+                own = len(model.state_dict())
+                print(f"weights: {own - len(skipped)} of {own} tensors from {cfg.weights} (the rest start fresh)")
+        if cfg.init and not resume:
+            init_from_encoder(model, cfg, standardised=False)
+
     x, t, _ = letterbox(ds.splits["train"], side)
     val_x, _, val_s = letterbox(ds.splits["val"], side)
     info = {"name": cfg.data, "classes": ds.classes, "imgsz": side, "source": ds.info,
@@ -299,46 +257,29 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
             "background_images": {s: sum(1 for im in v if not len(im.labels)) for s, v in ds.splits.items()},
             "boxes_per_class": {s: np.bincount(np.concatenate([im.labels.numpy() for im in v] + [np.zeros(0, int)]),
                                                minlength=len(ds.classes)).tolist() for s, v in ds.splits.items()}}
-    if dist.is_main():
-        (run / "dataset.json").write_text(json.dumps(info, indent=1))
-    train_batches = Batches(Split(x, t), cfg.batch, shuffle=True, seed=cfg.seed)
     val = EvalSet(ds.splits["val"], val_x, val_s, ds.classes)
-    if not cfg.quiet and dist.is_main():
-        print(f"run: {run}  ({cfg.data}: {len(x)} train / {len(val)} val / {len(ds.splits.get('test', []))} test "
-              f"images, {len(ds.classes)} classes, {side}x{side}; {cfg.model}, {'bf16' if bf16 else 'fp32'}, "
-              f"{threads} threads)")
-    t0 = time.perf_counter()
-    try:
-        result = fit(cfg, task, model, train_batches, val, run, dev, bf16, resume=bool(resume), callbacks=callbacks)
-    except KeyboardInterrupt:
-        print(f"\nstopped; continue with: deepix train detect --resume {run}", file=sys.stderr)
-        raise
-    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev),
-                  wall_seconds=round(time.perf_counter() - t0, 2))
-    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
-        dist.barrier()
-        return {"run": run, "report": None, "test": {}, "train": result}
-    load_weights(model, run / "weights" / "best.safetensors")
-    summary = {"task": "detect", "data": info,
-               "model": {"name": cfg.model, "params": count_params(model), "summary": str(model)},
-               "train": result}
-    for name in ("val", "test"):
-        if ds.splits.get(name):
-            summary[name] = score(task, model, ds.splits[name], ds.classes, side, dev, bf16,
-                                  run / "plots" if name == "test" or "test" not in ds.splits else None)
-    (run / "summary.json").write_text(json.dumps(summary, indent=1))
-    from ..explain.detect import report_figures
-    report_figures(run / "plots", model, task, ds.splits.get("test") or ds.splits["val"], ds.classes, side, cfg.iou)
-    from ..report.html import write_report
-    report = write_report(run)
-    dist.barrier()
-    return {"run": run, "report": report.resolve(), "test": summary.get("test", summary["val"]), "train": result}
+
+    def finish(run: Path, result: dict) -> tuple[dict, dict]:
+        load_weights(model, run / "weights" / "best.safetensors")
+        fields = {"model": {"summary": str(model)}}
+        for name in ("val", "test"):
+            if ds.splits.get(name):
+                fields[name] = score(task, model, ds.splits[name], ds.classes, side, dev, bf16,
+                                     run / "plots" if name == "test" or "test" not in ds.splits else None)
+        report_figures(run / "plots", model, task, ds.splits.get("test") or ds.splits["val"], ds.classes, side,
+                       cfg.iou)
+        return fields.get("test", fields["val"]), fields
+
+    about = (f"{cfg.data}: {len(x)} train / {len(val)} val / {len(ds.splits.get('test', []))} test images, "
+             f"{len(ds.classes)} classes, {side}x{side}; {cfg.model}")
+    return Job(model, task, Batches(Split(x, t), cfg.batch, shuffle=True, seed=cfg.seed), val, info, about, finish,
+               begin)
 
 
 def score(task: Detect, model, images: list[DetImage], classes: list[str], side: int, dev, bf16: bool,
           plots: Path | None) -> dict:
     """COCO figures for a split (pycocotools), inference speed, and the plots when asked."""
-    from ..detect.coco_eval import confusion_matrix, evaluate, plot_confusion, plot_pr
+    from .coco_eval import confusion_matrix, evaluate, plot_confusion, plot_pr
     x, _, scales = letterbox(images, side)
     ev = EvalSet(images, x, scales, classes)
     t0 = time.perf_counter()
@@ -352,7 +293,7 @@ def score(task: Detect, model, images: list[DetImage], classes: list[str], side:
         plots.mkdir(parents=True, exist_ok=True)
         plot_pr(result, classes, plots / "pr_curve.png")
         plot_confusion(matrix, classes, plots / "confusion.png")
-        from ..report.plots import detection_grid
+        from ...report.plots import detection_grid
         picks = list(range(min(8, len(images))))
         detection_grid([pixels(images[i]) for i in picks], [images[i] for i in picks], [preds[i] for i in picks],
                        classes, plots / "detections.png")
@@ -360,42 +301,8 @@ def score(task: Detect, model, images: list[DetImage], classes: list[str], side:
     return result
 
 
-# -- using a trained run
-
-class Detector:
-    """A trained detection run: `deepix.load(run).detect("street.jpg")` gives boxes, scores, labels."""
-
-    def __init__(self, run: Path, weights: str = "best"):
-        from ..config import make_config
-        self.run = Path(run)
-        self.cfg = make_config(self.run / "config.yaml")
-        meta = json.loads((self.run / "dataset.json").read_text())
-        self.classes, self.side = meta["classes"], meta["imgsz"]
-        self.dev = machine.device()
-        self.bf16 = machine.use_bf16(self.cfg.precision, self.dev)
-        self.model = build(self.cfg, len(self.classes), self.side).to(self.dev)
-        path = self.run / "weights" / f"{weights}.safetensors"
-        if not path.is_file():
-            raise UserError(f"{path} not found; is {self.run} a finished detection run?")
-        load_weights(self.model, path)
-        self.model.eval()
-        self.task = Detect((self.side, self.side), None, False, self.cfg.iou, self.cfg.model.startswith("tv:")).to(self.dev)
-
-    def detect(self, images, conf: float = 0.25, max_dets: int = MAX_DETS) -> list[dict]:
-        """Detections for image paths (or DetImages), boxes in each image's own pixels."""
-        items = [im if isinstance(im, DetImage) else DetImage(str(im), (0, 0), torch.zeros(0, 4),
-                                                             torch.zeros(0, dtype=torch.long)) for im in images]
-        out = []
-        for i in range(0, len(items), 32):
-            x, _, scales = letterbox(items[i:i + 32], self.side)
-            preds = self.task.predict(self.model, x, self.dev, self.bf16, conf, max_dets)
-            out += [{**p, "boxes": p["boxes"] / s} for p, s in zip(preds, scales.tolist())]
-        return out
-
-
-def val(run: Path, data: str | None = None, split_name: str = "test") -> dict:
-    """Re-score a run's best weights on its own split (test, else val), or on another data set."""
-    det = Detector(run)
+def val(det, data: str | None = None, split_name: str = "test") -> dict:
+    """Re-score a loaded run's best weights on its own split (test, else val), or on another data set."""
     cfg = det.cfg
     if data:
         cfg.data = data

@@ -3,7 +3,6 @@ images degraded on the fly; PSNR/SSIM against the classical methods, panels to s
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -11,16 +10,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import Config
-from ..data.loader import epoch_generator
-from ..engine import distributed as dist, machine
-from ..engine.checkpoint import load_weights
-from ..engine.fit import autocast, fit
-from ..errors import UserError
-from ..models import REGISTRY, Spec, build_model, count_params, kind_of
-from ..restore import images as imgio
-from ..restore.degrade import Degrade, crop_to_scale, parse, protocol_noise
-from ..restore.metrics import psnr, ssim
+from ...config import Config, make_config
+from ...data.loader import epoch_generator
+from ...engine import machine
+from ...engine.checkpoint import load_weights
+from ...errors import UserError
+from ...models import REGISTRY, Spec, build_model, kind_of
+from ...models.encoder import init_from_encoder
+from ..base import Job, Loaded, Step
+from . import images as imgio
+from .files import answer_images, write_restored
+from .degrade import Degrade, crop_to_scale, parse, protocol_noise
+from .metrics import psnr, ssim
 
 EVAL_SEED = 12345   # the degradation of validation and test images is fixed across epochs and runs
 
@@ -31,7 +32,9 @@ def _dihedral(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return torch.where(r[:, 2, None, None, None], x.transpose(2, 3), x)
 
 
-class Restore:
+class Restore(Step):
+    """Clean patches in, degraded on the fly; the model learns to undo the degradation."""
+
     def __init__(self, degrade: Degrade, loss: str, dihedral: bool, channels_last: bool, tile: int,
                  paired: bool = False):
         self.degrade, self.loss_name, self.dihedral = degrade, loss, dihedral
@@ -74,7 +77,7 @@ class Restore:
 
     @torch.no_grad()
     def restore(self, model, degraded: torch.Tensor, dev, bf16) -> torch.Tensor:
-        from ..restore.tiles import predict_tiled
+        from .tiles import predict_tiled
         return predict_tiled(model, degraded.to(dev), self.degrade.scale, self.tile, 32, bf16).float().cpu()
 
     def evaluate(self, model, images, dev, bf16) -> dict[str, float]:
@@ -116,7 +119,7 @@ class Patches:
             out[i] = im[:, top:top + p, left:left + p]
             if self.inputs:
                 low[i] = self.inputs[k][:, top // s:top // s + q, left // s:left // s + q]
-        from ..engine.distributed import shard as part
+        from ...engine.distributed import shard as part
         for i in range(0, n, self.batch):
             mine = torch.arange(i, i + self.batch)
             mine = part(mine) if shard else mine
@@ -171,20 +174,16 @@ def build(cfg: Config, channels: int, scale: int) -> torch.nn.Module:
     return build_model(cfg.model, spec)
 
 
-def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), net=None) -> dict:
-    """Train a restoration model; returns the run folder and the test table."""
+def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
+    """Reads the images, builds the restorer and the patches it trains on."""
     if dataset is not None or net is not None:
         raise UserError("restoration takes --data photos or a folder; arrays and own models are not supported yet")
-    threads = machine.set_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
     data, deg = load_data(cfg)
     paired = deg.spec == "pairs"
     if paired:
         cfg.degrade = "pairs"
     patch = check(cfg, data, deg)
     channels = data["train"][0][1].shape[0]
-    dev = machine.device()
-    bf16 = machine.use_bf16(cfg.precision, dev)
     model = build(cfg, channels, deg.scale)
     channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16)
     if channels_last:
@@ -192,62 +191,37 @@ def train(cfg: Config, dataset=None, resume: str | None = None, callbacks=(), ne
     model.to(dev)
     task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired)
 
-    run = Path(resume) if resume else dist.new_run(cfg.project, "restore", cfg.name)
-    if cfg.weights and not resume:
-        load_weights(model, Path(cfg.weights), strict=False)
-    if cfg.init and not resume:
-        from .pretrain import init_from
-        n = init_from(model, cfg.init, standardised=False)
-        if not cfg.quiet:
-            print(f"init: {n} encoder tensors from {cfg.init}")
-    if dist.is_main():
-        cfg.save(run / "config.yaml")
+    def begin(run: Path) -> None:
+        if cfg.weights and not resume:
+            load_weights(model, Path(cfg.weights), strict=False)
+        if cfg.init and not resume:
+            init_from_encoder(model, cfg, standardised=False)
+
     data_info = {"name": cfg.data, "channels": channels, "degrade": cfg.degrade, "scale": deg.scale,
                  "images": {s: [n for n, _, _ in v] for s, v in data.items()},
                  "sizes": {s: [list(im.shape[1:]) for _, im, _ in v] for s, v in data.items()}}
-    if dist.is_main():
-        (run / "dataset.json").write_text(json.dumps(data_info, indent=1))
-
     count = cfg.patches or 64 * cfg.batch
     train_patches = Patches([im.to(dev) for _, im, _ in data["train"]], patch, count, cfg.batch, cfg.seed,
                             [d.to(dev) for _, _, d in data["train"]] if paired else None, deg.scale)
-    if not cfg.quiet and dist.is_main():
-        print(f"run: {run}  ({cfg.data}: {len(data['train'])} train / {len(data['val'])} val / {len(data['test'])} "
-              f"test images, {count} patches of {patch}x{patch} per epoch; {cfg.model}, {cfg.degrade}, "
-              f"{'bf16' if bf16 else 'fp32'}, {threads} threads)")
-    t0 = time.perf_counter()
-    try:
-        result = fit(cfg, task, model, train_patches, data["val"], run, dev, bf16, resume=bool(resume),
-                     callbacks=callbacks)
-    except KeyboardInterrupt:
-        print(f"\nstopped; continue with: deepix train --resume {run}", file=sys.stderr)
-        raise
-    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev),
-                  wall_seconds=round(time.perf_counter() - t0, 2), patches_per_s=result.pop("images_per_s"))
-    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
-        dist.barrier()
-        return {"run": run, "report": None, "test": {}, "train": result}
 
-    load_weights(model, run / "weights" / "best.safetensors")
-    test = data["test"] or data["val"]
-    table = evaluate_table(task, model, test, dev, bf16, run / "plots")
-    table["split"] = "test" if data["test"] else "val"
-    summary = {"task": "restore", "data": data_info,
-               "model": {"name": cfg.model, "params": count_params(model), "summary": str(model)},
-               "train": result, "test": table}
-    (run / "summary.json").write_text(json.dumps(summary, indent=1))
-    from ..report.html import write_report
-    report = write_report(run)
-    dist.barrier()
-    return {"run": run, "report": report.resolve(), "test": table, "train": result}
+    def finish(run: Path, result: dict) -> tuple[dict, dict]:
+        load_weights(model, run / "weights" / "best.safetensors")
+        test = data["test"] or data["val"]
+        table = evaluate_table(task, model, test, dev, bf16, run / "plots")
+        table["split"] = "test" if data["test"] else "val"
+        return table, {"model": {"summary": str(model)}, "test": table}
+
+    about = (f"{cfg.data}: {len(data['train'])} train / {len(data['val'])} val / {len(data['test'])} test images, "
+             f"{count} patches of {patch}x{patch} per epoch; {cfg.model}, {cfg.degrade}")
+    return Job(model, task, train_patches, data["val"], data_info, about, finish, begin)
 
 
 def evaluate_table(task: Restore, model, images, dev, bf16, plots: Path | None = None, panels: int = 3) -> dict:
     """PSNR / SSIM per image and mean for the model and each classical method, measured here."""
-    from ..restore.classical import baselines_for
+    from .classical import baselines_for
     deg = task.degrade
     shave = deg.scale if deg.scale > 1 else 0
-    from ..restore.classical import bicubic
+    from .classical import bicubic
     methods = {"deepix": None, **(baselines_for(deg) if deg.steps or deg.scale == 1 else {"bicubic": bicubic})}
     per_image, seconds = [], {m: 0.0 for m in methods}
     model.eval()
@@ -270,7 +244,7 @@ def evaluate_table(task: Restore, model, images, dev, bf16, plots: Path | None =
                 restored = out
         per_image.append(row)
         if plots is not None and i < panels:
-            from ..report.plots import restore_panel
+            from ...report.plots import restore_panel
             first = next(iter(m for m in methods if m != "deepix"), None)
             restore_panel(deg_np, restored, clean_np, plots / f"panel_{i + 1}.png", name,
                           f"{row['deepix']['psnr']:.2f} dB", scale=deg.scale,
@@ -281,11 +255,12 @@ def evaluate_table(task: Restore, model, images, dev, bf16, plots: Path | None =
     return {"degrade": deg.spec, "methods": means, "per_image": per_image}
 
 
-class Restorer:
+class Restorer(Loaded):
     """A trained restoration run: `deepix.load(run).restore("noisy.png")` gives the restored image."""
 
+    task = "restore"
+
     def __init__(self, run: Path, weights: str = "best"):
-        from ..config import make_config
         self.run = Path(run)
         self.cfg = make_config(self.run / "config.yaml")
         meta = json.loads((self.run / "dataset.json").read_text())
@@ -315,7 +290,17 @@ class Restorer:
                 imgio.to_channels(x.numpy().transpose(1, 2, 0), self.channels).transpose(2, 0, 1)))
         return self.task.restore(self.model, x[None], torch.device("cpu"), self.bf16)[0].clamp(0, 1)
 
-    predict = restore
+    def predict(self, images, **options):
+        """One image in, its restoration out; a list of images in, a list out."""
+        if isinstance(images, (list, tuple)):
+            return [self.restore(im) for im in images]
+        return self.restore(images)
+
+    def predict_files(self, sources: list[str], output: str | None, options: dict) -> None:
+        write_restored(self.restore, sources, output)
+
+    def answer(self, images: list, options: dict) -> list[dict]:
+        return answer_images(self.restore, images)
 
 
 def val(run: Path, data: str | None = None) -> dict:

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.folder import is_image_file
-from ..errors import UserError
+from ...data.folder import is_image_file
+from ...errors import UserError
 
 # scikit-image's bundled sample photographs (no download); a fixed split so runs compare
 PHOTOS = {

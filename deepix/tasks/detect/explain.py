@@ -6,18 +6,19 @@ from pathlib import Path
 
 import torch
 
-from ..detect import fcos_head
-from ..errors import UserError
-from ..report.plots import COLORS
-from .cam import box_score, grad_cam
-from .figures import Cell, as_image, overlay_grid
-from .layers import hookable, pick_target, trace
+from . import fcos_head
+from .images import letterbox, unlabelled
+from ...errors import UserError
+from ...report.plots import COLORS
+from ...explain.cam import box_score, grad_cam
+from ...explain.figures import Cell, as_image, overlay_grid
+from ...explain.layers import hookable, pick_target, resolve_class, trace
 
 MAX_BOXES = 4   # boxes explained per image: each costs a backward pass
 
 
 def _check(model) -> None:
-    from ..models.fcos import FCOS
+    from ...models.fcos import FCOS
     if not isinstance(model, FCOS):
         raise UserError("per-box maps are made for deepix's own detectors (fcos-n, fcos-s); a torchvision "
                         "detector's boxes come out of its own post-processing, which gives no single score to explain")
@@ -70,16 +71,13 @@ def explain_images(det, images, layer: str | None, cls, out: Path, conf: float =
     """Per-box Grad-CAM for image files, with a detection run's Detector: the boxes scoring at least `conf`."""
     from PIL import Image
 
-    from ..data.boxes import DetImage
-    from ..tasks.detect import letterbox
-    from .classify import resolve_class
     t0 = time.perf_counter()
     _check(det.model)
     cls_idx = resolve_class(cls, det.classes)
     paths = [Path(p) for p in (images if isinstance(images, (list, tuple)) else [images])]
     if not paths:
         raise UserError("no images to explain: give one or more image files")
-    items = [DetImage(str(p), (0, 0), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)) for p in paths]
+    items = [unlabelled(p) for p in paths]
     x_u8, _, scales = letterbox(items, det.side)
     x = x_u8.to(det.dev).float().div(255)
     notes, sizes = [], []
@@ -112,8 +110,7 @@ def report_figures(plots: Path, model, task, images, classes: list[str], side: i
                    n_images: int = 2, max_boxes: int = 3) -> Path | None:
     """plots/explain_boxes.png: per-box maps for the test images (of the first 8) with the surest boxes; None
     for a torchvision detector."""
-    from ..models.fcos import FCOS
-    from ..tasks.detect import letterbox
+    from ...models.fcos import FCOS
     if not isinstance(model, FCOS) or not images:
         return None
     x_u8, _, scales = letterbox(images[:8], side)

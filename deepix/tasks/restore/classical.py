@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from skimage import restoration
 
 from deepix.errors import UserError
-from deepix.restore.degrade import Degrade
+from deepix.tasks.restore.degrade import Degrade
 
 
 def _axis(img):

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
-from . import figures
-from .cam import grad_cam, integrated_gradients
-from .figures import Cell, as_image, overlay_grid
-from .layers import embed, hookable, named_layers, penultimate, pick_target, trace
+from ...data.inputs import to_batch
+from ...errors import UserError
+from ...explain import figures
+from ...explain.cam import grad_cam, integrated_gradients
+from ...explain.figures import Cell, as_image, overlay_grid
+from ...explain.layers import embed, resolve_class, hookable, named_layers, penultimate, pick_target, trace
 
 EMBED_IMAGES = 1000   # test images in the t-SNE map: enough to see clusters, a second or two on 2 cores
 SHOWN = 4             # right and wrong test images with their Grad-CAM in the report
@@ -28,19 +29,6 @@ def stage_rows(stages) -> list[dict]:
 def first_conv(model, stages):
     conv = next((s for s in stages if s.kind == "conv"), None)
     return (conv.name, dict(named_layers(model))[conv.name].weight) if conv else (None, None)
-
-
-def resolve_class(cls, classes: list[str]) -> int | None:
-    """--class as a class name or an index; one line listing the classes otherwise."""
-    if cls is None:
-        return None
-    if str(cls) in classes:
-        return classes.index(str(cls))
-    if str(cls).lstrip("-").isdigit() and 0 <= int(cls) < len(classes):
-        return int(cls)
-    shown = ", ".join(classes[:30]) + (", ..." if len(classes) > 30 else "")
-    raise UserError(f"--class {cls!r} is neither a class of this run nor an index 0..{len(classes) - 1}; "
-                    f"classes: {shown}")
 
 
 def _source(img, i: int) -> tuple[str, str | None]:
@@ -69,7 +57,7 @@ def load_images(pred, images) -> tuple[torch.Tensor, list[str], list[str]]:
     for i, img in enumerate(images):
         name, seen = _source(img, i)
         names.append(name)
-        xs.append(pred._batch([img] if isinstance(img, (str, Path)) else img))
+        xs.append(to_batch([img] if isinstance(img, (str, Path)) else img, pred.channels, pred.size))
         if seen and seen != want:
             notes.append(f"{name}: {seen}, converted to the model's {pred.size[1]}x{pred.size[0]} {mode} input "
                          f"(resized, not cropped)")
@@ -196,7 +184,7 @@ def report_figures(run: Path, model: torch.nn.Module, classes: list[str], x_u8: 
                 info["gradcam"] = {"right": right, "wrong": wrong}
         if penultimate(m) is not None and n >= 20:
             feats, _ = embed(m, x)
-            from ..report.plots import embedding_map
+            from ...report.plots import embedding_map
             info["figures"]["embedding"] = embedding_map(
                 feats, y, classes, plots / "explain_embedding.png",
                 f"t-SNE of the penultimate layer ({n} test images)", wrong=(pred != y).numpy(),

@@ -1,1 +1,0 @@
-"""Object detection: the model head, its evaluation and its pictures."""

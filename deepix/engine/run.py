@@ -1,0 +1,60 @@
+"""A training run's whole lifecycle, written once for every task: machine, seed and precision; the run
+folder with config.yaml and dataset.json; fit or resume; the interrupt hint; the barrier of the other
+processes; summary.json and the report. What makes the run a classification (or a detection...) comes
+from the task's `setup`, through the contract in tasks/base.py."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..models import count_params
+from ..report.html import write_report
+from . import distributed as dist, machine
+from .fit import fit
+
+
+def train(task, cfg, dataset=None, resume: str | None = None, callbacks=(), net=None) -> dict:
+    """Trains `task` with the settings `cfg`; returns the run folder, the report, test and train figures."""
+    threads = machine.set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    dev = machine.device()
+    bf16 = machine.use_bf16(cfg.precision, dev)
+    job = task.setup(cfg, dataset, net, dev, bf16, resume)
+    run = Path(resume) if resume else dist.new_run(cfg.project, task.name, cfg.name)
+    if job.begin is not None:
+        job.begin(run)
+    if dist.is_main():
+        cfg.save(run / "config.yaml")
+        (run / "dataset.json").write_text(json.dumps(job.data, indent=1))
+        if not resume:
+            for name, text in job.files.items():
+                (run / name).write_text(text)
+    if not cfg.quiet and dist.is_main():
+        print(f"run: {run}  ({job.about}, {'bf16' if bf16 else 'fp32'}, {threads} threads"
+              + (f" x {dist.world()} processes" if dist.world() > 1 else "") + ")")
+    t0 = time.perf_counter()
+    try:
+        result = fit(cfg, job.step, job.model, job.train, job.val, run, dev, bf16, resume=bool(resume),
+                     callbacks=(*job.callbacks, *callbacks), higher=task.higher_is_better(cfg.monitor))
+    except KeyboardInterrupt:
+        print(f"\nstopped; continue with: deepix train {task.name} --resume {run}", file=sys.stderr)
+        raise
+    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev), processes=dist.world())
+    if task.result_unit != "images":
+        result[f"{task.result_unit}_per_s"] = result.pop("images_per_s")
+    if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run
+        dist.barrier()
+        return {"run": run, "report": None, "test": {}, "train": result}
+    test, fields = job.finish(run, result)
+    result["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    summary = {"task": task.name, "data": job.data,
+               "model": {"name": cfg.model, "params": count_params(job.model), **fields.pop("model", {})},
+               "train": result, **fields}
+    (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    report = write_report(run)
+    dist.barrier()
+    return {"run": run, "report": report.resolve(), "test": test, "train": result}

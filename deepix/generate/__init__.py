@@ -1,1 +1,0 @@
-"""Image generation: measuring generated images."""

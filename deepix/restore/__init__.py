@@ -1,1 +1,0 @@
-"""Image restoration: degradations, classical baselines and the field's metrics."""

@@ -1,0 +1,82 @@
+"""Image classification: one label per image. The hooks of tasks/base.py; the work is in train.py
+(data, model, step, test metrics), loaded.py (predicting), report.py and explain.py."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..base import Exportable, Report, Task
+
+# train.py and what it imports (torchmetrics, captum, matplotlib) load on first use, not for `deepix --help`
+
+
+class Classify(Task):
+    name = "classify"
+    title = "one class per image"
+    uses = frozenset({"augment", "translate", "degrees", "scale", "hflip", "brightness", "contrast", "strict",
+                      "workers", "activation", "kernel_size", "width", "dropout", "loss", "label_smoothing",
+                      "init", "freeze", "labels_per_class", "label_fraction", "baseline", "semi", "imgsz",
+                      "val_fraction", "test_fraction"})
+    learning_curve = True
+    fit_verdict = True
+
+    def setup(self, cfg, dataset, net, dev, bf16, resume):
+        from .train import setup
+        return setup(cfg, dataset, net, dev, bf16, resume)
+
+    def load(self, run: Path, weights: str = "best", model=None):
+        from .loaded import Predictor
+        return Predictor(run, weights, model)
+
+    def val(self, run: Path, data: str | None = None, split: str = "test") -> dict:
+        from .train import val
+        return val(self.load(run), data, split)
+
+    def main_figure(self, test: dict):
+        return "test_accuracy", test.get("accuracy")
+
+    def print_result(self, result: dict, console) -> None:
+        from rich.table import Table
+        m, t = result["test"], result["train"]
+        table = Table(title=f"{result['run']}", show_header=False)
+        table.add_row(f"{m['split']} accuracy", f"{m['accuracy']:.4f}")
+        if m.get("top5") is not None:
+            table.add_row("top-5 accuracy", f"{m['top5']:.4f}")
+        table.add_row(f"{m['split']} loss", f"{m['loss']:.4f}")
+        table.add_row("epochs", f"{t['epochs_run']} (best {t['best_epoch']}"
+                      f"{', stopped early' if t['stopped_early'] else ''})")
+        table.add_row("training time", f"{t['seconds']:.1f} s, {t['images_per_s']:,.0f} img/s, {t['precision']}, "
+                      f"{t['threads']} threads")
+        console.print(table)
+        console.print(f"report: {result['report']}")
+
+    def print_val(self, m: dict, console) -> None:
+        console.print(f"accuracy {m['accuracy']:.4f}" + (f"  top-5 {m['top5']:.4f}" if m["top5"] is not None else "")
+                      + f"  loss {m['loss']:.4f}")
+
+    def report(self, run: Path, summary: dict, rows: list[dict], config: dict) -> Report:
+        from ...report.html import esc
+        from .report import parts
+        return Report(*parts(summary, run / "plots", esc))
+
+    def findings(self, rows: list[dict], summary: dict, config: dict) -> list[dict]:
+        from ...report.diagnose import diagnose
+        return diagnose(rows, summary, config)
+
+    def exportable(self, run: Path, weights: str, data: str | None) -> Exportable:
+        from .train import exportable
+        return exportable(self.load(run, weights), data)
+
+    def exported(self, file):
+        from .loaded import ExportedClassifier
+        return ExportedClassifier(file)
+
+    def explain(self, run: Path, images, layer, cls, out: Path, conf: float) -> dict:
+        from .explain import explain_images
+        r = explain_images(self.load(run), images, layer, cls, out)
+        r["lines"] = [f"{p['image']}: {p['class']} {p['probability']:.1%}"
+                      + (f"  ({p['asked']['class']}: {p['asked']['probability']:.1%})" if "asked" in p else "")
+                      for p in r["predictions"]]
+        return r
+
+
+TASK = Classify()

@@ -1,0 +1,65 @@
+"""The classify report's sections: data per class, the model, the test figures, what the network looks at."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...explain.page import report_section
+from ...report.html import img, table
+from ...report.plots import plot_class_counts, plot_confusion
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * float(x):.2f}%"
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{float(x):.4f}"
+
+
+def parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str, str]]]:
+    """The headline, a data description, and (id, title, html) sections: data, model, then test."""
+    data, model, test = summary.get("data") or {}, summary.get("model") or {}, summary.get("test") or {}
+    classes = [str(c) for c in data.get("classes") or []]
+    counts = data.get("counts") or {}
+    counts_png = plot_class_counts(counts, classes, plots / "class_counts.png") if counts and classes else None
+    cm = test.get("confusion")
+    cm_png = plot_confusion(cm, classes, plots / "confusion.png") if cm and classes else None
+    size = "x".join(map(str, data.get("size") or [])) + (f"x{data['channels']}" if data.get("channels") else "")
+
+    d = []
+    splits = [s for s in ("train", "val", "test") if counts.get(s)]
+    if classes and splits:
+        per = [[c] + [counts[s][i] for s in splits] + [sum(counts[s][i] for s in splits)]
+               for i, c in enumerate(classes)]
+        per.append(["total"] + [sum(counts[s]) for s in splits] + [sum(sum(counts[s]) for s in splits)])
+        d.append(table(["class"] + splits + ["total"], per))
+    d += [img(counts_png, "images per class"), img(plots / "samples.png", "sample training images")]
+
+    t = [f"<p>accuracy <b>{e(_pct(test.get('accuracy')))}</b> · top-5 "
+         f"{e(_pct(test.get('top5')))} · loss {e(_num(test.get('loss')))}</p>"]
+    base, labelled = summary.get("baseline"), (data.get("info") or {}).get("labelled")
+    if labelled:
+        d.insert(0, f"<p>Trained on {labelled['images']:,} labelled images of the {labelled['of']:,} (drawn per class "
+                    f"with the seed), each seen {labelled['repeats_per_epoch']}x per epoch.</p>")
+    if base:
+        gain = (test.get("accuracy", 0) - base["accuracy"]) * 100
+        t.insert(1, f"<p>From the pretrained encoder: <b>{e(_pct(test.get('accuracy')))}</b>; the same training from "
+                    f"scratch on the same labels ({e(base['run'])}): <b>{e(_pct(base['accuracy']))}</b>, "
+                    f"<b>{gain:+.1f} points</b> bought by the pretraining.</p>")
+    pc = test.get("per_class") or {}
+    if pc and classes:
+        support = [sum(r) for r in cm] if cm else [""] * len(classes)
+        t.append(table(["class", "precision", "recall", "F1", "support"],
+                        [[c] + [f"{pc[m][i]:.3f}" for m in ("precision", "recall", "f1")] + [support[i]]
+                         for i, c in enumerate(classes)]))
+    t += [img(cm_png, "confusion matrix"), "<h3>Misclassified test images</h3>" if
+          (plots / "misclassified.png").is_file() else "", img(plots / "misclassified.png", "misclassified")]
+    vs = f" (from scratch on the same labels: {_pct(base['accuracy'])})" if base else ""
+    looks = report_section(plots.parent)
+    return (f"Test accuracy {_pct(test.get('accuracy'))}{vs}", f"{len(classes)} classes, {size}",
+            [("data", "Data", "".join(x for x in d if x)),
+             ("model", "Model", f"<pre>{e(model.get('summary', ''))}</pre>"),
+             ("test", "Test", "".join(x for x in t if x))]
+            + ([("explain", "What the network looks at", looks)] if looks else []))
+
+

@@ -1,0 +1,75 @@
+"""Object detection: boxes and classes. The hooks of tasks/base.py; the work is in train.py (data,
+model, step, COCO scoring), images.py, augment.py, fcos_head.py, coco_eval.py, loaded.py, report.py,
+explain.py and export.py."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..base import Report, Task
+
+# train.py and what it imports (pycocotools, torchvision's detectors) load on first use, not for `deepix --help`
+
+
+class Detect(Task):
+    name = "detect"
+    title = "boxes and classes"
+    defaults = dict(data="shapes", model="fcos-n", loss="focal", monitor="val_map", epochs=20, batch=16, lr=0.003,
+                    optimizer="adamw", schedule="cosine", warmup_epochs=1.0, weight_decay=0.0005, label_smoothing=0.0)
+    uses = frozenset({"mosaic", "multiscale", "iou", "conf", "max_det", "augment", "translate", "degrees", "scale",
+                      "hflip", "brightness", "contrast", "init", "width", "imgsz", "strict", "val_fraction",
+                      "test_fraction"})
+    fit_verdict = True
+
+    def setup(self, cfg, dataset, net, dev, bf16, resume):
+        from .train import setup
+        return setup(cfg, dataset, net, dev, bf16, resume)
+
+    def load(self, run: Path, weights: str = "best", model=None):
+        from .loaded import Detector
+        return Detector(run, weights)
+
+    def val(self, run: Path, data: str | None = None, split: str = "test") -> dict:
+        from .train import val
+        return val(self.load(run), data, split)
+
+    def main_figure(self, test: dict):
+        return "test_map", test.get("map")
+
+    def print_result(self, result: dict, console) -> None:
+        m, t = result["test"], result["train"]
+        console.print(f"{result['run']}: mAP@[.5:.95] {m['map']:.4f}  mAP@.5 {m['map50']:.4f}  ({m['evaluator']}, "
+                      f"max {m['max_dets']} detections)")
+        console.print(f"training: {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.0f} s, "
+                      f"{t['images_per_s']:,.0f} images/s, {t['precision']}; inference {m['images_per_s']:,.0f} images/s")
+        console.print(f"report: {result['report']}")
+
+    def print_val(self, m: dict, console) -> None:
+        console.print(f"mAP@[.5:.95] {m['map']:.4f}  mAP@.5 {m['map50']:.4f}  mAP@.75 {m['map75']:.4f}  "
+                      f"({m['evaluator']}, max {m['max_dets']} detections per image)")
+
+    def report(self, run: Path, summary: dict, rows: list[dict], config: dict) -> Report:
+        from ...report.html import esc, img, table
+        from .report import parts
+        return Report(*parts(summary, run / "plots", esc, table, img))
+
+    def findings(self, rows: list[dict], summary: dict, config: dict) -> list[dict]:
+        from .report import findings
+        return findings(rows, summary)
+
+    def exportable(self, run: Path, weights: str, data: str | None):
+        from .export import exportable
+        return exportable(self.load(run, weights), data)
+
+    def exported(self, file):
+        from .loaded import ExportedDetector
+        return ExportedDetector(file)
+
+    def explain(self, run: Path, images, layer, cls, out: Path, conf: float) -> dict:
+        from .explain import explain_images
+        r = explain_images(self.load(run), images, layer, cls, out, conf)
+        r["lines"] = [f"{p['image']}: " + (", ".join(f"{b['class']} {b['score']:.2f}" for b in p["boxes"]) or "no box")
+                      for p in r["predictions"]]
+        return r
+
+
+TASK = Detect()
