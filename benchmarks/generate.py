@@ -50,7 +50,7 @@ def run_peer(minutes: float, threads: int, judge_run: Path, grid: Path, samples:
     fp32) for the budget on the same training split, then scores it like deepix's runs."""
     import torch
     import torch.nn.functional as F
-    from deepix.api import Predictor
+    from deepix import Predictor
     from deepix.data.builtin import load_builtin
     from deepix.tasks.generate.metrics import Evaluator
     torch.set_num_threads(threads)

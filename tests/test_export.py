@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+
+import deepix
 from PIL import Image
 
 from deepix.export import read_metadata, run_file
@@ -44,8 +46,8 @@ def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, tmp
 
 def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, tmp_path):
     from deepix.config import make_config
-    from deepix.export import Exported
-    from deepix.tasks.detect.train import Detector, load_data, pixels
+    from deepix.tasks.detect.images import pixels
+    from deepix.tasks.detect.train import load_data
     out = tmp_path / "d.onnx"
     in_process("export", runs["detect"], "-o", out, check=True)
     ds = load_data(make_config(task="detect"))
@@ -53,8 +55,8 @@ def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, tmp_path):
     for i in range(3):
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(pixels(ds.splits["test"][i]).permute(1, 2, 0).numpy()).save(paths[-1])
-    a = Detector(runs["detect"]).detect(paths, conf=0.05)
-    b = Exported(out).detect(paths, conf=0.05)
+    a = deepix.load(runs["detect"]).detect(paths, conf=0.05)
+    b = deepix.load(out).detect(paths, conf=0.05)
     for ra, rb in zip(a, b):
         assert len(ra["scores"]) == len(rb["scores"]) > 0
         assert torch.allclose(ra["scores"].sort().values, rb["scores"].sort().values, atol=1e-4)

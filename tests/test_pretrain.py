@@ -232,7 +232,7 @@ def test_bad_pretraining_input_is_one_line_exit_2(tmp_path, pretrained):
 @pytest.mark.parametrize("model, channels", [("fcos-n", 3), ("unet-s", 1)])
 def test_detectors_and_restorers_start_from_an_encoder_of_their_own_backbone(tmp_path, model, channels):
     from deepix.errors import UserError
-    from deepix.tasks.pretrain.train import init_from
+    from deepix.models.encoder import init_from
     rng = np.random.default_rng(0)
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .boxes import DetDataset, DetImage
-from .detection import check_exist, clean_boxes, image_size, name_of, new_info, output_names, put_image, split_name
+from .box_files import check_exist, clean_boxes, image_size, name_of, new_info, output_names, put_image, split_name
 
 IMAGE_FOLDERS = ("JPEGImages", "images")
 

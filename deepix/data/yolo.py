@@ -8,7 +8,7 @@ import yaml
 
 from ..errors import UserError
 from .boxes import DetDataset, DetImage
-from .detection import check_exist, clean_boxes, find_images, image_size, name_of, new_info, output_names, put_image
+from .box_files import check_exist, clean_boxes, find_images, image_size, name_of, new_info, output_names, put_image
 
 # keys of a data.yaml that are never splits
 NOT_SPLITS = {"path", "names", "nc", "download", "yaml_file", "channels", "kpt_shape", "flip_idx"}

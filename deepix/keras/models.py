@@ -3,9 +3,12 @@ Keras's compile / fit / evaluate / predict / summary / save on channels-last Num
 from __future__ import annotations
 
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load as load_bytes
 from torch import nn
 
 from ..errors import UserError
@@ -303,8 +306,17 @@ def model_from_json(text: str) -> Sequential:
 
 
 def load_model(filepath, compile=True, **kw) -> Sequential:
-    """Reads what model.save wrote (a '*.keras' zip or a folder) back into a model, compiled as saved."""
-    return saving.load_model(filepath, compile)
+    """A model saved by `model.save(path)`: its architecture, weights and (when compile) its compile settings."""
+    config, weights = saving.read(Path(filepath))
+    model = model_from_config(config)
+    model.load_state_dict(load_bytes(weights))
+    cc = config.get("compile_config")
+    if compile and cc:
+        try:
+            model.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"] or None)
+        except UserError as e:
+            warnings.warn(f"the model loaded uncompiled: {e}", stacklevel=2)
+    return model
 
 
 def clone_model(model: Sequential) -> Sequential:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
     (path / WEIGHTS).write_bytes(weights)
 
 
-def _read(path: Path) -> tuple[dict, bytes]:
+def read(path: Path) -> tuple[dict, bytes]:
     _no_h5(path, False)
     try:
         if path.is_dir():
@@ -72,20 +71,6 @@ def _read(path: Path) -> tuple[dict, bytes]:
     if not path.exists():
         raise UserError(f"no saved model at {path}")
     raise UserError(f"{path} is not a model saved by deepix.keras (it needs {CONFIG} and {WEIGHTS})")
-
-
-def load_model(filepath, compile: bool = True):
-    from .models import model_from_config
-    config, weights = _read(Path(filepath))
-    model = model_from_config(config)
-    model.load_state_dict(load_bytes(weights))
-    cc = config.get("compile_config")
-    if compile and cc:
-        try:
-            model.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"] or None)
-        except UserError as e:
-            warnings.warn(f"the model loaded uncompiled: {e}", stacklevel=2)
-    return model
 
 
 def save_weights(model, filepath, overwrite: bool = True) -> None:
@@ -106,7 +91,7 @@ def load_weights(model, filepath) -> None:
     _no_h5(path, True)
     _check_built(model, f"cannot load {path}")
     if path.is_dir() or zipfile.is_zipfile(path):
-        weights = _read(path)[1]
+        weights = read(path)[1]
     elif path.is_file():
         weights = path.read_bytes()
     else:

@@ -1,39 +1,12 @@
 """A registry: name -> builder. `tv:NAME` and `timm:NAME` reach torchvision's and timm's classifiers."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
 from torch import nn
 
 from ..errors import UserError
-
-
-@dataclass
-class Spec:
-    in_channels: int
-    num_classes: int
-    size: tuple[int, int]
-    activation: str = "relu"
-    kernel_size: int = 3
-    width: float = 1.0
-    dropout: float = -1.0       # -1: the model's own default
-    scale: int = 1              # up-scaling factor of super-resolution models
-    z_dim: int = 64             # GANs: size of the latent vector
-    sn: bool = True             # GANs: spectral normalisation in the discriminator
-
-
-REGISTRY: dict[str, tuple[Callable[[Spec], nn.Module], str, str]] = {}
-# what a model's output is: class scores, an image, a larger image, boxes, new images
-KINDS = ("classify", "restore", "upscale", "detect", "generate")
-
-
-def register(name: str, description: str, kind: str = "classify"):
-    def add(fn):
-        REGISTRY[name] = (fn, description, kind)
-        return fn
-    return add
+from . import external
+from .registry import ACTIVATIONS, KINDS, REGISTRY, Spec, act_pool, activation, register  # noqa: F401 (public)
 
 
 def kind_of(name: str) -> str:
@@ -42,27 +15,11 @@ def kind_of(name: str) -> str:
 
 
 def _load_families() -> None:
+    # on first use, not at import: `deepix --help` need not build the model families
     from . import ddpm, dncnn, fcos, gan, resnet_small, seed_cnn, sr, unet_small, vgg_small  # noqa: F401  (registers them)
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-
-
-def activation(name: str) -> nn.Module:
-    return ACTIVATIONS[name]()
-
-
-def act_pool(name: str, pool: nn.Module) -> list[nn.Module]:
-    """Activation and max-pooling in the cheaper order that computes the same function."""
-    # a non-decreasing activation commutes with max, so pooling first runs it on a quarter
-    # of the values: 30% more training images/s for seed-cnn on a 2-core CPU
-    if name in ("relu", "tanh", "sigmoid"):
-        return [pool, activation(name)]
-    return [activation(name), pool]
-
-
 def build_model(name: str, spec: Spec) -> nn.Module:
-    from . import external
     _load_families()
     if name.startswith(("tv:", "timm:")):
         return external.build(name, spec)

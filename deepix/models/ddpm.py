@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import Spec, register
+from .registry import Spec, register
 
 
 class ResBlock(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import UserError
-from . import Spec
+from .registry import Spec
 
 
 def build(name: str, spec: Spec) -> nn.Module:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import Spec, register
+from .registry import Spec, register
 
 STRIDES = (8, 16, 32)
 

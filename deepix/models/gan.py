@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import UserError
-from . import Spec, register
+from .registry import Spec, register
 
 
 def levels(size: tuple[int, int]) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import Spec, activation, register
+from .registry import Spec, activation, register
 
 
 class Block(nn.Module):

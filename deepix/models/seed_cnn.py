@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import Spec, act_pool, activation, register
+from .registry import Spec, act_pool, activation, register
 
 
 def _flat_size(features: nn.Module, spec: Spec) -> int:

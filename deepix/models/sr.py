@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from . import Spec, activation, register
+from .registry import Spec, activation, register
 
 
 def _scale(spec: Spec) -> int:

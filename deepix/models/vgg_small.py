@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import Spec, act_pool, activation, register
+from .registry import Spec, act_pool, activation, register
 
 
 def _vgg(spec: Spec, plan: list) -> nn.Sequential:
