@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from . import api
-from .config import make_config
+from .config import make_config, settings_of
 from .data.labelled import load_data
 from .errors import UserError
 from .report.fit import fit_verdict
@@ -90,9 +90,8 @@ def _train_on(run: Path, cfg, whole, fraction: float) -> Path:
     RUN/advise/classify/fraction-NN, or reuse a finished one trained with the same settings. A share of the
     labels is repeated to fill each epoch (classify's few_labels), so less data is not also fewer steps."""
     small = replace(cfg, **_share(cfg, fraction), quiet=True)
-    settings = {**small.to_dict(), "time_limit": 0.0, "baseline": False}
-    for key in ("task", "project", "name", "data"):
-        settings.pop(key)
+    used = settings_of(cfg.task) - {"task", "project", "name", "data"}
+    settings = {k: v for k, v in {**small.to_dict(), "time_limit": 0.0, "baseline": False}.items() if k in used}
     name = f"fraction-{100 * fraction:g}"
     done = run / "advise" / cfg.task / name
     if (done / "summary.json").is_file():

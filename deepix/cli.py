@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import tasks
-from .config import Config, make_config
+from .config import Config, make_config, settings_of
 from .errors import UserError
 from .launch import add_flags as add_launch_flags
 from .runs import find_run
@@ -74,7 +74,7 @@ HELP = {
     "method": "pretrain: simclr, byol or mae (masked reconstruction)",
     "temperature": "pretrain: the NT-Xent temperature of simclr",
     "mask_ratio": "pretrain: share of the image's patches hidden by mae",
-    "init": "classify: start from a pretrain run's encoder (the run folder or its encoder.safetensors)",
+    "init": "start from a pretrain run's encoder (the run folder or its encoder.safetensors)",
     "freeze": "classify: with --init, train only the last layer (a linear probe)",
     "labels_per_class": "classify: keep only this many labelled training images of each class (seeded; 0: all)",
     "baseline": "classify with --init: also train the same model from scratch on the same labels (the report compares)",
@@ -83,37 +83,53 @@ HELP = {
 }
 
 
-def _add_settings(p: argparse.ArgumentParser) -> None:
+def _add_settings(p: argparse.ArgumentParser, task: str) -> None:
+    """The settings as flags, with TASK's defaults; those TASK does not read are parsed but not shown,
+    so that giving one stops with a line that names the tasks that take it (config.check_used)."""
+    defaults = Config(**tasks.get(task).defaults)
+    used = settings_of(task)
     for f in fields(Config):
         if f.name in ("task", "extra"):
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = Config().__getattribute__(f.name)
+        default = getattr(defaults, f.name)
+        shown = f.name in used
         if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(f.name))
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                           help=HELP.get(f.name) if shown else argparse.SUPPRESS)
         else:
             p.add_argument(flag, type=type(default), default=None,
-                           help=f"{HELP.get(f.name, '')} (default: {default})".strip())
+                           help=f"{HELP.get(f.name, '')} (default: {default})".strip() if shown else argparse.SUPPRESS)
 
 
-def parser() -> argparse.ArgumentParser:
+def _task_of(argv: list[str]) -> str:
+    """The task a `train` or `sweep` command line names (its flags and defaults are that task's)."""
+    if argv[:1] == ["pretrain"]:
+        return "pretrain"
+    if argv[:1] in (["train"], ["sweep"]) and len(argv) > 1 and argv[1] in tasks.names():
+        return argv[1]
+    return "classify"
+
+
+def parser(task: str = "classify") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepix", description="Deep learning for images.")
     from . import __version__
     p.add_argument("--version", action="version", version=f"deepix {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
 
     t = sub.add_parser("train", help="train a model and write a run folder with a report")
-    t.add_argument("task", nargs="?", default="classify", help="classify (default), restore, detect or generate; "
+    t.add_argument("task", nargs="?", default="classify", help=f"{', '.join(tasks.names())} (default classify); the "
+                   f"settings and defaults shown are {task}'s: deepix train TASK --help shows TASK's"
                    "the defaults shown are classify's, the other tasks have their own (see the README)")
     t.add_argument("--config", help="a config.yaml to start from (flags override it)")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
-    _add_settings(t)
+    _add_settings(t, task)
     add_launch_flags(t)
 
     pt = sub.add_parser("pretrain", help="learn an encoder from images without labels (train pretrain)")
     pt.add_argument("--config", help="a config.yaml to start from (flags override it)")
     pt.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
-    _add_settings(pt)
+    _add_settings(pt, "pretrain")
     add_launch_flags(pt)
 
     v = sub.add_parser("val", help="re-evaluate a run's best weights")
@@ -176,7 +192,7 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-pixels", type=int, default=40_000_000)
 
     sw = sub.add_parser("sweep", help="train a grid (or Optuna's choice) of settings and say which pay off")
-    sw.add_argument("task", nargs="?", default=None, help="classify (default), restore, detect, generate")
+    sw.add_argument("task", nargs="?", default=None, help=f"{', '.join(tasks.names())} (default classify)")
     sw.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="settings to vary, e.g. kernel=3,5,7 "
                     "activation=relu,gelu optimizer=sgd,adam; with --search random|tpe also ranges: lr=1e-4:1e-2")
     from .sweep import PRESETS
@@ -189,7 +205,7 @@ def parser() -> argparse.ArgumentParser:
                     "(default 1; presets 2)")
     sw.add_argument("--parallel", type=int, default=0, help="trials at a time (default: the cores this process "
                     "may use); each gets cores / parallel threads")
-    _add_settings(sw)
+    _add_settings(sw, task)
 
     sub.add_parser("models", help="list the registered models")
     r = sub.add_parser("report", help="rewrite a run's report.html")
@@ -223,7 +239,7 @@ def _settings(args) -> dict:
 
 def run(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
+    args = parser(_task_of(argv)).parse_args(argv)
     if getattr(args, "nproc", None):
         from .engine.distributed import under_torchrun
         if not under_torchrun():  # start the processes; each runs this same command without --nproc

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
-from .tasks import get
+from .tasks import get, names as tasks_names
 
 
 @dataclass
@@ -160,7 +160,37 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """config.yaml: the settings its task reads (so it repeats the run, and says only what counts)."""
+        used = settings_of(self.task)
+        path.write_text(yaml.safe_dump({k: v for k, v in self.to_dict().items() if k in used}, sort_keys=False))
+
+
+# what every task reads; a task adds its own (Task.uses) and may drop some (Task.ignores)
+SHARED = frozenset({"task", "data", "model", "epochs", "time_limit", "batch", "optimizer", "lr", "momentum",
+                    "nesterov", "weight_decay", "schedule", "warmup_epochs", "grad_clip", "monitor", "patience",
+                    "precision", "threads", "sync_bn", "seed", "project", "name", "quiet"})
+
+
+def settings_of(task: str) -> frozenset[str]:
+    """The settings `task` reads: the shared ones and its own."""
+    t = get(task)
+    return (SHARED | t.uses) - t.ignores
+
+
+def takers(name: str) -> list[str]:
+    """The tasks that read the setting `name`."""
+    return [t for t in tasks_names() if name in settings_of(t)]
+
+
+def check_used(task: str, given) -> None:
+    """One line for a setting that `task` does not read, naming the tasks that do."""
+    used = settings_of(task)
+    for name in given:
+        if name not in used:
+            who = takers(name)
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} is not a setting of {task}" + (f"; it is for {', '.join(who)}" if who else "")
+                            + f" (see deepix train {task} --help)")
 
 
 def names() -> list[str]:
@@ -186,6 +216,8 @@ def make_config(file: str | Path | None = None, **overrides: Any) -> Config:
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"unknown setting(s): {', '.join(unknown)}; see `deepix train --help`")
+    check_used(values.get("task", "classify"), [k.replace("-", "_") for k, v in overrides.items()
+                                                if v is not None and k != "task"])
     cfg = Config(**get(values.get("task", "classify")).defaults)
     if "epochs" in values and "time_limit" not in values:
         cfg.time_limit = 0.0  # a task's default time budget gives way to epochs the user names

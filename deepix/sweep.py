@@ -14,7 +14,7 @@ from pathlib import Path
 from .config import Config, make_config, names
 from .report.sweep import write
 from .sweep_plan import Plan, Range
-from .tasks import get
+from .tasks import get, register
 from .errors import UserError
 
 ALIASES = {"kernel": "kernel_size", "k": "kernel_size", "wd": "weight_decay", "act": "activation",
@@ -221,6 +221,7 @@ def _run_trial(job: dict) -> dict:
         # the pruner is not kept in the storage: each process names the same one
         study = optuna.load_study(study_name="sweep", storage=_journal(Path(job["study"])), pruner=_pruner())
         trial = optuna.trial.Trial(study, job["trial_id"])
+    register(job["task_object"])  # a fresh process knows the built-in tasks; this carries one registered elsewhere
     watch = _Watch(job["monitor"], job["higher"], trial)
     run = Path(job["folder"]) / job["task"] / f"trial{job['index']}"
     row = {"status": "done", "val": None, "test": None, "test_name": None, "error": ""}
@@ -261,7 +262,7 @@ def sweep(task: str | None = None, grid=None, preset: str | None = None, search:
     say = (lambda *a: None) if quiet else print
     say(f"sweep: {folder}  ({p.runs} trials, {parallel} at a time, {base['threads']} thread(s) each)")
     t0 = time.perf_counter()
-    job = dict(task=p.task, folder=str(folder), monitor=p.monitor, higher=p.higher)
+    job = dict(task=p.task, task_object=get(p.task), folder=str(folder), monitor=p.monitor, higher=p.higher)
     ctx = get_context("spawn")  # fresh processes: no forked torch thread pools or locks
     rows = []
 

@@ -121,6 +121,7 @@ class Task:
     title: str = ""                       # a few words for help texts
     defaults: dict[str, Any] = {}         # its defaults where they differ from `Config`'s
     uses: frozenset[str] = frozenset()    # the task's own settings beyond the shared ones (config.SHARED)
+    ignores: frozenset[str] = frozenset() # shared settings it does not read (a flag for them stops with one line)
     learning_curve: bool = False          # `advise --learning-curve` can retrain it on shares of its data
     fit_verdict: bool = False             # the report's overfitting / underfitting verdict applies
     augment_presets: bool = True          # --augment takes the presets (else: on or off, e.g. flips)

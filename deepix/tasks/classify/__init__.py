@@ -12,10 +12,10 @@ from ..base import Exportable, Report, Task
 class Classify(Task):
     name = "classify"
     title = "one class per image"
-    uses = frozenset({"augment", "translate", "degrees", "scale", "hflip", "brightness", "contrast", "strict",
-                      "workers", "activation", "kernel_size", "width", "dropout", "loss", "label_smoothing",
-                      "init", "freeze", "labels_per_class", "label_fraction", "baseline", "semi", "imgsz",
-                      "val_fraction", "test_fraction"})
+    uses = frozenset({"imgsz", "val_fraction", "test_fraction", "strict", "workers", "augment", "translate", "degrees",
+                      "scale", "hflip", "brightness", "contrast", "activation", "kernel_size", "width", "dropout",
+                      "weights", "channels_last", "loss", "label_smoothing", "init", "freeze", "labels_per_class",
+                      "label_fraction", "baseline", "semi"})
     learning_curve = True
     fit_verdict = True
 

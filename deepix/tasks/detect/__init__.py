@@ -13,11 +13,11 @@ from ..base import Report, Task
 class Detect(Task):
     name = "detect"
     title = "boxes and classes"
-    defaults = dict(data="shapes", model="fcos-n", loss="focal", monitor="val_map", epochs=20, batch=16, lr=0.003,
-                    optimizer="adamw", schedule="cosine", warmup_epochs=1.0, weight_decay=0.0005, label_smoothing=0.0)
-    uses = frozenset({"mosaic", "multiscale", "iou", "conf", "max_det", "augment", "translate", "degrees", "scale",
-                      "hflip", "brightness", "contrast", "init", "width", "imgsz", "strict", "val_fraction",
-                      "test_fraction"})
+    defaults = dict(data="shapes", model="fcos-n", monitor="val_map", epochs=20, batch=16, lr=0.003,
+                    optimizer="adamw", schedule="cosine", warmup_epochs=1.0, weight_decay=0.0005)
+    uses = frozenset({"imgsz", "val_fraction", "test_fraction", "augment", "translate", "degrees", "scale", "hflip",
+                      "brightness", "contrast", "mosaic", "multiscale", "iou", "conf", "max_det", "width", "weights",
+                      "channels_last", "init"})
     fit_verdict = True
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):

@@ -14,11 +14,10 @@ class Pretrain(Task):
     name = "pretrain"
     title = "an encoder from images without labels"
     defaults = dict(data="mnist-5k", model="vgg7", monitor="val_knn", epochs=100, batch=256, lr=0.002,
-                    optimizer="adamw", schedule="cosine", warmup_epochs=2.0, weight_decay=0.0001,
-                    label_smoothing=0.0, time_limit=10.0)
-    uses = frozenset({"method", "temperature", "mask_ratio", "augment", "translate", "degrees", "scale", "hflip",
-                      "brightness", "contrast", "activation", "kernel_size", "width", "imgsz", "strict",
-                      "val_fraction", "test_fraction"})
+                    optimizer="adamw", schedule="cosine", warmup_epochs=2.0, weight_decay=0.0001, time_limit=10.0)
+    uses = frozenset({"imgsz", "val_fraction", "test_fraction", "strict", "augment", "translate", "degrees", "scale",
+                      "hflip", "brightness", "contrast", "activation", "kernel_size", "width", "dropout", "method",
+                      "temperature", "mask_ratio"})
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):
         from .train import setup

@@ -14,9 +14,9 @@ class Restore(Task):
     name = "restore"
     title = "undo noise, blur, JPEG or down-scaling"
     defaults = dict(data="photos", model="unet-s", loss="l1", monitor="val_psnr", epochs=30, batch=32, lr=0.001,
-                    optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.0)
-    uses = frozenset({"degrade", "patch", "patches", "channels", "tile", "augment", "loss", "init", "width",
-                      "activation", "kernel_size", "strict", "val_fraction", "test_fraction"})
+                    optimizer="adam", schedule="cosine", weight_decay=0.0)
+    uses = frozenset({"val_fraction", "test_fraction", "degrade", "patch", "patches", "channels", "tile", "augment",
+                      "loss", "activation", "kernel_size", "width", "dropout", "weights", "channels_last", "init"})
     fit_verdict = True
     augment_presets = False  # flips and turns of the patches: on or off
     dropout = False
