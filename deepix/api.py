@@ -10,7 +10,7 @@ from .config import make_config
 from .data.boxes import DetDataset
 from .data.builtin import from_arrays
 from .data.types import Dataset
-from .engine import distributed
+from .engine import distributed, machine
 from .engine.run import train as run_task
 from .export import load_exported
 from .runs import find_run
@@ -61,4 +61,6 @@ def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None =
 def val(run: str | Path, data: str | None = None, split: str = "test") -> dict:
     """Re-evaluate a run's best weights on its own test split, or on another data set."""
     found = find_run(run)
-    return tasks.get(make_config(found / "config.yaml").task).val(found, data, split)
+    cfg = make_config(found / "config.yaml")
+    machine.set_threads(cfg.threads)
+    return tasks.get(cfg.task).val(found, data, split)

@@ -1,9 +1,11 @@
 """Run folders: runs/<task>/<name>/, never overwritten."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+from .config import make_config
 from .errors import UserError
 
 
@@ -31,3 +33,13 @@ def find_run(path: str | os.PathLike) -> Path:
     if not (run / "config.yaml").is_file():
         raise UserError(f"{run} is not a deepix run folder (no config.yaml); pass a folder like runs/classify/exp1")
     return run
+
+
+def open_run(run: str | os.PathLike, data: str | None = None):
+    """A finished run's folder, settings and dataset.json; `data` says where its data now lives."""
+    run = find_run(run)
+    cfg = make_config(run / "config.yaml")
+    if data:
+        cfg.data = data
+    path = run / "dataset.json"
+    return run, cfg, json.loads(path.read_text()) if path.is_file() else {}

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
-from ...config import make_config
 from ...data.inputs import to_batch
 from ...engine import distributed as dist
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
+from ...runs import open_run
 from ...models import build_classifier
 from ...predict import Lines, chunks, dist_sum, mine
 from ..base import Loaded
@@ -75,9 +75,7 @@ class Predictor(Classifier):
     """A trained run, ready to predict: `deepix.load("runs/classify/exp1").predict("img.png")`."""
 
     def __init__(self, run: str | Path, weights: str = "best", model: torch.nn.Module | None = None):
-        self.run = Path(run)
-        self.cfg = make_config(self.run / "config.yaml")
-        meta = json.loads((self.run / "dataset.json").read_text())
+        self.run, self.cfg, meta = open_run(run)
         self.classes, self.channels, self.size = meta["classes"], meta["channels"], tuple(meta["size"])
         if model is None and self.cfg.model.startswith("custom:"):
             saved = self.run / "model.json"

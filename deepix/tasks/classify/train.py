@@ -349,7 +349,6 @@ def val(pred, data: str | None, split: str) -> dict:
     ds = load_data(cfg)
     if ds.classes != pred.classes:
         raise UserError(f"{cfg.data} has classes {ds.classes[:5]}... but the run was trained on {pred.classes[:5]}...")
-    machine.set_threads(cfg.threads)
     task = Classify(len(ds.classes), None, cfg.loss, cfg.label_smoothing)
     part = getattr(ds, split)
     out, y = task.logits(pred.model, Batches(part, 256, False, channels=ds.channels, imgsz=ds.size[0]),

@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 from torchvision.ops import batched_nms
 
-from ...config import make_config
 from ...data.boxes import DetImage
 from ...engine import distributed as dist, machine
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
+from ...runs import open_run
 from ...predict import Lines, chunks, mine
 from ...report.plots import draw_boxes
 from ..base import Loaded
@@ -97,9 +97,7 @@ class Detector(Detection):
     """A trained detection run: `deepix.load(run).detect("street.jpg")` gives boxes, scores, labels."""
 
     def __init__(self, run: Path, weights: str = "best"):
-        self.run = Path(run)
-        self.cfg = make_config(self.run / "config.yaml")
-        meta = json.loads((self.run / "dataset.json").read_text())
+        self.run, self.cfg, meta = open_run(run)
         self.classes, self.side = meta["classes"], meta["imgsz"]
         self.dev = machine.device()
         self.bf16 = machine.use_bf16(self.cfg.precision, self.dev)

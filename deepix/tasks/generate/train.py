@@ -21,6 +21,7 @@ from ...data.loader import Batches
 from ...engine.run import train as run_task
 from ...engine.optim import backward_step
 from ...errors import UserError
+from ...runs import open_run
 from ...models import REGISTRY, Spec, build_model, count_params, kind_of
 from .. import get
 from ..base import Job, Loaded, Step
@@ -300,8 +301,7 @@ def interpolate(model, seed: int, rows: int = 6, steps: int = 10) -> list[torch.
 
 def val(run: Path) -> dict:
     """The test figures of a run's best weights, measured again (10,000 samples against the test split)."""
-    cfg = make_config(run / "config.yaml")
-    machine.set_threads(cfg.threads)
+    run, cfg, _ = open_run(run)
     ds = load_data(cfg)
     sampler = Sampler(run)
     judge_run = run / "classify" / "classifier"
@@ -319,9 +319,7 @@ class Sampler(Loaded):
     makes_images = True
 
     def __init__(self, run: Path, weights: str = "best"):
-        self.run = run
-        self.cfg = make_config(run / "config.yaml")
-        meta = json.loads((run / "dataset.json").read_text())
+        self.run, self.cfg, meta = open_run(run)
         self.classes = meta["classes"]
         self.model = build(self.cfg, meta["channels"], meta["size"], len(self.classes))
         load_weights(self.model, run / "weights" / f"{weights}.safetensors")

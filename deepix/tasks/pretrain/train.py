@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...config import Config, make_config
+from ...config import Config
 from ...data.inputs import to_batch
 from ...data.types import Dataset, Split
 from ...engine import machine
@@ -22,6 +22,7 @@ from ...data.loader import Batches
 from ...engine.fit import autocast
 from ...engine.optim import backward_step
 from ...errors import UserError
+from ...runs import open_run
 from ...models import build_classifier, count_params
 from ..base import Job, Loaded, Step
 from ...models.ssl import Pretrainer, strip_head
@@ -272,8 +273,7 @@ def _hwc(x: torch.Tensor) -> np.ndarray:
 
 def val(run: Path) -> dict:
     """The few-label figures of a run's encoder again, on its own data's test split."""
-    cfg = make_config(run / "config.yaml")
-    machine.set_threads(cfg.threads)
+    run, cfg, _ = open_run(run)
     ds = load_data(cfg)
     if not ds.classes:
         raise UserError(f"{run} was pretrained on images without labels: there is nothing to measure it with")
@@ -292,9 +292,8 @@ class Encoder(Loaded):
     batching = True
 
     def __init__(self, run: Path):
-        self.run = Path(run)
-        self.cfg = cfg = make_config(self.run / "config.yaml")
-        meta = json.loads((self.run / "dataset.json").read_text())
+        self.run, self.cfg, meta = open_run(run)
+        cfg = self.cfg
         self.channels, self.size, self.classes = meta["channels"], tuple(meta["size"]), None
         self.labelled = bool(meta.get("classes"))
         self.model = build(cfg, self.channels, self.size, [0.0] * self.channels, [1.0] * self.channels)

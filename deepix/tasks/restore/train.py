@@ -2,7 +2,6 @@
 images degraded on the fly; PSNR/SSIM against the classical methods, panels to see the gain."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -10,11 +9,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...config import Config, make_config
+from ...config import Config
 from ...data.loader import epoch_generator
 from ...engine import machine
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
+from ...runs import open_run
 from ...models import REGISTRY, Spec, build_model, kind_of
 from ...models.encoder import init_from_encoder
 from ..base import Job, Loaded, Step
@@ -261,9 +261,7 @@ class Restorer(Loaded):
     task = "restore"
 
     def __init__(self, run: Path, weights: str = "best"):
-        self.run = Path(run)
-        self.cfg = make_config(self.run / "config.yaml")
-        meta = json.loads((self.run / "dataset.json").read_text())
+        self.run, self.cfg, meta = open_run(run)
         self.channels = meta["channels"]
         if self.cfg.degrade == "pairs":
             self.degrade = Degrade((), "pairs")
@@ -310,5 +308,4 @@ def val(run: Path, data: str | None = None) -> dict:
     if data:
         cfg.data = data
     images, _ = load_data(cfg)
-    machine.set_threads(cfg.threads)
     return evaluate_table(r.task, r.model, images["test"] or images["val"], torch.device("cpu"), r.bf16)
