@@ -10,13 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from . import api
 from .config import make_config, settings_of
-from .data.labelled import load_data
 from .errors import UserError
-from .report.fit import fit_verdict
-from .report.html import write_report
-from .report.plots import plot_learning_curve, read_metrics
 from .runs import find_run
 from .tasks import get, names
 
@@ -46,6 +41,7 @@ def _check_fractions(values) -> tuple[float, ...]:
 
 
 def _read(run: Path) -> tuple[dict, list[dict], dict]:
+    from .report.plots import read_metrics  # here, not at the top: `import deepix` stays light
     config = yaml.safe_load((run / "config.yaml").read_text()) or {}
     rows = read_metrics(run / "metrics.csv") if (run / "metrics.csv").is_file() else []
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
@@ -56,6 +52,8 @@ def advise(run: str | os.PathLike, learning_curve: bool = False, fractions=FRACT
     """The run's fit verdict (overfitting / underfitting / good fit, with numbers), its findings and ranked
     remedies; with learning_curve=True also retrains the run on each fraction of its training data and says
     whether more data would help. Writes RUN/advise.json and rewrites RUN/report.html."""
+    from .report.fit import fit_verdict  # here, not at the top: `import deepix` stays light
+    from .report.html import write_report  # here, not at the top: `import deepix` stays light
     run = find_run(run)
     config, rows, summary = _read(run)
     task = get(config.get("task") or summary.get("task") or "classify")
@@ -89,6 +87,7 @@ def _train_on(run: Path, cfg, whole, fraction: float) -> Path:
     """Retrain the run's config (model, seed, threads, schedule) on a fraction of its training data into
     RUN/advise/classify/fraction-NN, or reuse a finished one trained with the same settings. A share of the
     labels is repeated to fill each epoch (classify's few_labels), so less data is not also fewer steps."""
+    from . import api  # here, not at the top: `import deepix` stays light
     small = replace(cfg, **_share(cfg, fraction), quiet=True)
     used = settings_of(cfg.task) - {"task", "project", "name", "data"}
     settings = {k: v for k, v in {**small.to_dict(), "time_limit": 0.0, "baseline": False}.items() if k in used}
@@ -112,6 +111,8 @@ def _point(run: Path, fraction: float, summary: dict | None = None) -> dict:
 
 
 def _learning_curve(run: Path, summary: dict, fractions: tuple[float, ...], verdict: dict) -> dict:
+    from .data.labelled import load_data  # here, not at the top: `import deepix` stays light
+    from .report.plots import plot_learning_curve  # here, not at the top: `import deepix` stays light
     if "accuracy" not in (summary.get("test") or {}):
         raise UserError(f"{run} has no test accuracy in summary.json (did the run finish?); train it again")
     cfg = make_config(run / "config.yaml")

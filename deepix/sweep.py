@@ -12,7 +12,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from .config import Config, make_config, names
-from .report.sweep import write
 from .sweep_plan import Plan, Range
 from .tasks import get, register
 from .errors import UserError
@@ -253,6 +252,7 @@ def sweep(task: str | None = None, grid=None, preset: str | None = None, search:
     `trials` settings chosen by Optuna (`search="random"|"tpe"`), each with `seeds` seeds, `parallel` at a
     time; write runs/sweep/<name>/ with sweep.csv, sweep.json, plots and report.html; return the summary."""
     from .engine import machine
+    from .report.sweep import write  # here, not at the top: `import deepix` stays light
     from .runs import new_run
     p = plan(task, grid, preset, search, trials, seeds, **settings)
     cores = machine.cores()

@@ -8,7 +8,6 @@ from ..config import make_config
 from ..errors import UserError
 from ..runs import find_run
 from ..tasks import get
-from .page import write_page
 
 
 def explain(run, images, layer: str | None = None, cls=None, out=None, conf: float = 0.25) -> dict:
@@ -18,6 +17,7 @@ def explain(run, images, layer: str | None = None, cls=None, out=None, conf: flo
     whose maps are drawn beside the predicted one's (detect: whose boxes alone are explained; `conf` is the
     least score of a box explained). Returns the predictions, the PNGs, the page and the
     conversions made to fit the model's input."""
+    from .page import write_page  # here, not at the top: `import deepix` stays light
     found = find_run(run)
     cfg = make_config(found / "config.yaml")
     out = Path(out) if out else found / "explain"
