@@ -272,6 +272,7 @@ def run(argv: list[str] | None = None) -> int:
         pred = api.load(args.run, args.weights)
         pred.predict_files(args.source, args.output, {"conf": args.conf, "max_det": args.max_det,
                                                       "top_k": args.top_k, "json": args.json})
+        distributed.close()
     elif args.verb == "denoise":
         from .tasks.restore.denoise import denoise_files
         denoise_files(args.source, args.output, args.sigma, ensemble=not args.fast)

@@ -68,6 +68,7 @@ def test_models_health_page_and_openapi(server):
     assert h == {"status": "ok", "models": 4}
     models = {m["name"]: m for m in httpx.get(f"{server.url}/v1/models").json()["models"]}
     assert {m["task"] for m in models.values()} == {"classify", "restore", "detect", "generate"}
+    assert [m["name"] for m in models.values() if m["makes_images"]] == [n for n, m in models.items() if m["task"] == "generate"]
     assert models["c"]["batching"] and models["c"]["classes"] == [str(i) for i in range(10)]
     page = httpx.get(server.url).text
     assert "<script>" in page and "http://" not in page.replace("http://www.w3.org", "")  # no CDN: works offline

@@ -115,8 +115,9 @@ def test_a_pruned_trial_is_recorded_with_its_partial_run(tmp_path, monkeypatch):
     study = optuna.create_study(study_name="sweep", storage=sweep_module._journal(tmp_path / "j"),
                                 direction="maximize")
     trial = study.ask()
-    row = sweep_module._run_trial({"task": "classify", "folder": str(tmp_path), "monitor": "val_accuracy",
-                                   "index": 0, "settings": {**TINY, "epochs": 3, "threads": 1},
+    from deepix.tasks import get
+    row = sweep_module._run_trial({"task": "classify", "task_object": get("classify"), "folder": str(tmp_path),
+                                   "monitor": "val_accuracy", "higher": True, "index": 0, "settings": {**TINY, "epochs": 3, "threads": 1},
                                    "study": str(tmp_path / "j"), "trial_id": trial._trial_id})
     assert row["status"] == "pruned" and row["epochs"] == 1 and 0 < row["val"] <= 1
     assert (tmp_path / "classify" / "trial0" / "metrics.csv").is_file()

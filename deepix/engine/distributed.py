@@ -91,6 +91,15 @@ def reduce_sums(sums: dict[str, float], seen: int) -> tuple[dict[str, float], in
     return dict(zip(keys, t[:-1])), int(t[-1])
 
 
+def close() -> None:
+    """The end of a command under torchrun: wait for every rank, then close the group while all are alive,
+    so that no rank tears down its connections while a peer still talks to it."""
+    if dist.is_initialized():
+        if world() > 1:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if world() > 1:
         dist.barrier()

@@ -73,7 +73,7 @@ class Model:
 
     def info(self) -> dict:
         return {"name": self.name, "task": self.task, "classes": self.pred.classes, "batching": self.batching,
-                "source": Path(self.source).name}
+                "makes_images": self.pred.makes_images, "source": Path(self.source).name}
 
     def run(self, images: list[Image.Image], options: dict) -> list[dict]:
         """The answers for a list of images (one forward pass where the task allows)."""

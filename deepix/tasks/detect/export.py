@@ -41,7 +41,7 @@ def exportable(det, data: str | None) -> Exportable:
                         f"pass --data to point at them") from None
     split = "test" if ds.splits.get("test") else "val"
     x = letterbox(ds.splits[split][:16], det.side)[0].float().div(255)
-    det.task.prepare(x, None, False)  # sets the points of this image size
+    det.step.prepare(x, None, False)  # sets the points of this image size
     info = dict(classes=det.classes, size=[det.side, det.side], iou=cfg.iou,
                 input=f"images: float32 (N, 3, {det.side}, {det.side}) RGB in [0, 1]: each image scaled so its "
                       f"longer side is {det.side}, placed top-left, the rest filled with grey {FILL:.4f} (114/255)",

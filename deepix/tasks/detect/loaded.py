@@ -107,7 +107,7 @@ class Detector(Detection):
             raise UserError(f"{path} not found; is {self.run} a finished detection run?")
         load_weights(self.model, path)
         self.model.eval()
-        self.task = Detect((self.side, self.side), None, False, self.cfg.iou, self.cfg.model.startswith("tv:")).to(self.dev)
+        self.step = Detect((self.side, self.side), None, False, self.cfg.iou, self.cfg.model.startswith("tv:")).to(self.dev)
 
     def detect(self, images, conf: float = 0.25, max_dets: int = MAX_DETS) -> list[dict]:
         """Detections for image paths (or DetImages), boxes in each image's own pixels."""
@@ -115,7 +115,7 @@ class Detector(Detection):
         out = []
         for i in range(0, len(items), 32):
             x, _, scales = letterbox(items[i:i + 32], self.side)
-            preds = self.task.predict(self.model, x, self.dev, self.bf16, conf, max_dets)
+            preds = self.step.predict(self.model, x, self.dev, self.bf16, conf, max_dets)
             out += [{**p, "boxes": p["boxes"] / s} for p, s in zip(preds, scales.tolist())]
         return out
 

@@ -272,7 +272,7 @@ class Restorer(Loaded):
         load_weights(self.model, self.run / "weights" / f"{weights}.safetensors")
         self.model.eval()
         self.bf16 = machine.use_bf16(self.cfg.precision, torch.device("cpu"))
-        self.task = Restore(self.degrade, self.cfg.loss, False, False, self.cfg.tile)
+        self.step = Restore(self.degrade, self.cfg.loss, False, False, self.cfg.tile)
 
     def restore(self, image) -> torch.Tensor:
         """A path, PIL image, NumPy array (HxW[xC], uint8/uint16/float) or (C,H,W) tensor in; (C,H,W) in [0,1] out."""
@@ -286,7 +286,7 @@ class Restorer(Loaded):
         if x.shape[0] != self.channels:
             x = torch.from_numpy(np.ascontiguousarray(
                 imgio.to_channels(x.numpy().transpose(1, 2, 0), self.channels).transpose(2, 0, 1)))
-        return self.task.restore(self.model, x[None], torch.device("cpu"), self.bf16)[0].clamp(0, 1)
+        return self.step.restore(self.model, x[None], torch.device("cpu"), self.bf16)[0].clamp(0, 1)
 
     def predict(self, images, **options):
         """One image in, its restoration out; a list of images in, a list out."""
