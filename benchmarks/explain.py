@@ -11,7 +11,7 @@ once per seed, and prints:
 
     .venv/bin/python benchmarks/explain.py [--seeds 3] [--train 1500] [--epochs 12]
 
-The defaults are the test's (tests/test_explain.py trains seed 0 of them).
+The defaults are the test's (tests/explain/test_explain.py trains seed 0 of them).
 """
 from __future__ import annotations
 

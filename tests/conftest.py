@@ -1,10 +1,48 @@
+"""Shared fixtures and helpers. The tiny runs that several test files use are trained once per session
+(once per worker under pytest-xdist) and must be treated as read-only: a test that changes a run works on
+a copy (`copy_run`)."""
+import contextlib
+import io
 import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
 
 # tests must never reach the network or a user's cache
 os.environ.setdefault("DEEPIX_DATA", "/nonexistent-deepix-data")
+
+
+def in_process(*args, check=False):
+    """The CLI's main() in this process (no torch import per call); returns a CompletedProcess."""
+    from deepix.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    r = subprocess.CompletedProcess(args, e.value.code, out.getvalue(), err.getvalue())
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """`cli("predict", run, img)`: the command line run in this process, as a CompletedProcess."""
+    return in_process
+
+
+@pytest.fixture(scope="session")
+def copy_run(tmp_path_factory):
+    """`copy_run(run)`: a private copy of a shared run folder, for tests that write into it."""
+    def copy(run):
+        dest = tmp_path_factory.mktemp("copy") / run.parent.name / run.name
+        shutil.copytree(run, dest)
+        return dest
+    return copy
 
 
 @pytest.fixture
@@ -19,31 +57,161 @@ def tiny_arrays():
     return x, y
 
 
-FAST = dict(data="digits", model="seed-cnn", epochs=2, batch=64, quiet=True, threads=1)
+@pytest.fixture(scope="session")
+def fast():
+    """Settings of a tiny classify run on the built-in 8x8 digits."""
+    return dict(data="digits", model="seed-cnn", epochs=2, batch=64, quiet=True, threads=1)
+
+
+def _digits_28():
+    """scikit-learn's 8x8 digits blown up to 28x28: small and fast, 10 classes."""
+    import torch
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = torch.from_numpy(d.images[:600]).float()[:, None] * (255 / 16)
+    x = torch.nn.functional.interpolate(x, size=(28, 28), mode="bilinear").round().clamp(0, 255).byte()
+    return x[:, 0].numpy(), d.target[:600]
 
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory):
-    """Tiny classify, restore, detect and GAN runs (1 epoch each) for export and serve."""
+def digits_28():
+    """`digits_28()`: 600 of scikit-learn's digits at 28x28, fresh arrays on each call."""
+    return _digits_28
+
+
+@contextlib.contextmanager
+def few_generate_samples(test=300, eval=200):
+    """Generate runs score fewer samples than the 10,000 of a real test."""
+    from deepix.tasks import generate as g
+    saved = g.TEST_SAMPLES, g.EVAL_SAMPLES
+    g.TEST_SAMPLES, g.EVAL_SAMPLES = test, eval
+    try:
+        yield
+    finally:
+        g.TEST_SAMPLES, g.EVAL_SAMPLES = saved
+
+
+# ---- shared tiny runs, trained once per session --------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """seed-cnn, 2 epochs on the 8x8 digits, trained through the command line: (run folder, its stdout)."""
+    root = tmp_path_factory.mktemp("digits")
+    r = in_process("train", "--data", "digits", "--model", "seed-cnn", "--epochs", 2, "--batch", 64, "--threads", 1,
+                   "--quiet", "--project", root, "--name", "d", check=True)
+    return root / "classify" / "d", r.stdout
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory):
+    """Crops of two photographs in train/val/test folders."""
     import skimage.data
     from PIL import Image
-
-    import deepix
-    from tests.test_generate import digits_28
-    root = tmp_path_factory.mktemp("runs")
-    photos = tmp_path_factory.mktemp("photos")
+    root = tmp_path_factory.mktemp("photos")
     cam = skimage.data.camera()
     for split, crops in (("train", [cam[:96, :96], cam[200:296, 300:396]]), ("val", [cam[300:364, 100:164]]),
                          ("test", [cam[100:180, 150:250]])):
-        (photos / split).mkdir()
+        (root / split).mkdir()
         for i, c in enumerate(crops):
-            Image.fromarray(c).save(photos / split / f"{i}.png")
-    common = dict(project=str(root), quiet=True, threads=1, epochs=1)
-    return {
-        "classify": deepix.train(data="mnist-5k", model="vgg7", width=0.25, batch=256, name="c", **common)["run"],
-        "restore": deepix.train("restore", data=str(photos), model="unet-s", width=0.25, patches=32, batch=16, patch=32,
-                                name="r", **common)["run"],
-        "detect": deepix.train("detect", data="shapes", precision="fp32", name="d", **common)["run"],
-        "generate": deepix.train("generate", data=digits_28(), model="dcgan", width=0.25, batch=32, judge_epochs=1,
-                                 name="g", **common)["run"],
-    }
+            Image.fromarray(c).save(root / split / f"{i}.png")
+    return root
+
+
+COMMON = dict(quiet=True, threads=1, epochs=1)
+
+
+@pytest.fixture(scope="session")
+def classify_run(tmp_path_factory):
+    import deepix
+    return deepix.train(data="mnist-5k", model="vgg7", width=0.25, batch=256, name="c",
+                        project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
+
+
+@pytest.fixture(scope="session")
+def restore_run(tmp_path_factory, photos):
+    import deepix
+    return deepix.train("restore", data=str(photos), model="unet-s", width=0.25, patches=32, batch=16, patch=32,
+                        name="r", project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
+
+
+@pytest.fixture(scope="session")
+def detect_run(tmp_path_factory):
+    """fcos-n, 2 epochs on 48 shapes scenes at 64x64: {"run", "data", "test"}."""
+    import deepix
+    from deepix.data.shapes import load_shapes
+    ds = load_shapes(48, 16, 16, size=64, seed=1)
+    r = deepix.train("detect", data=ds, epochs=2, batch=16, precision="fp32", name="d", quiet=True, threads=2,
+                     project=str(tmp_path_factory.mktemp("runs")))
+    r["data"] = ds
+    return r
+
+
+@pytest.fixture(scope="session")
+def generate_run(tmp_path_factory, digits_28):
+    import deepix
+    with few_generate_samples():
+        return deepix.train("generate", data=digits_28(), model="dcgan", width=0.25, batch=32, judge_epochs=1,
+                            name="g", project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
+
+
+@pytest.fixture(scope="session")
+def ddpm_run(tmp_path_factory, digits_28):
+    import deepix
+    with few_generate_samples():
+        return deepix.train("generate", data=digits_28(), model="ddpm", width=0.25, batch=32, judge_epochs=1,
+                            name="dd", project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
+
+
+@pytest.fixture(scope="session")
+def runs(classify_run, restore_run, detect_run, generate_run):
+    """Tiny classify, restore, detect and GAN runs for export and serve."""
+    return {"classify": classify_run, "restore": restore_run, "detect": detect_run["run"], "generate": generate_run}
+
+
+# ---- a real server on a loopback port ------------------------------------------------------------------------
+
+def png(a: np.ndarray) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def to_png():
+    """`to_png(array)`: the bytes of a PNG file."""
+    return png
+
+
+class Server:
+    def __init__(self, app):
+        import uvicorn
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                break
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def start_server():
+    """`start_server(app)`: a uvicorn server in a thread; `.url`, `.stop()` (stopped at the end anyway)."""
+    started = []
+
+    def start(app):
+        started.append(Server(app))
+        return started[-1]
+    yield start
+    for s in started:
+        if s.thread.is_alive():
+            s.stop()

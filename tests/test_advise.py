@@ -4,7 +4,6 @@ import json
 import pytest
 import yaml
 
-import deepix
 from deepix import cli
 from deepix.advise import advise, more_data, parse_fractions
 from deepix.errors import UserError
@@ -98,9 +97,8 @@ def test_more_data_answer():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("advise")
-    return deepix.train("classify", data="digits", epochs=2, model="seed-cnn", quiet=True, project=str(tmp))["run"]
+def tiny_run(digits_run, copy_run):
+    return copy_run(digits_run[0])  # seed-cnn, 2 epochs on digits; advise writes into the run: a copy
 
 
 def test_cli_advise_on_a_real_run(tiny_run, capsys):

@@ -15,21 +15,6 @@ ENV = {**os.environ, "DEEPIX_DATA": "/nonexistent-deepix-data"}
 BASE = ["--data", "digits", "--model", "seed-cnn", "--threads", "1", "--quiet", "--batch", "16"]
 
 
-def in_process(*args, check=False):
-    """The CLI's main() in this process (no torch import per call); returns a CompletedProcess."""
-    import contextlib
-    import io
-
-    from deepix.cli import main
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    r = subprocess.CompletedProcess(args, e.value.code, out.getvalue(), err.getvalue())
-    if check:
-        assert r.returncode == 0, r.stderr
-    return r
-
-
 def deepix(*args, check=False):
     r = subprocess.run([sys.executable, "-m", "deepix", *args], capture_output=True, text=True, env=ENV, timeout=600)
     if check:
@@ -37,9 +22,9 @@ def deepix(*args, check=False):
     return r
 
 
-def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
+def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, cli):
     args = ["train", *BASE, "--epochs", "6", "--project", str(tmp_path)]
-    deepix(*args, "--name", "whole", check=True)
+    cli(*args, "--name", "whole", check=True)  # the uninterrupted reference needs no process of its own
     proc = subprocess.Popen([sys.executable, "-m", "deepix", *args, "--name", "killed"], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = tmp_path / "classify" / "killed" / "state" / "last.pt"
@@ -51,7 +36,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     proc.wait()
     rows = (tmp_path / "classify" / "killed" / "metrics.csv").read_text().splitlines()
     assert len(rows) - 1 < 6, "the run finished before it could be killed"
-    deepix("train", "--resume", str(tmp_path / "classify" / "killed"), "--quiet", check=True)
+    cli("train", "--resume", str(tmp_path / "classify" / "killed"), "--quiet", check=True)
     a = load_file(str(tmp_path / "classify" / "whole" / "weights" / "last.safetensors"))
     b = load_file(str(tmp_path / "classify" / "killed" / "weights" / "last.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -60,22 +45,24 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    r = in_process("train", *BASE, "--epochs", "2", "--project", str(root), "--name", "r", check=True)
-    assert "report:" in r.stdout and "test accuracy" in r.stdout
-    return root / "classify" / "r"
+def run(digits_run):
+    return digits_run[0]
 
 
-def test_predict_val_models_report(run, tmp_path):
+def test_train_prints_the_report_and_test_accuracy(digits_run):
+    _, stdout = digits_run  # the shared run was trained through the command line
+    assert "report:" in stdout and "test accuracy" in stdout
+
+
+def test_predict_val_models_report(run, tmp_path, cli):
     img = tmp_path / "x.png"
     Image.fromarray((torch.rand(20, 30) * 255).byte().numpy()).save(img)
     out = deepix("predict", str(run), str(img), "--json", "--top-k", "3", check=True).stdout
     answer = json.loads(out.splitlines()[0])
     assert answer["image"] == str(img) and len(answer["top"]) == 3
-    assert "accuracy" in in_process("val", str(run), check=True).stdout
-    assert "seed-cnn" in in_process("models", check=True).stdout
-    assert "report:" in in_process("report", str(run), check=True).stdout
+    assert "accuracy" in cli("val", str(run), check=True).stdout
+    assert "seed-cnn" in cli("models", check=True).stdout
+    assert "report:" in cli("report", str(run), check=True).stdout
 
 
 def one_line_error(r, *words):
@@ -86,23 +73,23 @@ def one_line_error(r, *words):
         assert w in lines[0], lines[0]
 
 
-def test_user_errors_are_one_line(tmp_path, run):
-    one_line_error(in_process("train", "--data", str(tmp_path / "missing"), "--project", str(tmp_path)), "not found")
-    one_line_error(in_process("train", "--data", "imagenet-1k"), "unknown data set")
-    one_line_error(in_process("train", "--data", "digits", "--model", "nope", "--project", str(tmp_path)), "unknown model")
+def test_user_errors_are_one_line(tmp_path, run, cli):
+    one_line_error(cli("train", "--data", str(tmp_path / "missing"), "--project", str(tmp_path)), "not found")
+    one_line_error(cli("train", "--data", "imagenet-1k"), "unknown data set")
+    one_line_error(cli("train", "--data", "digits", "--model", "nope", "--project", str(tmp_path)), "unknown model")
     one_line_error(deepix("train", "--lr", "0"), "--lr")  # once as a real process
-    one_line_error(in_process("train", "--epochs", "0"), "--epochs")
-    one_line_error(in_process("train", "--data", "digits", "--batch", "100000", "--project", str(tmp_path)), "--batch")
-    one_line_error(in_process("train", "--data", "cifar10", "--project", str(tmp_path)), "cifar10")
-    one_line_error(in_process("predict", str(tmp_path), "x.png"), "not a deepix run")
-    one_line_error(in_process("predict", str(run), str(tmp_path / "none.png")), "not found")
+    one_line_error(cli("train", "--epochs", "0"), "--epochs")
+    one_line_error(cli("train", "--data", "digits", "--batch", "100000", "--project", str(tmp_path)), "--batch")
+    one_line_error(cli("train", "--data", "cifar10", "--project", str(tmp_path)), "cifar10")
+    one_line_error(cli("predict", str(tmp_path), "x.png"), "not a deepix run")
+    one_line_error(cli("predict", str(run), str(tmp_path / "none.png")), "not found")
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
-    one_line_error(in_process("predict", str(run), str(bad)), "bad.png")
+    one_line_error(cli("predict", str(run), str(bad)), "bad.png")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     if os.geteuid() != 0:  # root writes anywhere; a file where the folder should be fails for everyone
-        one_line_error(in_process("train", *BASE, "--project", str(locked)), "cannot write")
+        one_line_error(cli("train", *BASE, "--project", str(locked)), "cannot write")
     (tmp_path / "file").write_text("")
-    one_line_error(in_process("train", *BASE, "--project", str(tmp_path / "file")), "cannot write")
+    one_line_error(cli("train", *BASE, "--project", str(tmp_path / "file")), "cannot write")

@@ -11,14 +11,13 @@ import deepix
 from PIL import Image
 
 from deepix.export import read_metadata, run_file
-from tests.test_cli import in_process
 
 
 @pytest.mark.parametrize("task", ["classify", "restore", "detect", "generate"])
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_export_writes_a_file_that_matches_deepix(runs, task, fmt, tmp_path):
+def test_export_writes_a_file_that_matches_deepix(runs, task, fmt, tmp_path, cli):
     out = tmp_path / f"m.{fmt}"
-    r = in_process("export", runs[task], "--format", fmt, "-o", out, check=True)
+    r = cli("export", runs[task], "--format", fmt, "-o", out, check=True)
     assert "ok" in r.stdout
     record = json.loads((tmp_path / f"m.{fmt}.json").read_text())
     assert record["parity"]["ok"] and record["parity"]["max_abs_diff"] < 1e-3
@@ -33,23 +32,23 @@ def test_export_writes_a_file_that_matches_deepix(runs, task, fmt, tmp_path):
         assert run_file(out, {"image": torch.rand(2, 1, 40, 56)}).shape == (2, 1, 40, 56)
 
 
-def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, tmp_path):
+def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, tmp_path, cli):
     run = runs["classify"]
     out = tmp_path / "c.onnx"
-    in_process("export", run, "-o", out, check=True)
+    cli("export", run, "-o", out, check=True)
     img = tmp_path / "digit.png"
     Image.fromarray(np.asarray(torch.rand(28, 28).mul(255).byte())).save(img)
-    a = json.loads(in_process("predict", run, img, "--json", check=True).stdout)
-    b = json.loads(in_process("predict", out, img, "--json", check=True).stdout)
+    a = json.loads(cli("predict", run, img, "--json", check=True).stdout)
+    b = json.loads(cli("predict", out, img, "--json", check=True).stdout)
     assert a["class"] == b["class"] and abs(a["probability"] - b["probability"]) < 1e-4
 
 
-def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, tmp_path):
+def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, tmp_path, cli):
     from deepix.config import make_config
     from deepix.tasks.detect.images import pixels
     from deepix.tasks.detect.train import load_data
     out = tmp_path / "d.onnx"
-    in_process("export", runs["detect"], "-o", out, check=True)
+    cli("export", runs["detect"], "-o", out, check=True)
     ds = load_data(make_config(task="detect"))
     paths = []
     for i in range(3):
@@ -60,35 +59,32 @@ def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, tmp_path):
     for ra, rb in zip(a, b):
         assert len(ra["scores"]) == len(rb["scores"]) > 0
         assert torch.allclose(ra["scores"].sort().values, rb["scores"].sort().values, atol=1e-4)
-    assert "found" in in_process("predict", out, paths[0], check=True).stdout
+    assert "found" in cli("predict", out, paths[0], check=True).stdout
 
 
-def test_predict_restores_with_an_exported_restorer(runs, tmp_path):
+def test_predict_restores_with_an_exported_restorer(runs, tmp_path, cli):
     out = tmp_path / "r.onnx"
-    in_process("export", runs["restore"], "-o", out, check=True)
+    cli("export", runs["restore"], "-o", out, check=True)
     noisy = tmp_path / "noisy.png"
     Image.fromarray(skimage.data.camera()[:64, :80]).save(noisy)
-    in_process("predict", out, noisy, "-o", tmp_path / "clean.png", check=True)
+    cli("predict", out, noisy, "-o", tmp_path / "clean.png", check=True)
     assert np.asarray(Image.open(tmp_path / "clean.png")).shape == (64, 80)
 
 
-def test_bad_export_requests_are_one_line_exit_2(runs, tmp_path):
+def test_bad_export_requests_are_one_line_exit_2(runs, tmp_path, cli):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
     for args, says in ((["export", tmp_path], "not a deepix run"),
                        (["predict", junk, tmp_path / "x.png"], "not a file deepix export wrote"),
                        (["export", runs["classify"], "--weights", "last", "--data", tmp_path / "gone"], "could not be read")):
-        r = in_process(*args)
+        r = cli(*args)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
 
 
-def test_a_diffusion_model_exports_its_whole_sampler(tmp_path):
-    import deepix
-    from tests.test_generate import digits_28
-    run = deepix.train("generate", data=digits_28(), model="ddpm", width=0.25, batch=32, judge_epochs=1, epochs=1,
-                       project=str(tmp_path), name="dd", quiet=True, threads=1)["run"]
+def test_a_diffusion_model_exports_its_whole_sampler(tmp_path, ddpm_run, cli):
+    run = ddpm_run  # ddpm, width 0.25, 1 epoch on digits_28
     out = tmp_path / "ddpm.onnx"
-    r = in_process("export", run, "-o", out, check=True)
+    r = cli("export", run, "-o", out, check=True)
     assert "ok" in r.stdout
     meta = read_metadata(out)
     assert meta["conditional"] and meta["z_shape"] == [1, 28, 28] and "25 steps" in meta["output"]

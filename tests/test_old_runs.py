@@ -13,7 +13,6 @@ from PIL import Image
 
 import deepix
 from deepix.export import export, read_metadata
-from tests.test_cli import in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -65,7 +64,7 @@ def test_the_fixture_runs_hold_no_absolute_paths():
 
 # -- load and predict
 
-def test_a_classifier_loads_and_predicts(runs, tmp_path):
+def test_a_classifier_loads_and_predicts(runs, tmp_path, cli):
     p = deepix.load(runs["classify"])
     assert p.classes == meta("classify")["classes"] == [str(i) for i in range(10)]
     x, y = digits("test", 60)
@@ -78,7 +77,7 @@ def test_a_classifier_loads_and_predicts(runs, tmp_path):
     assert right > 0.6  # the run scored 85% on its test split: these are trained weights, read right
     img = tmp_path / "digit.png"
     Image.fromarray(x[0]).save(img)
-    r = in_process("predict", runs["classify"], img, "--json", check=True)
+    r = cli("predict", runs["classify"], img, "--json", check=True)
     assert json.loads(r.stdout)["class"] == out[0]["class"]
 
 
@@ -92,7 +91,7 @@ def test_a_restorer_loads_and_removes_noise(runs):
     assert psnr(out[0].numpy()) > psnr(noisy) + 0.5  # it learnt to denoise (1.5 dB on its test image)
 
 
-def test_a_detector_loads_and_finds_boxes(runs, tmp_path):
+def test_a_detector_loads_and_finds_boxes(runs, tmp_path, cli):
     d = deepix.load(runs["detect"])
     assert d.classes == meta("detect")["classes"]
     images = sorted((FIXTURES / "data" / "shapes" / "images" / "test").glob("*.png"))
@@ -102,7 +101,7 @@ def test_a_detector_loads_and_finds_boxes(runs, tmp_path):
         assert f["boxes"].shape == (len(f["scores"]), 4) and len(f["labels"]) == len(f["scores"])
         assert ((f["scores"] >= 0.05) & (f["scores"] <= 1)).all() and (f["labels"] < len(d.classes)).all()
         assert (f["boxes"] >= -1e-3).all() and (f["boxes"] <= 64 + 1e-3).all()  # in the 64x64 image's pixels
-    in_process("predict", runs["detect"], *images[:2], "-o", tmp_path / "out", "--conf", "0.05", check=True)
+    cli("predict", runs["detect"], *images[:2], "-o", tmp_path / "out", "--conf", "0.05", check=True)
     boxes = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert {b["category"] for b in boxes} <= set(d.classes)
 

@@ -12,7 +12,6 @@ import deepix
 from deepix.explain.layers import hookable, trace
 from deepix.explain.sanity import cascading_randomisation, localisation, patch_set
 
-from .test_cli import in_process
 
 COMMON = dict(data="digits", epochs=1, batch=64, quiet=True, threads=2)
 
@@ -23,8 +22,8 @@ def root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def digits_run(root):
-    return deepix.train(model="seed-cnn", project=str(root / "runs"), name="cnn", **COMMON)["run"]
+def digits_run(digits_run, copy_run):
+    return copy_run(digits_run[0])  # the shared seed-cnn run on digits; explain writes into RUN/explain: a copy
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +85,9 @@ def test_grad_cam_changes_when_the_weights_are_randomised_layer_by_layer(patch_m
     assert all(r["grad-cam"] < 0.6 for r in rows[1:])
 
 
-def test_explain_writes_the_page_and_pngs_and_states_conversions(digits_run, images, tmp_path):
+def test_explain_writes_the_page_and_pngs_and_states_conversions(digits_run, images, tmp_path, cli):
     out = tmp_path / "out"
-    r = in_process("explain", digits_run, *images, "--class", "3", "-o", out, check=True)
+    r = cli("explain", digits_run, *images, "--class", "3", "-o", out, check=True)
     assert "big_rgb: 20x20 RGB, converted to the model's 8x8 grayscale input" in r.stdout
     assert "seven: " in r.stdout and "(3: " in r.stdout and str(out / "explain.html") in r.stdout
     for name in ("explain.html", "filters.png", "seven_maps.png", "seven_features.png", "big_rgb_maps.png"):
@@ -101,12 +100,12 @@ def test_explain_writes_the_page_and_pngs_and_states_conversions(digits_run, ima
     assert [s["receptive_field"][0] for s in res["stages"]] == [3, 3, 5, 5]
 
 
-def test_bad_layer_class_and_image_are_one_line_each(digits_run, images, tmp_path):
-    r = in_process("explain", digits_run, images[0], "--layer", "conv9")
+def test_bad_layer_class_and_image_are_one_line_each(digits_run, images, tmp_path, cli):
+    r = cli("explain", digits_run, images[0], "--layer", "conv9")
     assert r.returncode == 2 and "valid layers: 0, 1, 2, 3, 4, 5" in r.stderr and len(r.stderr.splitlines()) == 1
-    r = in_process("explain", digits_run, images[0], "--class", "cat")
+    r = cli("explain", digits_run, images[0], "--class", "cat")
     assert r.returncode == 2 and "classes: 0, 1" in r.stderr
-    r = in_process("explain", digits_run, tmp_path / "missing.png")
+    r = cli("explain", digits_run, tmp_path / "missing.png")
     assert r.returncode == 2 and "missing.png" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
@@ -119,12 +118,12 @@ def test_the_classify_report_shows_what_the_network_looks_at(digits_run):
     assert "What the network looks at" in html and "t-SNE" in html and "Grad-CAM at layer 3" in html
 
 
-def test_a_model_without_convolutions_is_one_clear_line(root, images):
+def test_a_model_without_convolutions_is_one_clear_line(root, images, cli):
     from deepix.keras.layers import Dense, Flatten
     from deepix.keras.models import Sequential
     net = Sequential([Flatten(input_shape=(8, 8, 1)), Dense(16, activation="relu"), Dense(10, activation="softmax")])
     run = deepix.train(model=net, project=str(root / "runs"), name="dense", **COMMON)["run"]
-    r = in_process("explain", run, images[0])
+    r = cli("explain", run, images[0])
     assert r.returncode == 2 and "no convolution" in r.stderr and len(r.stderr.splitlines()) == 1
     info = json.loads((run / "explain.json").read_text())  # the report still has the embedding
     assert "filters" not in info["figures"] and info["figures"]["embedding"]
@@ -154,16 +153,14 @@ def test_a_torchvision_resnet_is_explained_at_a_block(root, images):
         deepix.explain(run, [images[0]], layer="fc")
 
 
-def test_a_detect_run_gets_per_box_maps(root, tmp_path):
-    from deepix.data.shapes import load_shapes, make_shapes
-    ds = load_shapes(32, 8, 8, size=64, seed=1)
-    run = deepix.train(task="detect", data=ds, epochs=1, batch=16, project=str(root / "runs"), name="det",
-                       threads=2, quiet=True)["run"]
+def test_a_detect_run_gets_per_box_maps(detect_run, tmp_path, cli):
+    from deepix.data.shapes import make_shapes
+    run = detect_run["run"]  # the shared fcos-n run on 64x64 shapes scenes
     assert (run / "plots" / "explain_boxes.png").is_file()
     assert "What the detector looks at" in (run / "report.html").read_text()
     path = tmp_path / "scene.png"
     Image.fromarray(make_shapes(1, size=(64, 80), seed=9)[0].image.permute(1, 2, 0).numpy()).save(path)
-    r = in_process("explain", run, path, "--conf", "0", "-o", tmp_path / "out", check=True)
+    r = cli("explain", run, path, "--conf", "0", "-o", tmp_path / "out", check=True)
     assert "letterboxed to the detector's 64x64 input" in r.stdout and "scene: " in r.stdout
     res = deepix.explain(run, [path], conf=0.0, out=tmp_path / "out2")
     boxes = res["predictions"][0]["boxes"]

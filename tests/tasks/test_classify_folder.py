@@ -6,8 +6,6 @@ from PIL import Image
 import deepix
 from deepix.data.folder import read_folder
 
-from .conftest import FAST
-
 
 @pytest.fixture
 def folder(tmp_path):
@@ -24,8 +22,8 @@ def folder(tmp_path):
     return tmp_path / "photos"
 
 
-def test_folder_trains_and_predicts(folder, tmp_path):
-    r = deepix.train(project=str(tmp_path / "runs"), **{**FAST, "data": str(folder), "imgsz": 16, "epochs": 4,
+def test_folder_trains_and_predicts(folder, tmp_path, fast):
+    r = deepix.train(project=str(tmp_path / "runs"), **{**fast, "data": str(folder), "imgsz": 16, "epochs": 4,
                                                            "batch": 8, "augment": "natural"})
     assert r["test"]["accuracy"] >= 0.75
     import json
@@ -39,7 +37,7 @@ def test_folder_trains_and_predicts(folder, tmp_path):
     assert pred[0]["class"] == "red"
 
 
-def test_folder_too_large_for_memory_streams(folder, tmp_path):
+def test_folder_too_large_for_memory_streams(folder, tmp_path, fast):
     ds = read_folder(str(folder), 16, 0.2, 0.2, 0, memory_budget_bytes=0)
     assert ds.train.x is None and len(ds.train.paths) == len(ds.train)
     ok = [p for p in ds.train.paths if not p.endswith("broken.png")]
@@ -48,5 +46,5 @@ def test_folder_too_large_for_memory_streams(folder, tmp_path):
     for split in (ds.val, ds.test):
         keep = [i for i, p in enumerate(split.paths) if not p.endswith("broken.png")]
         split.paths, split.y = [split.paths[i] for i in keep], split.y[keep]
-    r = deepix.train(project=str(tmp_path / "runs"), **{**FAST, "data": ds, "epochs": 4, "batch": 8})
+    r = deepix.train(project=str(tmp_path / "runs"), **{**fast, "data": ds, "epochs": 4, "batch": 8})
     assert r["test"]["accuracy"] >= 0.75

@@ -14,7 +14,6 @@ from deepix.tasks.detect.augment import BoxAugment, clip, mosaic, warp
 from deepix.tasks.detect.coco_eval import evaluate
 from deepix.models.fcos import FCOS
 
-from .test_cli import in_process
 
 
 def targets(rows, m=4):
@@ -123,12 +122,8 @@ def test_perfect_outputs_decode_to_the_truth_and_score_map_1():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    ds = load_shapes(48, 16, 16, size=64, seed=1)
-    r = deepix.train(task="detect", data=ds, epochs=2, batch=16, project=str(tmp_path_factory.mktemp("runs")),
-                     threads=2, quiet=True)
-    r["data"] = ds
-    return r
+def tiny_run(detect_run):
+    return detect_run  # fcos-n, 2 epochs on load_shapes(48, 16, 16, size=64, seed=1)
 
 
 def test_a_detect_run_writes_its_folder_report_and_coco_figures(tiny_run):
@@ -147,14 +142,14 @@ def test_a_detect_run_writes_its_folder_report_and_coco_figures(tiny_run):
     assert "mAP@[.5:.95]" in html and "pycocotools" in html
 
 
-def test_predict_writes_boxes_and_coco_results(tiny_run, tmp_path):
+def test_predict_writes_boxes_and_coco_results(tiny_run, tmp_path, cli):
     from PIL import Image
     from deepix.data.shapes import make_shapes
     paths = []
     for i, im in enumerate(make_shapes(2, size=(64, 80), seed=9)):
         paths.append(tmp_path / f"img{i}.png")
         Image.fromarray(im.image.permute(1, 2, 0).numpy()).save(paths[-1])
-    in_process("predict", tiny_run["run"], *paths, "-o", tmp_path / "out", "--conf", "0.01", check=True)
+    cli("predict", tiny_run["run"], *paths, "-o", tmp_path / "out", "--conf", "0.01", check=True)
     results = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert results and {"image_id", "category_id", "bbox", "score"} <= set(results[0])
     assert all(0 <= r["bbox"][0] and r["bbox"][0] + r["bbox"][2] <= 80 + 1e-3 for r in results)
@@ -163,30 +158,31 @@ def test_predict_writes_boxes_and_coco_results(tiny_run, tmp_path):
     assert all(len(d["boxes"]) <= 3 for d in dets)
 
 
-def test_resume_goes_on_from_the_last_epoch(tiny_run):
+def test_resume_goes_on_from_the_last_epoch(tiny_run, copy_run):
+    run = copy_run(tiny_run["run"])  # resuming writes into the run: the shared one stays at 2 epochs
     with pytest.raises(deepix.UserError, match="other data"):
-        deepix.train(task="detect", resume=str(tiny_run["run"]), data="shapes", epochs=3, quiet=True)
-    r = deepix.train(task="detect", resume=str(tiny_run["run"]), data=tiny_run["data"], epochs=3, quiet=True)
-    rows = (tiny_run["run"] / "metrics.csv").read_text().splitlines()
+        deepix.train(task="detect", resume=str(run), data="shapes", epochs=3, quiet=True)
+    r = deepix.train(task="detect", resume=str(run), data=tiny_run["data"], epochs=3, quiet=True)
+    rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 4 and r["train"]["epochs_run"] == 3
 
 
-def test_a_classifier_is_not_a_detector(tmp_path):
-    r = in_process("train", "detect", "--model", "vgg7", "--project", tmp_path)
+def test_a_classifier_is_not_a_detector(tmp_path, cli):
+    r = cli("train", "detect", "--model", "vgg7", "--project", tmp_path)
     assert r.returncode == 2 and "not a detector" in r.stderr and "fcos-n" in r.stderr
 
 
-def test_train_detect_reads_a_yolo_data_set_from_disk(tmp_path):
+def test_train_detect_reads_a_yolo_data_set_from_disk(tmp_path, cli):
     from deepix.data.yolo import write_yolo
     ds = load_shapes(24, 8, 0, size=(60, 76), seed=4)
     ds.splits.pop("test")
     yaml_path = write_yolo(ds, tmp_path / "yolo")
-    r = in_process("train", "detect", "--data", yaml_path, "--imgsz", 64, "--epochs", 1, "--batch", 8,
+    r = cli("train", "detect", "--data", yaml_path, "--imgsz", 64, "--epochs", 1, "--batch", 8,
                    "--project", tmp_path / "runs", "--quiet", check=True)
     summary = json.loads(next((tmp_path / "runs").rglob("summary.json")).read_text())
     assert summary["data"]["classes"] == ds.classes and summary["data"]["images"] == {"train": 19, "val": 8, "test": 5}
     assert "test" in summary and summary["data"]["imgsz"] == 64  # 20% of train held out (--test-fraction)
-    r = in_process("train", "detect", "--data", tmp_path / "nothing.yaml", "--project", tmp_path / "runs")
+    r = cli("train", "detect", "--data", tmp_path / "nothing.yaml", "--project", tmp_path / "runs")
     assert r.returncode == 2 and "nothing.yaml" in r.stderr
 
 

@@ -1,10 +1,7 @@
 """`deepix serve`: a real server on a loopback port; every endpoint, batching, the API key, and bad uploads
 answered with a 4xx and a one-line JSON error while the server stays healthy."""
 import io
-import socket
 import struct
-import threading
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,13 +11,6 @@ import pytest
 from PIL import Image
 
 from deepix.serve.app import Limits, make_app
-from tests.test_cli import in_process
-
-
-def png(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def huge_png_header(w=30_000, h=30_000) -> bytes:
@@ -31,32 +21,18 @@ def huge_png_header(w=30_000, h=30_000) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
 
 
-class Server:
-    def __init__(self, app):
-        import uvicorn
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(200):
-            if self.server.started:
-                break
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="module")
-def server(runs):
-    s = Server(make_app([str(runs[k]) for k in ("classify", "restore", "detect", "generate")],
-                        limits=Limits(max_bytes=2**20)))
+def server(runs, start_server):
+    s = start_server(make_app([str(runs[k]) for k in ("classify", "restore", "detect", "generate")],
+                              limits=Limits(max_bytes=2**20)))
     yield s
     s.stop()
+
+
+def png(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def digit() -> bytes:
@@ -125,8 +101,8 @@ def test_unknown_model_and_wrong_verb(server):
     assert r.status_code == 422
 
 
-def test_an_api_key_guards_the_models_and_other_hosts_need_one(runs):
-    s = Server(make_app([str(runs["classify"])], api_key="s3cret"))
+def test_an_api_key_guards_the_models_and_other_hosts_need_one(runs, start_server, cli):
+    s = start_server(make_app([str(runs["classify"])], api_key="s3cret"))
     try:
         assert httpx.get(f"{s.url}/v1/models").status_code == 401
         assert httpx.get(f"{s.url}/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
@@ -134,5 +110,5 @@ def test_an_api_key_guards_the_models_and_other_hosts_need_one(runs):
         assert httpx.get(f"{s.url}/healthz").status_code == 200
     finally:
         s.stop()
-    r = in_process("serve", runs["classify"], "--host", "0.0.0.0", "--api-key", "")
+    r = cli("serve", runs["classify"], "--host", "0.0.0.0", "--api-key", "")
     assert r.returncode == 2 and "--api-key" in r.stderr

@@ -9,17 +9,16 @@ import skimage.data
 from PIL import Image
 
 from deepix.serve.app import make_app
-from tests.test_serve import Server
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"  # tests/artifacts
 
 
 @pytest.fixture(scope="module")
-def page(runs):
+def page(runs, start_server):
     from playwright.sync_api import sync_playwright
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "the test command installs Chromium (apt-get install chromium); it is missing"
-    server = Server(make_app([str(runs[k]) for k in ("classify", "restore", "detect", "generate")]))
+    server = start_server(make_app([str(runs[k]) for k in ("classify", "restore", "detect", "generate")]))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         pg = browser.new_page(viewport={"width": 1100, "height": 900})

@@ -13,7 +13,6 @@ from deepix.data.voc import read_voc, write_voc
 from deepix.data.yolo import label_path, read_yolo, write_yolo
 from deepix.errors import UserError
 
-from .test_cli import in_process
 
 # (file, split, W, H, COCO boxes x, y, w, h, category id); category ids not contiguous nor in name order
 IMAGES = [
@@ -257,11 +256,11 @@ def test_yolo_yaml_forms_and_label_rule(tmp_path):
     assert ds.splits["train"][0].boxes[0].tolist() == pytest.approx([40, 15, 60, 35])
 
 
-def test_cli_convert_prints_one_line_and_bad_path_exits_2(tmp_path):
+def test_cli_convert_prints_one_line_and_bad_path_exits_2(tmp_path, cli):
     coco = make_coco(tmp_path / "coco")
-    r = in_process("data", "convert", coco, tmp_path / "out", "--to", "yolo", check=True)
+    r = cli("data", "convert", coco, tmp_path / "out", "--to", "yolo", check=True)
     line, = r.stdout.strip().splitlines()
     assert "4 images" in line and "5 boxes" in line and "3 classes" in line and "train 3" in line
     assert (tmp_path / "out" / "data.yaml").is_file()
-    r = in_process("data", "convert", tmp_path / "missing", tmp_path / "out2", "--to", "voc")
+    r = cli("data", "convert", tmp_path / "missing", tmp_path / "out2", "--to", "voc")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "not found" in r.stderr

@@ -35,10 +35,10 @@ def rows(run: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    """The same training in one process and in two."""
+def pair(tmp_path_factory, cli):
+    """The same training in one process (this one) and in two."""
     root = tmp_path_factory.mktemp("ddp")
-    one = deepix_cli("train", *SAME, "--epochs", "3", "--name", "one", cwd=root)
+    one = cli("train", *SAME, "--epochs", "3", "--name", "one", "--project", root / "runs")
     assert one.returncode == 0, one.stderr
     two = deepix_cli("train", *SAME, "--epochs", "3", "--name", "two", "--nproc", "2", cwd=root)
     assert two.returncode == 0, two.stderr
@@ -66,7 +66,7 @@ def test_only_rank_0_writes_and_reports(pair):
     assert not list(two.parent.glob("two?*"))  # the other rank made no second run folder
 
 
-def test_sharded_predict_merges_into_input_order(pair, tmp_path):
+def test_sharded_predict_merges_into_input_order(pair, tmp_path, cli):
     one, _, _ = pair
     from sklearn.datasets import load_digits
     digits = load_digits()
@@ -74,7 +74,7 @@ def test_sharded_predict_merges_into_input_order(pair, tmp_path):
         folder = tmp_path / "images" / ("a" if i < 5 else "b")
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray((digits.images[i] * 16).astype(np.uint8)).save(folder / f"{i:02d}.png")
-    single = deepix_cli("predict", str(one), str(tmp_path / "images"), "-o", str(tmp_path / "p1"), cwd=tmp_path)
+    single = cli("predict", str(one), str(tmp_path / "images"), "-o", str(tmp_path / "p1"))  # in this process
     assert single.returncode == 0, single.stderr
     multi = deepix_cli("predict", str(one), str(tmp_path / "images"), "-o", str(tmp_path / "p2"), "--nproc", "2",
                        cwd=tmp_path)
@@ -144,7 +144,8 @@ def test_several_machines_need_a_meeting_point():
         launch(["train"], 2, nnodes=2)
 
 
-def test_sharded_detect_and_restore_predict_write_what_one_process_writes(runs, tmp_path):
+def test_sharded_detect_and_restore_predict_write_what_one_process_writes(detect_run, restore_run, tmp_path, cli):
+    runs = {"detect": detect_run["run"], "restore": restore_run}
     images = tmp_path / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -155,8 +156,11 @@ def test_sharded_detect_and_restore_predict_write_what_one_process_writes(runs, 
         for nproc in ("1", "2"):
             out = tmp_path / f"{task}{nproc}"
             low = ["--conf", "0.01"] if task == "detect" else []  # a 1-epoch detector: keep its faint boxes
-            r = deepix_cli("predict", str(runs[task]), str(images), "-o", str(out), "--nproc", nproc, *low,
-                           cwd=tmp_path)
+            if nproc == "1":  # one process: this one
+                r = cli("predict", str(runs[task]), str(images), "-o", str(out), *low)
+            else:
+                r = deepix_cli("predict", str(runs[task]), str(images), "-o", str(out), "--nproc", nproc, *low,
+                               cwd=tmp_path)
             assert r.returncode == 0, r.stderr
             outs.append(out)
         assert sorted(p.name for p in outs[0].iterdir()) == sorted(p.name for p in outs[1].iterdir())

@@ -13,7 +13,6 @@ from deepix.data.augment import Augment
 from deepix.models import Spec, build_model, with_preprocess
 from deepix.models.ssl import Pretrainer, strip_head
 from deepix.tasks.pretrain.train import knn_accuracy, per_class, probe_accuracy
-from tests.test_cli import in_process
 
 
 def shapes_16(n=240, seed=0):
@@ -117,13 +116,13 @@ def test_pretraining_writes_monitor_encoder_pictures_and_report(pretrained):
     assert "What the unlabelled images bought" in html and "linear probe" in html
 
 
-def test_predict_on_a_pretrain_run_points_to_fine_tuning(pretrained, tmp_path):
+def test_predict_on_a_pretrain_run_points_to_fine_tuning(pretrained, tmp_path, cli):
     run = pretrained["run"]
     x, y = shapes_16()
     folder = tmp_path / "img"
     folder.mkdir()
     Image.fromarray(x[0]).save(folder / "a.png")
-    r = in_process("predict", run, folder / "a.png")
+    r = cli("predict", run, folder / "a.png")
     assert r.returncode == 2 and "--init" in r.stderr
 
 
@@ -179,13 +178,13 @@ def test_a_resumed_byol_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_pa
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_folder_without_classes_pretrains_on_the_loss_alone(tmp_path):
+def test_a_folder_without_classes_pretrains_on_the_loss_alone(tmp_path, cli, start_server, to_png):
     x, _ = shapes_16(80)
     folder = tmp_path / "photos"
     folder.mkdir()
     for i, im in enumerate(x):
         Image.fromarray(im).save(folder / f"{i}.png")
-    r = in_process("pretrain", "--data", folder, "--imgsz", 16, "--epochs", 1, "--batch", 16, "--width", 0.25,
+    r = cli("pretrain", "--data", folder, "--imgsz", 16, "--epochs", 1, "--batch", 16, "--width", 0.25,
                    "--threads", 1, "--time-limit", 0, "--method", "mae", "--project", tmp_path, "--name", "u", "--quiet",
                    check=True)
     run = tmp_path / "pretrain" / "u"
@@ -195,26 +194,25 @@ def test_a_folder_without_classes_pretrains_on_the_loss_alone(tmp_path):
     # the encoder exports as a feature extractor, checked on photographs (there are no test images)
     from deepix.export import read_metadata, run_file
     out = tmp_path / "enc.onnx"
-    assert "ok" in in_process("export", run, "-o", out, check=True).stdout
+    assert "ok" in cli("export", run, "-o", out, check=True).stdout
     meta = read_metadata(out)
     assert meta["deepix_task"] == "pretrain" and meta["method"] == "mae"
     assert run_file(out, {"images": torch.rand(5, 1, 16, 16)}).shape == (5, meta["features"])
     # and serves its features
     import httpx
     from deepix.serve.app import make_app
-    from tests.test_serve import Server, png
-    s = Server(make_app([str(run)]))
+    s = start_server(make_app([str(run)]))
     try:
-        r = httpx.post(f"{s.url}/v1/models/u/predict", files={"file": ("a.png", png(x[0]))}).json()
+        r = httpx.post(f"{s.url}/v1/models/u/predict", files={"file": ("a.png", to_png(x[0]))}).json()
         assert r["task"] == "pretrain" and len(r["results"][0]["features"]) == meta["features"]
     finally:
         s.stop()
     # labels cannot be asked of it
-    bad = in_process("train", "classify", "--data", folder, "--labels-per-class", 2, "--project", tmp_path)
+    bad = cli("train", "classify", "--data", folder, "--labels-per-class", 2, "--project", tmp_path)
     assert bad.returncode == 2 and "class folders" in bad.stderr
 
 
-def test_bad_pretraining_input_is_one_line_exit_2(tmp_path, pretrained):
+def test_bad_pretraining_input_is_one_line_exit_2(tmp_path, pretrained, cli):
     empty = tmp_path / "empty"
     empty.mkdir()
     cases = [
@@ -225,12 +223,12 @@ def test_bad_pretraining_input_is_one_line_exit_2(tmp_path, pretrained):
         (["train", "classify", "--data", "digits", "--init", tmp_path / "nope"], "no encoder there"),
     ]
     for args, says in cases:
-        r = in_process(*args, "--project", tmp_path, "--threads", 1, "--quiet")
+        r = cli(*args, "--project", tmp_path, "--threads", 1, "--quiet")
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
 
 
 @pytest.mark.parametrize("model, channels", [("fcos-n", 3), ("unet-s", 1)])
-def test_detectors_and_restorers_start_from_an_encoder_of_their_own_backbone(tmp_path, model, channels):
+def test_detectors_and_restorers_start_from_an_encoder_of_their_own_backbone(tmp_path, model, channels, cli):
     from deepix.errors import UserError
     from deepix.models.encoder import init_from
     rng = np.random.default_rng(0)
@@ -239,7 +237,7 @@ def test_detectors_and_restorers_start_from_an_encoder_of_their_own_backbone(tmp
     for i in range(48):
         im = rng.integers(0, 255, size=(32, 32, 3) if channels == 3 else (32, 32)).astype(np.uint8)
         Image.fromarray(im).save(folder / f"{i}.png")
-    in_process("pretrain", "--data", folder, "--imgsz", 32, "--model", model, "--epochs", 1, "--batch", 16,
+    cli("pretrain", "--data", folder, "--imgsz", 32, "--model", model, "--epochs", 1, "--batch", 16,
                "--width", 0.25, "--threads", 1, "--time-limit", 0, "--project", tmp_path, "--name", "b", "--quiet",
                check=True)
     run = tmp_path / "pretrain" / "b"

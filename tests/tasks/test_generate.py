@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 import deepix
 from deepix.config import make_config
 from deepix.tasks.generate import train as generate
-from tests.test_cli import in_process
 
 
 @pytest.fixture(autouse=True)
@@ -20,19 +19,10 @@ def few_test_samples(monkeypatch):
     monkeypatch.setattr(generate, "EVAL_SAMPLES", 200)
 
 
-def digits_28():
-    """scikit-learn's 8x8 digits blown up to 28x28: small and fast, 10 classes."""
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = torch.from_numpy(d.images[:600]).float()[:, None] * (255 / 16)
-    x = torch.nn.functional.interpolate(x, size=(28, 28), mode="bilinear").round().clamp(0, 255).byte()
-    return x[:, 0].numpy(), d.target[:600]
-
-
 FAST = dict(epochs=2, judge_epochs=2, batch=32, threads=1, quiet=True, width=0.25)
 
 
-def test_cgan_trains_through_the_engine_and_is_judged(tmp_path):
+def test_cgan_trains_through_the_engine_and_is_judged(tmp_path, digits_28):
     r = deepix.train("generate", data=digits_28(), project=str(tmp_path), name="g", **FAST)
     run = r["run"]
     rows = (run / "metrics.csv").read_text().splitlines()
@@ -51,10 +41,11 @@ def test_cgan_trains_through_the_engine_and_is_judged(tmp_path):
     assert "FID" in html and "data:image/gif" in html
 
 
-def test_a_resumed_gan_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+def test_a_resumed_gan_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, digits_28):
     data = digits_28()
-    whole = deepix.train("generate", data=data, project=str(tmp_path), name="whole", **FAST)["run"]
-    cut = deepix.train("generate", data=data, project=str(tmp_path), name="cut", **{**FAST, "epochs": 1})["run"]
+    quick = {**FAST, "judge_epochs": 1}  # the judge plays no part in the weights compared
+    whole = deepix.train("generate", data=data, project=str(tmp_path), name="whole", **quick)["run"]
+    cut = deepix.train("generate", data=data, project=str(tmp_path), name="cut", **{**quick, "epochs": 1})["run"]
     saved = torch.load(cut / "state" / "last.pt", weights_only=True)
     assert set(saved["optimizers"]) == {"g", "d"}  # both optimizers' states travel with the run
     deepix.train("generate", resume=str(cut), data=data, epochs=2, quiet=True)
@@ -78,14 +69,16 @@ def test_gan_options_ns_loss_r1_penalty_and_no_spectral_norm_train():
     assert any(not torch.equal(a, b) for a, b in zip(before, model.g_ema.parameters()))  # the average moved
 
 
-def test_diffusion_model_trains_through_the_same_task(tmp_path):
-    r = deepix.train("generate", data=digits_28(), project=str(tmp_path), model="ddpm", lr=1e-3, **{**FAST, "epochs": 1})
+def test_diffusion_model_trains_through_the_same_task(ddpm_run):
+    # the shared run: ddpm, 1 epoch on digits_28, 300 test samples
+    r = {"run": ddpm_run, "test": json.loads((ddpm_run / "summary.json").read_text())["test"]}
     assert "train_loss" in (r["run"] / "metrics.csv").read_text().splitlines()[0]
     assert r["test"]["class_accuracy"] is not None
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, digits_28, generate_run):
+    """A conditional GAN trained on a folder, and the shared unconditional one (dcgan on digits_28)."""
     base = tmp_path_factory.mktemp("gen")
     import deepix.tasks.generate.train as g
     saved = g.TEST_SAMPLES, g.EVAL_SAMPLES
@@ -97,19 +90,18 @@ def trained(tmp_path_factory):
     data = dict(data=str(base / "imgs"), imgsz=28, project=str(base), **{**FAST, "epochs": 1})
     try:
         cond = deepix.train("generate", name="c", **data)["run"]
-        unc = deepix.train("generate", name="u", model="dcgan", **data)["run"]
     finally:
         g.TEST_SAMPLES, g.EVAL_SAMPLES = saved
-    return cond, unc
+    return cond, generate_run
 
 
-def test_generate_writes_a_grid_or_one_file_per_image(trained, tmp_path):
+def test_generate_writes_a_grid_or_one_file_per_image(trained, tmp_path, cli):
     cond, _ = trained
-    r = in_process("generate", cond, "-n", "16", "--class", "7", "-o", tmp_path / "g.png")
+    r = cli("generate", cond, "-n", "16", "--class", "7", "-o", tmp_path / "g.png")
     assert r.returncode == 0, r.stderr
     im = Image.open(tmp_path / "g.png")
     assert im.size[0] == im.size[1] > 4 * 28
-    r = in_process("generate", cond, "-n", "5", "-o", tmp_path / "each")
+    r = cli("generate", cond, "-n", "5", "-o", tmp_path / "each")
     assert r.returncode == 0 and len(list((tmp_path / "each").glob("*.png"))) == 5
     assert Image.open(next((tmp_path / "each").glob("*.png"))).size == (28, 28)
 
@@ -119,15 +111,15 @@ def test_generate_writes_a_grid_or_one_file_per_image(trained, tmp_path):
     (["--class", "cat"], "not one of this model's classes"),
     (["--class", "12"], "not one of this model's classes"),
 ])
-def test_bad_generate_requests_are_one_line_exit_2(trained, tmp_path, args, says):
+def test_bad_generate_requests_are_one_line_exit_2(trained, tmp_path, args, says, cli):
     cond, _ = trained
-    r = in_process("generate", cond, *args, "-o", tmp_path / "x.png")
+    r = cli("generate", cond, *args, "-o", tmp_path / "x.png")
     assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_an_unconditional_model_cannot_be_asked_for_a_class(trained, tmp_path):
+def test_an_unconditional_model_cannot_be_asked_for_a_class(trained, tmp_path, cli):
     _, unc = trained
-    r = in_process("generate", unc, "--class", "3", "-o", tmp_path / "x.png")
+    r = cli("generate", unc, "--class", "3", "-o", tmp_path / "x.png")
     assert r.returncode == 2 and "unconditional" in r.stderr
     assert json.loads((unc / "summary.json").read_text())["test"]["class_accuracy"] is None
 
@@ -145,20 +137,20 @@ def test_a_folder_of_mixed_sizes_is_resized_and_says_so(tmp_path):
     assert Image.open(r["run"] / "plots" / "samples.png").mode == "RGB"
 
 
-def test_a_classifier_is_not_a_generator(tmp_path):
-    r = in_process("train", "generate", "--model", "vgg7", "--project", tmp_path, "--quiet", "--threads", "1")
+def test_a_classifier_is_not_a_generator(tmp_path, cli):
+    r = cli("train", "generate", "--model", "vgg7", "--project", tmp_path, "--quiet", "--threads", "1")
     assert r.returncode == 2 and "does not generate" in r.stderr
 
 
-def test_val_measures_the_run_again_and_predict_points_to_generate(trained, tmp_path):
+def test_val_measures_the_run_again_and_predict_points_to_generate(trained, tmp_path, cli):
     cond, _ = trained
-    r = in_process("val", cond, "--json")
+    r = cli("val", cond, "--json")
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
     assert len(m["coverage"]) == 10 and m["class_accuracy"] is not None
     img = tmp_path / "a.png"
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(img)
-    r = in_process("predict", cond, img)
+    r = cli("predict", cond, img)
     assert r.returncode == 2 and "deepix generate" in r.stderr
 
 
