@@ -16,7 +16,8 @@ from .runs import find_run
 
 HELP = {
     "data": "mnist-5k (default), digits, mnist, fashion-mnist, cifar10, or a folder of class folders",
-    "imgsz": "resize images to this square size (0: keep the data set's size; folders: 64)",
+    "imgsz": "the side images are resized to (0: the data set's own size; images of mixed sizes on disk: "
+             "{folder_imgsz})",
     "augment": "augmentation preset: auto (by data set), none, digits, natural, strong",
     "model": "model name (see `deepix models`), tv:NAME or timm:NAME",
     "weights": "start from a local weights file (.safetensors or .pt)",
@@ -94,12 +95,13 @@ def _add_settings(p: argparse.ArgumentParser, task: str) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         shown = f.name in used
+        words = HELP.get(f.name, "").format(folder_imgsz=tasks.get(task).folder_imgsz)
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                           help=HELP.get(f.name) if shown else argparse.SUPPRESS)
+                           help=words if shown else argparse.SUPPRESS)
         else:
             p.add_argument(flag, type=type(default), default=None,
-                           help=f"{HELP.get(f.name, '')} (default: {default})".strip() if shown else argparse.SUPPRESS)
+                           help=f"{words} (default: {default})".strip() if shown else argparse.SUPPRESS)
 
 
 def _task_of(argv: list[str]) -> str:
@@ -290,13 +292,15 @@ def run(argv: list[str] | None = None) -> int:
         if not sampler.makes_images:
             raise UserError(f"{args.run} is a {sampler.task} run; deepix generate takes runs that make images "
                             f"(deepix train generate)")
-        paths = sampler.write(sampler.generate(args.n, args.cls, args.seed), Path(args.output))
+        paths = sampler.make_files(args.n, args.cls, args.seed, Path(args.output))
         console.print(f"{args.n} images -> {paths[0] if len(paths) == 1 else Path(args.output)}")
     elif args.verb == "export":
         from .export import export
         r = export(args.run, args.format, args.output, args.weights, args.data)
         par = r["parity"]
-        agree = f", top-1 agreement {par['top1_agreement']:.1%}" if "top1_agreement" in par else ""
+        # figures the task's own parity check added (a classifier's top1_agreement), as fractions
+        agree = "".join(f", {k.replace('_', ' ')} {v:.1%}" for k, v in par.items()
+                        if k not in ("inputs", "max_abs_diff", "tolerance", "ok"))
         console.print(f"{r['format']}: {r['file']} ({r['bytes'] / 1e6:.1f} MB, {r['export_seconds']:.1f} s)")
         console.print(f"parity with deepix on {par['inputs']}: max |difference| {par['max_abs_diff']:.2e} "
                       f"(tolerance {par['tolerance']:.0e}){agree}: {'ok' if par['ok'] else 'FAILED'}")

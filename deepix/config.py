@@ -17,7 +17,7 @@ class Config:
     task: str = "classify"
     # data
     data: str = "mnist-5k"
-    imgsz: int = 0              # 0: the data set's own size (folders: 64)
+    imgsz: int = 0              # 0: the data set's own size (images of mixed sizes on disk: the task's folder_imgsz)
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     augment: str = "auto"       # auto | none | digits | natural | strong

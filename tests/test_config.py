@@ -34,3 +34,19 @@ def test_a_tasks_default_time_budget_gives_way_to_epochs_the_user_names():
     assert make_config(task="pretrain").time_limit == 10.0
     assert make_config(task="pretrain", epochs=5).time_limit == 0.0
     assert make_config(task="pretrain", epochs=5, time_limit=3).time_limit == 3.0
+
+
+def test_imgsz_has_one_documented_default_per_task():
+    """--imgsz 0 keeps the data's size; images of mixed sizes on disk get the task's folder_imgsz, which
+    the help states and the readers use."""
+    from deepix.cli import parser
+    from deepix.data.folder import DEFAULT_SIZE
+    from deepix.tasks import get, names
+    from deepix.tasks.detect.train import FOLDER_SIZE
+    assert Config().imgsz == 0
+    assert get("detect").folder_imgsz == FOLDER_SIZE
+    assert {get(t).folder_imgsz for t in names() if t != "detect"} == {DEFAULT_SIZE}
+    for task in ("classify", "detect"):
+        text = parser(task).format_help() + "".join(
+            a.format_help() for a in parser(task)._subparsers._group_actions[0].choices.values())
+        assert f"images of mixed sizes on disk: {get(task).folder_imgsz})" in " ".join(text.split())

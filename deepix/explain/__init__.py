@@ -26,5 +26,5 @@ def explain(run, images, layer: str | None = None, cls=None, out=None, conf: flo
     except OSError as e:
         raise UserError(f"cannot write to {out}: {e.strerror}; pass another folder with -o") from None
     result = get(cfg.task).explain(found, images, layer, cls, out, conf)
-    result["page"] = write_page(out, found, result, cfg.model)
+    result["page"] = write_page(out, found, result, cfg.model, result.pop("html"))
     return result

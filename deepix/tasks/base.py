@@ -90,6 +90,10 @@ class Loaded:
         """Optional, for `makes_images`: n new images as one (C, H, W) grid in [0, 1]."""
         raise UserError(f"a {self.task} run does not make images")
 
+    def make_files(self, n: int, asked: str | None, seed: int, out: Path) -> list[Path]:
+        """Optional, for `makes_images`: `deepix generate`'s n new images written to OUT; the files written."""
+        raise UserError(f"a {self.task} run does not make images")
+
 
 @dataclass
 class Exportable:
@@ -127,6 +131,7 @@ class Task:
     augment_presets: bool = True          # --augment takes the presets (else: on or off, e.g. flips)
     dropout: bool = True                  # its models take --dropout (a remedy the advisor may offer)
     result_unit: str = "images"           # what train/images_per_s counts
+    folder_imgsz: int = 64                # --imgsz 0 on images of mixed sizes from disk: they are read at this side
 
     def higher_is_better(self, monitor: str) -> bool:
         """Whether the monitored figure improves upward (accuracy) or downward (a loss)."""
@@ -173,5 +178,6 @@ class Task:
         raise UserError(f"{file.path} holds a {self.name} model; predict takes exported files of other tasks")
 
     def explain(self, run: Path, images, layer, cls, out: Path, conf: float) -> dict:
-        """Optional: `deepix explain`'s maps for this task's predictions."""
+        """Optional: `deepix explain`'s maps for this task's predictions: a dict with task, layer, class,
+        predictions, notes, pngs, lines (printed) and html (explain.html's body), its PNGs written to `out`."""
         raise UserError(f"{run} is a {self.name} run, and deepix explain does not take {self.name} runs")

@@ -71,11 +71,12 @@ class Classify(Task):
         return ExportedClassifier(file)
 
     def explain(self, run: Path, images, layer, cls, out: Path, conf: float) -> dict:
-        from .explain import explain_images
+        from .explain import explain_images, page_body
         r = explain_images(self.load(run), images, layer, cls, out)
         r["lines"] = [f"{p['image']}: {p['class']} {p['probability']:.1%}"
                       + (f"  ({p['asked']['class']}: {p['asked']['probability']:.1%})" if "asked" in p else "")
                       for p in r["predictions"]]
+        r["html"] = page_body(r, out)
         return r
 
 

@@ -3,6 +3,7 @@ classify run (filters, feature maps, Grad-CAM on right and wrong test images, th
 from __future__ import annotations
 
 import json
+from html import escape as e
 import time
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import torch
 
 from ...data.inputs import to_batch
 from ...errors import UserError
+from ...report import html
 from ...explain import figures
 from ...explain.cam import grad_cam, integrated_gradients
 from ...explain.figures import Cell, as_image, overlay_grid
+from ...explain.page import READ_CAMS, READ_EMBEDDING, READ_FEATURES, READ_FILTERS, stage_table
 from ...explain.layers import embed, resolve_class, hookable, named_layers, penultimate, pick_target, trace
 
 EMBED_IMAGES = 1000   # test images in the t-SNE map: enough to see clusters, a second or two on 2 cores
@@ -54,10 +57,10 @@ def load_images(pred, images) -> tuple[torch.Tensor, list[str], list[str]]:
     mode = "grayscale" if pred.channels == 1 else "RGB"
     want = f"{pred.size[1]}x{pred.size[0]} {'L' if pred.channels == 1 else 'RGB'}"
     names, notes, xs = [], [], []
-    for i, img in enumerate(images):
-        name, seen = _source(img, i)
+    for i, im in enumerate(images):
+        name, seen = _source(im, i)
         names.append(name)
-        xs.append(to_batch([img] if isinstance(img, (str, Path)) else img, pred.channels, pred.size))
+        xs.append(to_batch([im] if isinstance(im, (str, Path)) else im, pred.channels, pred.size))
         if seen and seen != want:
             notes.append(f"{name}: {seen}, converted to the model's {pred.size[1]}x{pred.size[0]} {mode} input "
                          f"(resized, not cropped)")
@@ -113,6 +116,25 @@ def explain_images(pred, images, layer: str | None, cls, out: Path) -> dict:
             "predictions": results, "notes": notes, "stages": stage_rows(stages), "pngs": pngs,
             "input": {"channels": pred.channels, "size": list(pred.size)},
             "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def page_body(r: dict, out: Path) -> str:
+    """explain.html's part for a classifier: the predictions, the filters, the stages and each image's maps."""
+    png = lambda key: out / Path(r["pngs"][key]).name  # noqa: E731
+    asked = r.get("class")
+    h = ["<h2>Predictions</h2>" + html.table(
+        ["image", "predicted", "probability", "next"] + ([f"p({asked})"] if asked else []),
+        [[p["image"], p["class"], f"{p['probability']:.1%}",
+          ", ".join(f"{t['class']} {t['probability']:.1%}" for t in p["top"][1:])]
+         + ([f"{p['asked']['probability']:.1%}"] if asked else []) for p in r["predictions"]])]
+    h.append(f"<h2>First-layer filters</h2><p>{e(READ_FILTERS)}</p>{html.img(png('filters'), 'filters')}")
+    h.append(f"<h2>The stages: from pixels to classes</h2><p>{e(READ_FEATURES)}</p>{stage_table(r['stages'])}")
+    h.append(f"<p>{e(READ_CAMS)}</p>")
+    for p in r["predictions"]:
+        h.append(f"<h2>{e(p['image'])}: {e(p['class'])} ({p['probability']:.1%})</h2>"
+                 + html.img(png(f"{p['image']}_maps"), "class activation maps")
+                 + html.img(png(f"{p['image']}_features"), "feature maps"))
+    return "\n".join(h)
 
 
 # -- the classify report's section
@@ -216,3 +238,35 @@ def confused_pairs(x_u8, y, pred, classes, plots: Path, pairs: int = 3, each: in
         facts.append({"pair": [classes[a], classes[b]], "errors": total, "a_as_b": int(cm[a, b]),
                       "b_as_a": int(cm[b, a])})
     return overlay_grid(rows, plots / "explain_confused.png", cell=1.2).name, facts
+
+
+def report_section(run: Path) -> str:
+    """The report's "What the network looks at" from RUN/explain.json and its plots; '' when there is none."""
+    path = run / "explain.json"
+    if not path.is_file():
+        return ""
+    info = json.loads(path.read_text())
+    fig = lambda key, alt: html.img(run / "plots" / info["figures"][key], alt) if info["figures"].get(key) else ""  # noqa: E731
+    h = []
+    if info["figures"].get("filters"):
+        h.append(f"<h3>First-layer filters</h3><p>{e(READ_FILTERS)}</p>{fig('filters', 'filters')}")
+        h.append(f"<h3>One test image, stage by stage</h3><p>{e(READ_FEATURES)}</p>{stage_table(info['stages'])}"
+                 f"{fig('features', 'feature maps')}")
+    else:
+        h.append("<p>The model has no convolution: no filters, feature maps or Grad-CAM to show.</p>")
+    if info["figures"].get("gradcam"):
+        h.append(f"<h3>Where it looks: Grad-CAM at layer {e(info['layer'])}</h3><p>Left, green: the surest right "
+                 f"test predictions; right, red: the surest wrong ones, with the map of the predicted class and of "
+                 f"the true one. {e(READ_CAMS.split('. Integrated')[0])}.</p>{fig('gradcam', 'Grad-CAM')}")
+    if info["figures"].get("embedding"):
+        emb = info["embedding"]
+        h.append(f"<h3>The embedding</h3><p>{e(READ_EMBEDDING)} {emb['features']} features per image, "
+                 f"{emb['misclassified']} of {info['images']} misclassified.</p>{fig('embedding', 'embedding')}")
+    if info.get("confused"):
+        pairs = "; ".join(f"{c['pair'][0]} / {c['pair'][1]}: {c['errors']} errors ({c['pair'][0]} as {c['pair'][1]} "
+                          f"{c['a_as_b']}, {c['pair'][1]} as {c['pair'][0]} {c['b_as_a']})" for c in info["confused"])
+        h.append(f"<h3>The most confused pairs</h3><p>{e(pairs)}. Each row: test images of one pair, both "
+                 f"ways.</p>{fig('confused', 'confused pairs')}")
+    h.append(f"<p class='sub'>Made in {info.get('seconds', 0):.1f} s after training; "
+             f"<code>deepix explain RUN IMAGE...</code> does the same for your own images.</p>")
+    return "".join(h)

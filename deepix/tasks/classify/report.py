@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...explain.page import report_section
 from ...report.html import img, table
 from ...report.plots import plot_class_counts, plot_confusion
+from .explain import report_section
 
 
 def _pct(x) -> str:

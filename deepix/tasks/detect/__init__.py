@@ -19,6 +19,7 @@ class Detect(Task):
                       "brightness", "contrast", "mosaic", "multiscale", "iou", "conf", "max_det", "width", "weights",
                       "channels_last", "init"})
     fit_verdict = True
+    folder_imgsz = 320   # train.FOLDER_SIZE: boxes need more pixels than whole-image labels
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):
         from .train import setup
@@ -65,10 +66,11 @@ class Detect(Task):
         return ExportedDetector(file)
 
     def explain(self, run: Path, images, layer, cls, out: Path, conf: float) -> dict:
-        from .explain import explain_images
+        from .explain import explain_images, page_body
         r = explain_images(self.load(run), images, layer, cls, out, conf)
         r["lines"] = [f"{p['image']}: " + (", ".join(f"{b['class']} {b['score']:.2f}" for b in p["boxes"]) or "no box")
                       for p in r["predictions"]]
+        r["html"] = page_body(r, out)
         return r
 
 

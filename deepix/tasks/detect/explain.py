@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from html import escape as e
 from pathlib import Path
 
 import torch
@@ -9,6 +10,7 @@ import torch
 from . import fcos_head
 from .images import letterbox, unlabelled
 from ...errors import UserError
+from ...report.html import img, table
 from ...report.plots import COLORS
 from ...explain.cam import box_score, grad_cam
 from ...explain.figures import Cell, as_image, overlay_grid
@@ -78,20 +80,20 @@ def explain_images(det, images, layer: str | None, cls, out: Path, conf: float =
     if not paths:
         raise UserError("no images to explain: give one or more image files")
     items = [unlabelled(p) for p in paths]
-    x_u8, _, scales = letterbox(items, det.side)
+    x_u8, _, scales = letterbox(items, det.imgsz)
     x = x_u8.to(det.dev).float().div(255)
     notes, sizes = [], []
     for p, s in zip(paths, scales.tolist()):
         with Image.open(p) as f:
             w, h, mode = f.width, f.height, f.mode
         sizes.append((max(1, round(h * s)), max(1, round(w * s))))
-        if (w, h) != (det.side, det.side) or mode != "RGB":
+        if (w, h) != (det.imgsz, det.imgsz) or mode != "RGB":
             notes.append(f"{p.stem}: {w}x{h} {mode}, " + ("converted to RGB and " if mode != "RGB" else "")
-                         + f"letterboxed to the detector's {det.side}x{det.side} input (scaled by {s:.3g}, padded "
+                         + f"letterboxed to the detector's {det.imgsz}x{det.imgsz} input (scaled by {s:.3g}, padded "
                          "right and bottom)")
     with hookable(det.model) as model:
         target, module, where = pick_target(model, x, trace(model, x[:1]), layer)
-        found = boxes_with_maps(model, x, det.task.points, det.cfg.iou, module, where, conf, cls=cls_idx)
+        found = boxes_with_maps(model, x, det.step.points, det.cfg.iou, module, where, conf, cls=cls_idx)
     out.mkdir(parents=True, exist_ok=True)
     names = [p.stem for p in paths]
     pngs = {}
@@ -106,20 +108,32 @@ def explain_images(det, images, layer: str | None, cls, out: Path, conf: float =
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def report_figures(plots: Path, model, task, images, classes: list[str], side: int, iou: float,
+def page_body(r: dict, out: Path) -> str:
+    """explain.html's part for a detector: the boxes as a table, then each image with its boxes' maps."""
+    h = ["<h2>Boxes</h2>" + table(["image", "class", "score", "box (x1, y1, x2, y2)"], [
+        [p["image"], b["class"], f"{b['score']:.2f}", ", ".join(f"{v:.0f}" for v in b["box"])]
+        for p in r["predictions"] for b in p["boxes"]]),
+        "<p>For each box, Grad-CAM of its class score at the point of the output that found it: where the "
+        "evidence for that box lies. Boxes drawn in the letterboxed image the detector saw.</p>"]
+    h += [f"<h2>{e(p['image'])}</h2>" + img(out / Path(r["pngs"][f"{p['image']}_boxes"]).name, p["image"])
+          for p in r["predictions"] if f"{p['image']}_boxes" in r["pngs"]]
+    return "\n".join(h)
+
+
+def report_figures(plots: Path, model, task, images, classes: list[str], imgsz: int, iou: float,
                    n_images: int = 2, max_boxes: int = 3) -> Path | None:
     """plots/explain_boxes.png: per-box maps for the test images (of the first 8) with the surest boxes; None
     for a torchvision detector."""
     from ...models.fcos import FCOS
     if not isinstance(model, FCOS) or not images:
         return None
-    x_u8, _, scales = letterbox(images[:8], side)
+    x_u8, _, scales = letterbox(images[:8], imgsz)
     x = x_u8.to(task.dev).float().div(255)
     with hookable(model) as m:
         _, layer, where = pick_target(m, x[:1], trace(m, x[:1]), None)
         with torch.no_grad():
             best = [float(d["scores"].max()) if len(d["scores"]) else 0.0
-                    for d in fcos_head.decode(m(x).float(), task.points, (side, side), 0.001, iou, 1)]
+                    for d in fcos_head.decode(m(x).float(), task.points, (imgsz, imgsz), 0.001, iou, 1)]
         # a detector that finds nothing over 0.25 yet still shows its best guesses, their scores in the titles
         conf = 0.25 if sorted(best)[-min(n_images, len(best))] >= 0.25 else 0.001
         pick = sorted(range(len(best)), key=lambda i: -best[i])[:n_images]

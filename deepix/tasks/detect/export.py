@@ -15,16 +15,16 @@ class Dense(torch.nn.Module):
     """FCOS's outputs decoded up to the NMS: boxes (N, P, 4) in the letterboxed image's pixels and scores
     (N, P, C) = sqrt(class probability x centre-ness), as deepix's own decoder computes them."""
 
-    def __init__(self, model: torch.nn.Module, points: torch.Tensor, side: int):
+    def __init__(self, model: torch.nn.Module, points: torch.Tensor, imgsz: int):
         super().__init__()
-        self.model, self.side = model, side
+        self.model, self.imgsz = model, imgsz
         self.register_buffer("points", points)
 
     def forward(self, images: torch.Tensor):
         out = self.model(images).float()
         c = out.shape[-1] - 5
         scores = torch.sqrt(out[..., :c].sigmoid() * out[..., -1:].sigmoid())
-        return to_boxes(self.points[None], out[..., c:c + 4]).clamp(0, self.side), scores
+        return to_boxes(self.points[None], out[..., c:c + 4]).clamp(0, self.imgsz), scores
 
 
 def exportable(det, data: str | None) -> Exportable:
@@ -32,7 +32,7 @@ def exportable(det, data: str | None) -> Exportable:
     cfg = det.cfg
     if data:
         cfg.data = data
-    if det.task.tv:
+    if det.step.tv:
         raise UserError(f"{cfg.model} is a torchvision detector; export covers deepix's own (fcos-n, fcos-s) so far")
     try:
         ds = load_data(cfg)
@@ -40,13 +40,13 @@ def exportable(det, data: str | None) -> Exportable:
         raise UserError(f"the parity check runs on the run's own images, and they could not be read ({e}); "
                         f"pass --data to point at them") from None
     split = "test" if ds.splits.get("test") else "val"
-    x = letterbox(ds.splits[split][:16], det.side)[0].float().div(255)
+    x = letterbox(ds.splits[split][:16], det.imgsz)[0].float().div(255)
     det.step.prepare(x, None, False)  # sets the points of this image size
-    info = dict(classes=det.classes, size=[det.side, det.side], iou=cfg.iou,
-                input=f"images: float32 (N, 3, {det.side}, {det.side}) RGB in [0, 1]: each image scaled so its "
-                      f"longer side is {det.side}, placed top-left, the rest filled with grey {FILL:.4f} (114/255)",
+    info = dict(classes=det.classes, size=[det.imgsz, det.imgsz], iou=cfg.iou,
+                input=f"images: float32 (N, 3, {det.imgsz}, {det.imgsz}) RGB in [0, 1]: each image scaled so its "
+                      f"longer side is {det.imgsz}, placed top-left, the rest filled with grey {FILL:.4f} (114/255)",
                 output=f"boxes (N, P, 4) x1 y1 x2 y2 in those pixels (divide by the scale for the image's own), "
                        f"scores (N, P, classes); keep scores over a threshold (0.25) and apply class-wise NMS at "
                        f"IoU {cfg.iou}")
-    return Exportable(Dense(det.model.float().cpu(), det.task.points.cpu(), det.side).eval(), (x,), ["images"],
+    return Exportable(Dense(det.model.float().cpu(), det.step.points.cpu(), det.imgsz).eval(), (x,), ["images"],
                       ["boxes", "scores"], {"images": {0: "batch"}}, info, f"{len(x)} {split} images of {ds.name}")

@@ -31,18 +31,18 @@ def pixels(im: DetImage) -> torch.Tensor:
     return x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3]
 
 
-def letterbox(images: list[DetImage], side: int):
-    """uint8 (N, 3, side, side) with each image scaled to fit and padded right and bottom in grey,
+def letterbox(images: list[DetImage], imgsz: int):
+    """uint8 (N, 3, imgsz, imgsz) with each image scaled to fit and padded right and bottom in grey,
     (N, M, 5) box targets [label, x1, y1, x2, y2] (label -1 pads), and each image's scale."""
     n, m = len(images), max([len(im.labels) for im in images] + [1])
-    x = torch.full((n, 3, side, side), round(FILL * 255), dtype=torch.uint8)
+    x = torch.full((n, 3, imgsz, imgsz), round(FILL * 255), dtype=torch.uint8)
     t = torch.zeros(n, m, 5)
     t[..., 0] = -1
     scales = torch.zeros(n)
     for i, im in enumerate(images):
         px = pixels(im)
         h, w = px.shape[1:]
-        s = side / max(h, w)
+        s = imgsz / max(h, w)
         nh, nw = max(1, round(h * s)), max(1, round(w * s))
         if (nh, nw) != (h, w):
             px = F.interpolate(px[None].float(), size=(nh, nw), mode="bilinear", antialias=True,

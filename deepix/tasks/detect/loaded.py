@@ -98,23 +98,23 @@ class Detector(Detection):
 
     def __init__(self, run: Path, weights: str = "best"):
         self.run, self.cfg, meta = open_run(run)
-        self.classes, self.side = meta["classes"], meta["imgsz"]
+        self.classes, self.imgsz = meta["classes"], meta["imgsz"]
         self.dev = machine.device()
         self.bf16 = machine.use_bf16(self.cfg.precision, self.dev)
-        self.model = build(self.cfg, len(self.classes), self.side).to(self.dev)
+        self.model = build(self.cfg, len(self.classes), self.imgsz).to(self.dev)
         path = self.run / "weights" / f"{weights}.safetensors"
         if not path.is_file():
             raise UserError(f"{path} not found; is {self.run} a finished detection run?")
         load_weights(self.model, path)
         self.model.eval()
-        self.step = Detect((self.side, self.side), None, False, self.cfg.iou, self.cfg.model.startswith("tv:")).to(self.dev)
+        self.step = Detect((self.imgsz, self.imgsz), None, False, self.cfg.iou, self.cfg.model.startswith("tv:")).to(self.dev)
 
     def detect(self, images, conf: float = 0.25, max_dets: int = MAX_DETS) -> list[dict]:
         """Detections for image paths (or DetImages), boxes in each image's own pixels."""
         items = [im if isinstance(im, DetImage) else unlabelled(im) for im in images]
         out = []
         for i in range(0, len(items), 32):
-            x, _, scales = letterbox(items[i:i + 32], self.side)
+            x, _, scales = letterbox(items[i:i + 32], self.imgsz)
             preds = self.step.predict(self.model, x, self.dev, self.bf16, conf, max_dets)
             out += [{**p, "boxes": p["boxes"] / s} for p, s in zip(preds, scales.tolist())]
         return out
@@ -124,11 +124,11 @@ class ExportedDetector(Detection):
     """An exported detector file: its dense outputs thresholded and put through class-wise NMS here."""
 
     def __init__(self, file):
-        self.file, self.classes, self.side = file, file.meta["classes"], int(file.meta["size"][0])
+        self.file, self.classes, self.imgsz = file, file.meta["classes"], int(file.meta["size"][0])
 
     def detect(self, images, conf: float = 0.25, max_dets: int = MAX_DETS) -> list[dict]:
         """Boxes in each image's own pixels."""
-        x, _, scales = letterbox([unlabelled(im) for im in images], self.side)
+        x, _, scales = letterbox([unlabelled(im) for im in images], self.imgsz)
         boxes, scores = (torch.from_numpy(a) for a in self.file.run({"images": x.float().div(255)}, every=True))
         out = []
         for b, s, scale in zip(boxes, scores, scales.tolist()):

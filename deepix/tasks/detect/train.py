@@ -160,7 +160,7 @@ def split(ds: DetDataset, val_fraction: float, test_fraction: float, seed: int) 
     return ds
 
 
-def image_side(cfg: Config, ds: DetDataset) -> int:
+def pick_imgsz(cfg: Config, ds: DetDataset) -> int:
     if cfg.imgsz:
         return cfg.imgsz
     sizes = {im.size for im in ds.images()}
@@ -189,12 +189,12 @@ def check_model(name: str) -> None:
         raise UserError(f"{name} is not a detector; detection models are {names}")
 
 
-def build(cfg: Config, classes: int, side: int) -> torch.nn.Module:
+def build(cfg: Config, classes: int, imgsz: int) -> torch.nn.Module:
     check_model(cfg.model)
     if cfg.model.startswith("tv:"):
         from ...models.tv_detect import TorchvisionDetector
-        return TorchvisionDetector(cfg.model[3:], classes, side, cfg.max_det)
-    return build_model(cfg.model, Spec(3, classes, (side, side), width=cfg.width))
+        return TorchvisionDetector(cfg.model[3:], classes, imgsz, cfg.max_det)
+    return build_model(cfg.model, Spec(3, classes, (imgsz, imgsz), width=cfg.width))
 
 
 def make_augment(cfg: Config) -> BoxAugment | None:
@@ -231,14 +231,14 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
             raise UserError(f"{resume} was trained on other data than {cfg.data} reads now ({was['images']}); "
                             "a data set made in Python must be passed again: deepix.train(resume=..., data=...)")
     check(ds)
-    side = image_side(cfg, ds)
-    model = build(cfg, len(ds.classes), side)
+    imgsz = pick_imgsz(cfg, ds)
+    model = build(cfg, len(ds.classes), imgsz)
     tv = cfg.model.startswith("tv:")
     channels_last = not tv and (cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(dev)
-    task = Detect((side, side), make_augment(cfg), channels_last, cfg.iou, tv, cfg.multiscale).to(dev)
+    task = Detect((imgsz, imgsz), make_augment(cfg), channels_last, cfg.iou, tv, cfg.multiscale).to(dev)
 
     def begin(run: Path) -> None:
         if cfg.weights and not resume:
@@ -249,9 +249,9 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
         if cfg.init and not resume:
             init_from_encoder(model, cfg, standardised=False)
 
-    x, t, _ = letterbox(ds.splits["train"], side)
-    val_x, _, val_s = letterbox(ds.splits["val"], side)
-    info = {"name": cfg.data, "classes": ds.classes, "imgsz": side, "source": ds.info,
+    x, t, _ = letterbox(ds.splits["train"], imgsz)
+    val_x, _, val_s = letterbox(ds.splits["val"], imgsz)
+    info = {"name": cfg.data, "classes": ds.classes, "imgsz": imgsz, "source": ds.info,
             "images": {s: len(v) for s, v in ds.splits.items()},
             "boxes": {s: int(sum(len(im.labels) for im in v)) for s, v in ds.splits.items()},
             "background_images": {s: sum(1 for im in v if not len(im.labels)) for s, v in ds.splits.items()},
@@ -264,23 +264,23 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
         fields = {"model": {"summary": str(model)}}
         for name in ("val", "test"):
             if ds.splits.get(name):
-                fields[name] = score(task, model, ds.splits[name], ds.classes, side, dev, bf16,
+                fields[name] = score(task, model, ds.splits[name], ds.classes, imgsz, dev, bf16,
                                      run / "plots" if name == "test" or "test" not in ds.splits else None)
-        report_figures(run / "plots", model, task, ds.splits.get("test") or ds.splits["val"], ds.classes, side,
+        report_figures(run / "plots", model, task, ds.splits.get("test") or ds.splits["val"], ds.classes, imgsz,
                        cfg.iou)
         return fields.get("test", fields["val"]), fields
 
     about = (f"{cfg.data}: {len(x)} train / {len(val)} val / {len(ds.splits.get('test', []))} test images, "
-             f"{len(ds.classes)} classes, {side}x{side}; {cfg.model}")
+             f"{len(ds.classes)} classes, {imgsz}x{imgsz}; {cfg.model}")
     return Job(model, task, Batches(Split(x, t), cfg.batch, shuffle=True, seed=cfg.seed), val, info, about, finish,
                begin)
 
 
-def score(task: Detect, model, images: list[DetImage], classes: list[str], side: int, dev, bf16: bool,
+def score(task: Detect, model, images: list[DetImage], classes: list[str], imgsz: int, dev, bf16: bool,
           plots: Path | None) -> dict:
     """COCO figures for a split (pycocotools), inference speed, and the plots when asked."""
     from .coco_eval import confusion_matrix, evaluate, plot_confusion, plot_pr
-    x, _, scales = letterbox(images, side)
+    x, _, scales = letterbox(images, imgsz)
     ev = EvalSet(images, x, scales, classes)
     t0 = time.perf_counter()
     preds = ev.to_original(task.predict(model, x, dev, bf16, 0.001, MAX_DETS))
@@ -312,4 +312,4 @@ def val(det, data: str | None = None, split_name: str = "test") -> dict:
     images = ds.splits.get(split_name) or ds.splits.get("val")
     if not images:
         raise UserError(f"{cfg.data} has no {split_name} or val split to score")
-    return score(det.task, det.model, images, det.classes, det.side, det.dev, det.bf16, None)
+    return score(det.step, det.model, images, det.classes, det.imgsz, det.dev, det.bf16, None)

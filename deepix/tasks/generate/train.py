@@ -351,9 +351,9 @@ class Sampler(Loaded):
         raise UserError(f"{self.run} makes images rather than reading them: use deepix generate {self.run} -n 64 "
                         "-o grid.png")
 
-    def write(self, images: torch.Tensor, out: Path) -> list[Path]:
-        """A grid when OUT is an image file name, else one PNG per image in the folder OUT."""
-        return write_images(images, out)
+    def make_files(self, n: int, asked: str | None, seed: int, out: Path) -> list[Path]:
+        """n images: a grid when OUT is an image file name, else one PNG each in the folder OUT."""
+        return write_images(self.generate(n, asked, seed), out)
 
     def grid(self, n: int, asked: str | None, seed: int) -> torch.Tensor:
         """n images as one (C, H, W) grid in [0, 1], for the service."""
