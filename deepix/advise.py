@@ -152,7 +152,7 @@ def more_data(points: list[dict], test_images: int = 0, split: str = "test") -> 
     err = [1 - p["accuracy"] for p in pts]
     gain, method, exponent = max(0.0, per_doubling), "from the last step's rise per doubling", None
     if len(pts) >= 3 and min(err) > 0:
-        import numpy as np
+        import numpy as np  # on use: `import deepix` and `deepix --help` stay light
         b, _ = np.polyfit(np.log(n), np.log(err), 1)
         exponent = float(b)
         if b < 0:  # error falls as a power of the data: doubling multiplies it by 2^b

@@ -115,7 +115,7 @@ def _task_of(argv: list[str]) -> str:
 
 def parser(task: str = "classify") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepix", description="Deep learning for images.")
-    from . import __version__
+    from . import __version__  # on use: `import deepix` and `deepix --help` stay light
     p.add_argument("--version", action="version", version=f"deepix {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
 
@@ -197,7 +197,7 @@ def parser(task: str = "classify") -> argparse.ArgumentParser:
     sw.add_argument("task", nargs="?", default=None, help=f"{', '.join(tasks.names())} (default classify)")
     sw.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="settings to vary, e.g. kernel=3,5,7 "
                     "activation=relu,gelu optimizer=sgd,adam; with --search random|tpe also ranges: lr=1e-4:1e-2")
-    from .sweep import PRESETS
+    from .sweep import PRESETS  # on use: `import deepix` and `deepix --help` stay light
     sw.add_argument("--preset", choices=list(PRESETS), help="a classic question answered on mnist-5k: "
                     + "; ".join(f"{k}: {v.question}" for k, v in PRESETS.items()))
     sw.add_argument("--search", default="grid", choices=("grid", "random", "tpe"),
@@ -243,43 +243,43 @@ def run(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser(_task_of(argv)).parse_args(argv)
     if getattr(args, "nproc", None):
-        from .engine.distributed import under_torchrun
+        from .engine.distributed import under_torchrun  # on use: `import deepix` and `deepix --help` stay light
         if not under_torchrun():  # start the processes; each runs this same command without --nproc
-            from .launch import check_settings, launch
+            from .launch import check_settings, launch  # on use: `import deepix` and `deepix --help` stay light
             if args.verb in ("train", "pretrain") and not args.resume:  # a bad flag: one line, not one per rank
                 check_settings(getattr(args, "task", "pretrain"), args.config, _settings(args))
             return launch(argv, args.nproc, args.nnodes, args.rdzv_endpoint, args.rdzv_id, getattr(args, "resume", None))
-    from rich.console import Console
+    from rich.console import Console  # on use: `deepix --help` stays light
     console = Console()
     if args.verb in ("train", "pretrain"):
-        from . import api
+        from . import api  # on use: `import deepix` and `deepix --help` stay light
         settings = _settings(args)
         result = api.train(getattr(args, "task", "pretrain"), config=args.config, resume=args.resume, **settings)
         if result["report"] is not None:  # under torchrun, rank 0 speaks for all
             tasks.get(make_config(Path(result["run"]) / "config.yaml").task).print_result(result, console)
     elif args.verb == "val":
-        from . import api
+        from . import api  # on use: `import deepix` and `deepix --help` stay light
         m = api.val(args.run, args.data)
         if args.json:
             print(json.dumps(m))
         else:
             tasks.get(make_config(find_run(args.run) / "config.yaml").task).print_val(m, console)
     elif args.verb == "predict":
-        from . import api
-        from .engine import distributed
+        from . import api  # on use: `import deepix` and `deepix --help` stay light
+        from .engine import distributed  # on use: `import deepix` and `deepix --help` stay light
         distributed.init()  # under torchrun: each process takes a share of the images
         if distributed.world() > 1:
-            from .engine import machine
+            from .engine import machine  # on use: `import deepix` and `deepix --help` stay light
             machine.set_threads(0)  # the processes share this machine's cores
         pred = api.load(args.run, args.weights)
         pred.predict_files(args.source, args.output, {"conf": args.conf, "max_det": args.max_det,
                                                       "top_k": args.top_k, "json": args.json})
         distributed.close()
     elif args.verb == "denoise":
-        from .tasks.restore.denoise import denoise_files
+        from .tasks.restore.denoise import denoise_files  # on use: `import deepix` and `deepix --help` stay light
         denoise_files(args.source, args.output, args.sigma, ensemble=not args.fast)
     elif args.verb == "data":
-        from .data.detection import convert
+        from .data.detection import convert  # on use: `import deepix` and `deepix --help` stay light
         ds = convert(args.src, args.dst, args.to, args.fmt)
         images = ds.images()
         splits = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
@@ -287,7 +287,7 @@ def run(argv: list[str] | None = None) -> int:
               f"{sum(len(im.labels) for im in images)} boxes, {len(ds.classes)} classes, splits {splits}; "
               f"{ds.info['clipped']} boxes clipped, {ds.info['dropped']} dropped -> {args.dst}")
     elif args.verb == "generate":
-        from . import api
+        from . import api  # on use: `import deepix` and `deepix --help` stay light
         sampler = api.load(args.run, args.weights)
         if not sampler.makes_images:
             raise UserError(f"{args.run} is a {sampler.task} run; deepix generate takes runs that make images "
@@ -295,7 +295,7 @@ def run(argv: list[str] | None = None) -> int:
         paths = sampler.make_files(args.n, args.cls, args.seed, Path(args.output))
         console.print(f"{args.n} images -> {paths[0] if len(paths) == 1 else Path(args.output)}")
     elif args.verb == "export":
-        from .export import export
+        from .export import export  # on use: `import deepix` and `deepix --help` stay light
         r = export(args.run, args.format, args.output, args.weights, args.data)
         par = r["parity"]
         # figures the task's own parity check added (a classifier's top1_agreement), as fractions
@@ -308,12 +308,12 @@ def run(argv: list[str] | None = None) -> int:
         if not par["ok"]:
             return 1
     elif args.verb == "serve":
-        from .serve.app import Limits, serve
+        from .serve.app import Limits, serve  # on use: `import deepix` and `deepix --help` stay light
         serve(args.runs, args.host, args.port, args.api_key, not args.no_batching,
               Limits(max_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels, max_batch=args.max_batch))
     elif args.verb == "models":
-        from rich.table import Table
-        from .models import list_models
+        from rich.table import Table  # on use: `deepix --help` stays light
+        from .models import list_models  # on use: `import deepix` and `deepix --help` stay light
         table = Table("model", "task", "parameters", "what it is")
         for name, kind, desc, n in list_models():
             table.add_row(name, "restore (x2)" if kind == "upscale" else kind, f"{n:,}", desc)
@@ -325,21 +325,21 @@ def run(argv: list[str] | None = None) -> int:
                       "tv:ssdlite320_mobilenet_v3_large (from scratch; --weights PATH)")
         console.print(table)
     elif args.verb == "sweep":
-        from .sweep import sweep
+        from .sweep import sweep  # on use: `import deepix` and `deepix --help` stay light
         given = {k: v for k, v in vars(args).items() if k != "verb" and v is not None}
         _print_sweep(console, sweep(**given))
     elif args.verb == "report":
-        from .report.html import write_report
+        from .report.html import write_report  # on use: `import deepix` and `deepix --help` stay light
         console.print(f"report: {write_report(find_run(args.run))}")
     elif args.verb == "advise":
-        from .advise import advise, parse_fractions
+        from .advise import advise, parse_fractions  # on use: `import deepix` and `deepix --help` stay light
         a = advise(args.run, args.learning_curve, parse_fractions(args.fractions))
         if args.json:
             print(json.dumps(a, default=str))
         else:
             _print_advice(console, a)
     elif args.verb == "explain":
-        from .explain import explain
+        from .explain import explain  # on use: `import deepix` and `deepix --help` stay light
         r = explain(args.run, args.images, args.layer, args.cls, args.output, args.conf)
         for note in r["notes"]:
             print(f"note: {note}")
@@ -351,8 +351,8 @@ def run(argv: list[str] | None = None) -> int:
 
 def _print_sweep(console, s: dict) -> None:
     """The trials best first, the advice per setting, the best setting's command, the report."""
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.markup import escape  # on use: `deepix --help` stays light
+    from rich.table import Table  # on use: `deepix --help` stays light
     factors = list(s["factors"])
     # narrow enough for an 80-column terminal: short headings, the status only where a trial did not finish
     short = lambda name: (name.replace("val_", "val ").replace("test_", "test ").replace("_size", "")  # noqa: E731
@@ -382,7 +382,7 @@ def _print_sweep(console, s: dict) -> None:
 
 def _print_advice(console, a: dict) -> None:
     """The verdict and its evidence, the remedies in order with their flags, other findings, the learning curve."""
-    from rich.table import Table
+    from rich.table import Table  # on use: `deepix --help` stays light
     say = lambda text="", style=None: console.print(text, style=style, markup=False, highlight=False)  # noqa: E731
     v = a["verdict"]
     say(f"{a['run']}: {v['verdict']}", "bold")
@@ -417,14 +417,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = run(argv)
     except UserError as e:
-        from .engine.distributed import rank
+        from .engine.distributed import rank  # on use: `import deepix` and `deepix --help` stay light
         print(f"deepix: error: {f'rank {rank()}: ' if rank() else ''}{e}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("deepix: interrupted", file=sys.stderr)
         code = 130
     except RuntimeError as e:
-        from .engine.distributed import lost_peer, rank
+        from .engine.distributed import lost_peer, rank  # on use: `import deepix` and `deepix --help` stay light
         if not lost_peer(e):
             raise
         if "DEEPIX_RUN_FILE" not in os.environ:  # under --nproc the launcher names the rank that failed

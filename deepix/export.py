@@ -17,6 +17,7 @@ from .config import make_config
 from .errors import UserError
 from .runs import find_run
 from .tasks import get
+from .data.labelled import load_data
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 TOLERANCE = 1e-4   # largest |difference| allowed, relative to the outputs' own scale (fp32 both sides)
@@ -24,7 +25,6 @@ TOLERANCE = 1e-4   # largest |difference| allowed, relative to the outputs' own 
 
 def real_images(cfg, n: int) -> tuple[torch.Tensor, str]:
     """Up to n test images of the run's own data, as floats in [0, 1]."""
-    from .data.labelled import load_data
     try:
         ds = load_data(cfg)
     except UserError as e:
@@ -36,7 +36,7 @@ def real_images(cfg, n: int) -> tuple[torch.Tensor, str]:
 
 def photos(channels: int, side: int = 96) -> torch.Tensor:
     """scikit-image's camera man and astronaut, centre crops: real photographs shipped with an installed package."""
-    from skimage import data
+    from skimage import data  # scikit-image takes ~1 s to import: only this path pays it
     out = []
     for im in (data.camera(), data.astronaut()):
         t = torch.from_numpy(np.ascontiguousarray(im)).float().div(255)
@@ -88,7 +88,7 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None, we
 
 
 def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path) -> None:
-    import onnx
+    import onnx  # onnx: only export needs it
     def dim(name: str, label: str):
         return torch.export.Dim("batch", min=1, max=4096) if label == "batch" else \
             torch.export.Dim(f"{name}_{label}", min=16, max=8192)
@@ -133,7 +133,7 @@ def _loaded(path: Path):
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key not in _LOADED:
         if path.suffix == ".onnx":
-            import onnxruntime as ort
+            import onnxruntime as ort  # onnxruntime: only exported files need it
             _LOADED[key] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         else:
             with warnings.catch_warnings():  # TorchScript is deprecated upstream, and says so on every load
@@ -145,7 +145,7 @@ def _loaded(path: Path):
 def read_metadata(path: Path) -> dict:
     """What export wrote into an ONNX or TorchScript file."""
     if path.suffix == ".onnx":
-        import onnxruntime as ort
+        import onnxruntime as ort  # onnxruntime: only exported files need it
         props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
         out = {}
         for k, v in props.items():

@@ -42,10 +42,10 @@ def child_argv(argv: list[str]) -> list[str]:
 
 def check_settings(task: str, config: str | None, settings: dict) -> None:
     """The settings' own errors, said once by the launcher rather than by every process."""
-    import torch
+    import torch  # on use: `import deepix` and `deepix --help` stay light
 
-    from .config import make_config
-    from .engine.distributed import check_sync_bn
+    from .config import make_config  # on use: `import deepix` and `deepix --help` stay light
+    from .engine.distributed import check_sync_bn  # on use: `import deepix` and `deepix --help` stay light
     cfg = make_config(config, task=task, **{k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool))})
     check_sync_bn(cfg.sync_bn, torch.cuda.is_available())
 
@@ -53,8 +53,8 @@ def check_settings(task: str, config: str | None, settings: dict) -> None:
 def launch(argv: list[str], nproc: int, nnodes: int = 1, endpoint: str = "", job: str = "deepix",
            resume: str | None = None) -> int:
     """Runs `deepix ARGV` in nproc processes per machine; returns the exit code."""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError  # torchrun's launcher: only --nproc needs it
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch  # torchrun's launcher: only --nproc needs it
     if nproc < 1 or nnodes < 1:
         raise UserError("--nproc and --nnodes must be at least 1")
     if nnodes > 1 and not endpoint:
@@ -98,7 +98,7 @@ def _where(run: str, nproc: int, nnodes: int) -> str:
         return "it failed before the run folder was made"
     if not (Path(run) / "state" / "last.pt").is_file():
         return f"no epoch of {run} had finished: start it again"
-    import yaml
+    import yaml  # on use: `import deepix` and `deepix --help` stay light
     task = yaml.safe_load((Path(run) / "config.yaml").read_text()).get("task", "classify")
     again = f" --nproc {nproc}" + (f" --nnodes {nnodes} --rdzv-endpoint HOST:PORT" if nnodes > 1 else "")
     return (f"{run} keeps its last finished epoch: go on with deepix train {task} --resume {run}{again} "

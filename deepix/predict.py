@@ -11,11 +11,11 @@ from typing import Iterator
 
 from .engine import distributed as dist
 from .errors import UserError
+from .data.folder import IMAGE_EXTENSIONS
 
 
 def iter_images(sources: list[str]) -> Iterator[Path]:
     """Image files in the order given, folders walked in sorted order, one directory listed at a time."""
-    from .data.folder import IMAGE_EXTENSIONS
     found = False
     for s in sources:
         path = Path(s)

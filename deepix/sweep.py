@@ -188,7 +188,7 @@ class _Watch:
             better = self.best is None or (value > self.best if self.higher else value < self.best)
             self.best = value if better else self.best
         if self.trial is not None and value is not None:
-            import optuna
+            import optuna  # optuna takes ~0.5 s to import: only sweeps pay it
             self.trial.report(value, self.epochs)
             if self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {self.epochs}")
@@ -202,20 +202,20 @@ class _Watch:
 
 
 def _journal(path: Path):
-    from optuna.storages import JournalStorage
+    from optuna.storages import JournalStorage  # optuna takes ~0.5 s to import: only sweeps pay it
     try:
-        from optuna.storages.journal import JournalFileBackend
+        from optuna.storages.journal import JournalFileBackend  # optuna takes ~0.5 s to import: only sweeps pay it
     except ImportError:  # optuna < 4
-        from optuna.storages import JournalFileStorage as JournalFileBackend
+        from optuna.storages import JournalFileStorage as JournalFileBackend  # optuna takes ~0.5 s to import: only sweeps pay it
     return JournalStorage(JournalFileBackend(str(path)))
 
 
 def _run_trial(job: dict) -> dict:
     """One trial in a worker process: a normal run folder under the sweep folder."""
-    from . import api
+    from . import api  # on use: `import deepix` and `deepix --help` stay light
     trial = None
     if job.get("study"):
-        import optuna
+        import optuna  # optuna takes ~0.5 s to import: only sweeps pay it
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # the pruner is not kept in the storage: each process names the same one
         study = optuna.load_study(study_name="sweep", storage=_journal(Path(job["study"])), pruner=_pruner())
@@ -251,9 +251,9 @@ def sweep(task: str | None = None, grid=None, preset: str | None = None, search:
     """Train every setting of `grid` (`{"kernel_size": [3, 5]}` or `["kernel=3,5"]`) or of a `preset`, or
     `trials` settings chosen by Optuna (`search="random"|"tpe"`), each with `seeds` seeds, `parallel` at a
     time; write runs/sweep/<name>/ with sweep.csv, sweep.json, plots and report.html; return the summary."""
-    from .engine import machine
+    from .engine import machine  # on use: `import deepix` and `deepix --help` stay light
     from .report.sweep import write  # here, not at the top: `import deepix` stays light
-    from .runs import new_run
+    from .runs import new_run  # on use: `import deepix` and `deepix --help` stay light
     p = plan(task, grid, preset, search, trials, seeds, **settings)
     cores = machine.cores()
     parallel = max(1, min(parallel or cores, p.runs))
@@ -294,8 +294,8 @@ def sweep(task: str | None = None, grid=None, preset: str | None = None, search:
 def _optuna_loop(p: Plan, pool, job: dict, base: dict, parallel: int, folder: Path, finished) -> None:
     """Ask Optuna for settings, `parallel` trials in flight; each seed of a setting is its own Optuna trial
     (the same parameters enqueued again), so the pruner compares single runs."""
-    import optuna
-    from optuna.trial import TrialState
+    import optuna  # optuna takes ~0.5 s to import: only sweeps pay it
+    from optuna.trial import TrialState  # optuna takes ~0.5 s to import: only sweeps pay it
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = (optuna.samplers.RandomSampler(seed=p.seeds[0]) if p.search == "random"
                else optuna.samplers.TPESampler(seed=p.seeds[0]))
@@ -330,7 +330,7 @@ def _optuna_loop(p: Plan, pool, job: dict, base: dict, parallel: int, folder: Pa
 def _pruner():
     """Stop a trial whose best validation value so far is below the median of the finished trials at the
     same epoch, once two trials have finished; never in the first epoch, which says little."""
-    import optuna
+    import optuna  # optuna takes ~0.5 s to import: only sweeps pay it
     return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
 
 

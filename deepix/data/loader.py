@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 
 from .types import Split
+from .folder import load_image
+from ..engine.distributed import enough, shard as part
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
@@ -35,7 +37,6 @@ class Batches:
         idx = self.order(epoch)
         chunks = [idx[i * self.batch:(i + 1) * self.batch] for i in range(len(self))]
         if shard:
-            from ..engine.distributed import enough, shard as part
             chunks = [part(c) for c in chunks if enough(len(c))]
         if self.split.x is not None:
             for c in chunks:
@@ -44,7 +45,7 @@ class Batches:
         yield from self._stream(chunks)
 
     def _stream(self, chunks):
-        from torch.utils.data import DataLoader
+        from torch.utils.data import DataLoader  # DataLoader (and its workers' machinery): only data streamed from disk needs it
         ds = _PathImages(self.split.paths, self.split.y, self.channels, self.imgsz)
         loader = DataLoader(ds, batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers)
         yield from loader
@@ -58,5 +59,4 @@ class _PathImages(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        from .folder import load_image
         return load_image(self.paths[i], self.channels, self.imgsz), self.labels[i]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from ..runs import new_run as make
+from ..errors import UserError
 
 _manual_grads = False  # set while a task that steps its own optimizers trains under several processes
 
@@ -107,7 +109,6 @@ def barrier() -> None:
 
 def check_sync_bn(sync_bn: bool, cuda: bool) -> None:
     if sync_bn and not cuda:
-        from ..errors import UserError
         raise UserError("--sync-bn needs GPUs (SyncBatchNorm runs on nccl); on CPUs each process keeps its own "
                         "BatchNorm statistics, drop --sync-bn")
 
@@ -147,7 +148,6 @@ def average_grads(params) -> None:
 def new_run(project: str, task: str, name: str = "") -> Path:
     """The run folder, made by rank 0 and told to the others. A launcher that asked (DEEPIX_RUN_FILE)
     learns the first one made, to say where to resume should a rank fail."""
-    from ..runs import new_run as make
     path = broadcast(str(make(project, task, name)) if is_main() else None)
     note = os.environ.get("DEEPIX_RUN_FILE")
     if note and is_main() and Path(note).is_file() and not Path(note).read_text():

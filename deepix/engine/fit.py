@@ -52,7 +52,7 @@ class History:
             w.writerow(row)
         if tensorboard:
             if self._tb is None:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # tensorboard takes ~1 s to import: only --tensorboard pays it
                 self._tb = SummaryWriter(str(self.run))
             for k, v in row.items():
                 if k != "epoch":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import torch
+from .distributed import local_world
 
 
 def cores() -> int:
@@ -14,7 +15,6 @@ def cores() -> int:
 
 
 def set_threads(threads: int) -> int:
-    from .distributed import local_world
     n = threads or max(1, cores() // local_world())  # processes on one machine share its cores
     torch.set_num_threads(n)
     return n

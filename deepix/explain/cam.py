@@ -18,7 +18,7 @@ def place(a: torch.Tensor, size: tuple[int, int], where: tuple | None) -> torch.
     input pixel start + i * jump, the centre of its receptive field: a network without padding sees the
     border less, and stretching its map over the whole image would shift every peak towards the edges."""
     if where is None:
-        from captum.attr import LayerAttribution
+        from captum.attr import LayerAttribution  # captum: only deepix explain needs it
         return LayerAttribution.interpolate(a, size, "bilinear")
     (start, jump), (h, w) = where, a.shape[-2:]
     axes = []
@@ -35,7 +35,7 @@ def grad_cam(forward: Callable | nn.Module, x: torch.Tensor, layer: nn.Module, t
     """(N, H, W) maps in [0, 1] (1 at each image's peak; all 0 where nothing speaks for the class):
     the layer's channels weighted by the mean gradient of the target's score, summed, ReLU, and placed on
     the input by `place`."""
-    from captum.attr import LayerGradCam
+    from captum.attr import LayerGradCam  # captum: only deepix explain needs it
     with torch.enable_grad():
         a = LayerGradCam(forward, layer).attribute(x, target=_targets(target, len(x)), relu_attributions=True)
     a = place(a.detach().float(), tuple(x.shape[-2:]), where)[:, 0].clamp_min(0)
@@ -45,7 +45,7 @@ def grad_cam(forward: Callable | nn.Module, x: torch.Tensor, layer: nn.Module, t
 def integrated_gradients(forward: Callable | nn.Module, x: torch.Tensor, target, steps: int = 32) -> torch.Tensor:
     """(N, H, W) maps in [0, 1]: |integrated gradients| from a black image, summed over channels, scaled
     so that the 99th percentile is 1 (a few extreme pixels would otherwise wash the rest out)."""
-    from captum.attr import IntegratedGradients
+    from captum.attr import IntegratedGradients  # captum: only deepix explain needs it
     with torch.enable_grad():
         a = IntegratedGradients(forward).attribute(x, baselines=torch.zeros_like(x), target=_targets(target, len(x)),
                                                    n_steps=steps, internal_batch_size=256)

@@ -32,7 +32,7 @@ class Cell:
 
 def overlay_grid(rows: list[list[Cell]], out: Path, title: str = "", cell: float = 1.7) -> Path:
     """Rows of cells; a map is drawn in 'jet' over the image in grey, red where it is highest."""
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Rectangle  # matplotlib: only when a figure is drawn
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig = figure(n_cols * cell, n_rows * (cell + 0.25) + (0.3 if title else 0))
     for i, row in enumerate(rows):
@@ -103,7 +103,7 @@ def feature_maps(image: torch.Tensor, stages: list[Stage], maps: dict[str, torch
                  top: int = 8, caption: str = "") -> Path:
     """The input, then one row per stage: its `top` strongest channels, labelled with the stage's output
     shape and receptive field. Each map is scaled on its own (dark: low, bright: high)."""
-    import matplotlib
+    import matplotlib  # matplotlib: only when a figure is drawn
     shown = pick_stages(stages)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     fig = figure(top * 1.05 + 2.2, (len(shown) + 1) * 1.12 + 0.3)

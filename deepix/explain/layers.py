@@ -10,13 +10,15 @@ from torch import nn
 
 from ..errors import UserError
 from ..models import Logits, Preprocess
+from ..keras.layers import conv, core
+from ..models.fcos import FCOS
+from ..keras import activations
 
 TORCH_CONV = (nn.Conv2d,)
 TORCH_POOL = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 def _keras():
-    from ..keras.layers import conv, core
     return conv, core
 
 
@@ -38,7 +40,6 @@ class KerasPlain(nn.Module):
     def __init__(self, seq):
         super().__init__()
         _, core = _keras()
-        from ..keras import activations
         layers = list(seq.layers)
         head = seq.head
         self.tail_linear = False  # the last layer's activation is the softmax / sigmoid to leave out
@@ -251,7 +252,6 @@ def pick_target(model: nn.Module, x: torch.Tensor, tr: Trace, name: str | None) 
 
 def default_layer(model: nn.Module, stages: list[Stage]) -> str:
     """The last convolution: the most abstract features that still have a place in the image."""
-    from ..models.fcos import FCOS
     net = net_of(model)
     if isinstance(net, FCOS):
         # every pyramid level is computed from the stride-8 stage; later layers run once per level

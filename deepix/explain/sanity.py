@@ -89,7 +89,7 @@ def localisation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, boxes: np.n
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean over images of the rank correlation of two (N, H, W) map sets; 0 for a flat map (no ranking)."""
-    from scipy.stats import rankdata
+    from scipy.stats import rankdata  # scipy: only this path needs it
     out = []
     for p, q in zip(a.flatten(1).numpy(), b.flatten(1).numpy()):
         if np.ptp(p) == 0 or np.ptp(q) == 0:

@@ -8,6 +8,7 @@ Models are torch.nn.Modules (forward takes float (N, C, H, W) tensors) that deep
 from . import callbacks, layers, losses, metrics, mixed_precision, models, optimizers, utils
 from .layers import Input
 from .models import Model, Sequential, load_model
+from ..errors import UserError
 
 __all__ = ["Input", "Model", "Sequential", "callbacks", "layers", "load_model", "losses", "metrics",
            "mixed_precision", "models", "optimizers", "utils"]
@@ -18,7 +19,6 @@ _MISSING = {"applications", "backend", "constraints", "datasets", "ops", "prepro
 def __getattr__(name: str):
     # `keras.datasets.mnist` and the like name what is missing instead of a bare AttributeError
     if name in _MISSING:
-        from ..errors import UserError
         fix = "load images as NumPy arrays (deepix.data.builtin.load_builtin has mnist-5k offline)" \
             if name == "datasets" else "remove it"
         raise UserError(f"deepix.keras does not support keras.{name} yet; {fix}")

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .layers.base import reset_names
 
 
 def to_categorical(x, num_classes=None) -> np.ndarray:
@@ -32,5 +33,4 @@ def set_random_seed(seed: int) -> None:
 
 def clear_session() -> None:
     """Restarts layer and model names at conv2d, dense, sequential, ..."""
-    from .layers.base import reset_names
     reset_names()

@@ -11,13 +11,13 @@ def build(name: str, spec: Spec) -> nn.Module:
     lib, _, arch = name.partition(":")
     if lib == "timm":
         try:
-            import timm
+            import timm  # optional dependency (pip install timm)
         except ImportError:
             raise UserError("timm models need timm: pip install 'deepix[timm]'") from None
         if arch not in timm.list_models():
             raise UserError(f"timm has no model {arch!r}")
         return timm.create_model(arch, pretrained=False, num_classes=spec.num_classes, in_chans=spec.in_channels)
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # torchvision's model zoo takes ~0.5 s to import: only this path pays it
     if arch not in tvm.list_models(module=tvm):
         raise UserError(f"torchvision has no classifier {arch!r}; see torchvision.models.list_models()")
     model = tvm.get_model(arch, weights=None, num_classes=spec.num_classes)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from collections import OrderedDict
 
 METHODS = ("simclr", "byol", "mae")
 
@@ -39,7 +40,6 @@ def strip_head(model: nn.Sequential) -> int:
 def backbone(model: nn.Module) -> nn.Sequential:
     """A detector's or restorer's down-sampling path (stem, then its stages), globally pooled, under the
     model's own tensor names so that its weights load back into the model."""
-    from collections import OrderedDict
     for name in ("stages", "downs"):  # FCOS, U-Net
         if hasattr(model, name) and hasattr(model, "stem"):
             return nn.Sequential(OrderedDict([("stem", model.stem), (name, nn.Sequential(*getattr(model, name))),
@@ -65,8 +65,8 @@ class Pretrainer(nn.Module):
     def __init__(self, encoder: nn.Sequential, dim: int, method: str, channels: int, size: tuple[int, int],
                  temperature: float = 0.2, mask_ratio: float = 0.5):
         super().__init__()
-        from lightly.loss import NegativeCosineSimilarity, NTXentLoss
-        from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead, SimCLRProjectionHead
+        from lightly.loss import NegativeCosineSimilarity, NTXentLoss  # lightly takes ~1 s to import: only pretraining pays it
+        from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead, SimCLRProjectionHead  # lightly takes ~1 s to import: only pretraining pays it
         self.encoder, self.method, self.dim, self.mask_ratio = encoder, method, dim, mask_ratio
         if method == "simclr":
             self.head = SimCLRProjectionHead(dim, 512, 128)
@@ -131,6 +131,6 @@ class Pretrainer(nn.Module):
     @torch.no_grad()
     def update_momentum(self, m: float) -> None:
         if self.method == "byol":
-            from lightly.models.utils import update_momentum
+            from lightly.models.utils import update_momentum  # lightly takes ~1 s to import: only pretraining pays it
             update_momentum(self.encoder, self.encoder_m, m)
             update_momentum(self.head, self.head_m, m)

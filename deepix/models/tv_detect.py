@@ -18,7 +18,7 @@ SCORE_KW = (("score_thresh", "detections_per_img"), ("box_score_thresh", "box_de
 
 
 def names() -> list[str]:
-    import torchvision.models.detection as d
+    import torchvision.models.detection as d  # torchvision's model zoo takes ~0.5 s to import: only this path pays it
     return sorted(n for n in dir(d) if not n.startswith("_") and callable(getattr(d, n)) and n.islower()
                   and "keypoint" not in n and "mask" not in n)
 
@@ -26,7 +26,7 @@ def names() -> list[str]:
 class TorchvisionDetector(nn.Module):
     def __init__(self, name: str, num_classes: int, side: int, max_dets: int = 100):
         super().__init__()
-        import torchvision.models.detection as d
+        import torchvision.models.detection as d  # torchvision's model zoo takes ~0.5 s to import: only this path pays it
         if name not in names():
             raise UserError(f"tv:{name} is not a torchvision detector; use one of "
                             + ", ".join(f"tv:{n}" for n in names()))

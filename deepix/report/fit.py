@@ -5,6 +5,8 @@ import math
 
 from ..config import Config
 from ..tasks import get
+from torch import nn
+from ..models import Spec, build_model
 
 OVERFIT_VAL_RISE = 0.10      # val loss this far (relative) above its minimum at the end
 OVERFIT_ACC_GAP = 0.10       # train minus val accuracy at the last epoch
@@ -84,9 +86,7 @@ def model_dropout(cfg: dict) -> float | None:
     if float(cfg.get("dropout", -1)) >= 0:
         return float(cfg["dropout"])
     try:  # the default lives in the builder: build a tiny copy and read it off
-        from torch import nn
 
-        from ..models import Spec, build_model
         net = build_model(str(cfg.get("model")), Spec(1, 2, (28, 28), width=float(cfg.get("width", 1.0))))
         rates = [m.p for m in net.modules() if isinstance(m, nn.Dropout)]
         return max(rates) if rates else None
@@ -286,15 +286,15 @@ def _clean(m: dict) -> dict:
 def trend_verdict(rows: list[dict], summary: dict, cfg: dict) -> dict:
     """Without a train and a val loss (detect, generate, pretrain): read the monitored val metric alone."""
     keys = list(rows[0]) if rows else []
-    pick = [cfg.get("monitor")] + ["val_map", "val_psnr", "val_accuracy", "val_knn", "val_probe", "val_fid"]
-    metric = next((k for k in pick if k in keys and any(map(math.isfinite, column(rows, k)))), None)
+    metric = cfg.get("monitor")
+    if metric not in keys or not any(map(math.isfinite, column(rows, metric))):
+        metric = None
     if metric is None:
         return {"verdict": "unknown", "headline": "No validation curve in metrics.csv to judge the fit from",
                 "numbers": {}, "evidence": [], "remedies": [], "first_because": ""}
     epochs, vals = epoch_numbers(rows), column(rows, metric)
     ok = [i for i in range(len(rows)) if math.isfinite(vals[i])]
-    lower = any(s in metric for s in ("loss", "fid", "kid"))
-    sign = -1 if lower else 1
+    sign = 1 if get(cfg["task"]).higher_is_better(metric) else -1
     best, last = max(ok, key=lambda i: sign * vals[i]), ok[-1]
     prev = ok[-2] if len(ok) > 1 else last
     rel = lambda a, b: (a - b) / abs(b) if b else 0.0  # noqa: E731

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
+import torch
+from torchvision.utils import draw_bounding_boxes
 
 TRAIN, VAL, TEST = "#1f77b4", "#ff7f0e", "#2ca02c"
 DPI = 110
@@ -200,7 +202,7 @@ def restore_panel(degraded: np.ndarray, restored: np.ndarray, clean: np.ndarray,
 
 
 def _rect(crop):
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Rectangle  # matplotlib: only when a figure is drawn
     (rs, cs) = crop
     return Rectangle((cs.start, rs.start), cs.stop - cs.start, rs.stop - rs.start, fill=False, ec="#ff7f0e", lw=1.5)
 
@@ -212,8 +214,6 @@ COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f0
 def draw_boxes(image, boxes, labels, classes: list[str], scores=None, side: int = 320):
     """uint8 (3, H, W) with the boxes drawn, labelled "class score", enlarged so the longer side is
     at least `side` (labels stay readable on small images). Pillow's own font: nothing downloaded."""
-    import torch
-    from torchvision.utils import draw_bounding_boxes
     x = image if isinstance(image, torch.Tensor) else torch.as_tensor(image)
     k = max(1, math.ceil(side / max(x.shape[1:])))
     if k > 1:
@@ -224,7 +224,7 @@ def draw_boxes(image, boxes, labels, classes: list[str], scores=None, side: int 
             for c, s in zip(labels, scores if scores is not None else labels)]
     if not len(boxes):
         return x
-    from matplotlib import font_manager
+    from matplotlib import font_manager  # matplotlib: only when a figure is drawn
     font = font_manager.findfont("DejaVu Sans")  # ships inside matplotlib
     return draw_bounding_boxes(x, boxes, text, colors=[COLORS[c % len(COLORS)] for c in labels], width=2,
                                font=font, font_size=max(10, max(x.shape[1:]) // 28))
@@ -277,8 +277,7 @@ def plot_learning_curve(points: list[dict], out: Path, metric: str = "test accur
 def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None, iterations: int = 1000) -> Path:
     """t-SNE of (N, D) features (L2-normalised first: their directions, not their lengths), coloured by
     class; `wrong` (a boolean mask) rings the misclassified points in black."""
-    import torch
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # scikit-learn takes ~1 s to import: only this path pays it
     f = torch.nn.functional.normalize(torch.as_tensor(f).float(), dim=1).numpy()
     y = np.asarray(y)
     xy = TSNE(2, init="pca", perplexity=min(30, len(f) // 4), random_state=0, max_iter=iterations).fit_transform(f)

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.ticker import PercentFormatter
 
 from ..sweep_plan import Plan, Range, flags
+from ..tasks import get
 from .html import CSS, duration, img, table as html_table
 from .plots import figure, rotation, save, tidy
 
@@ -21,13 +22,6 @@ ORDER = {"done": 0, "pruned": 1, "failed": 2}
 
 def _finite(x) -> bool:
     return x is not None and math.isfinite(x)
-
-
-def _unit(monitor: str) -> tuple[float, str]:
-    """How a difference of the metric is shown: accuracies in percentage points, PSNR in dB."""
-    if any(k in monitor for k in ("accuracy", "map", "knn", "probe")):
-        return 100.0, " points"
-    return (1.0, " dB") if "psnr" in monitor else (1.0, "")
 
 
 def sort_rows(rows: list[dict], higher: bool) -> list[dict]:
@@ -99,7 +93,7 @@ def analyse(plan: Plan, rows: list[dict]) -> dict:
     """Per swept setting, each value against the default: gain in the validation metric, time ratio, the noise,
     and a verdict; plus the best setting overall and the command that repeats it."""
     sign = 1 if plan.higher else -1
-    scale, unit = _unit(plan.monitor)
+    scale, unit = get(plan.task).figure_unit(plan.monitor)
     metric = plan.monitor.replace("_", " ")
     done = [r for r in rows if r["status"] == "done" and _finite(r["val"])]
     levels = _levels(plan, done)
@@ -175,7 +169,8 @@ def _best(plan: Plan, done: list[dict], advised: dict, sign: int, scale: float, 
             "text": f"{headline}; repeat it with: {command}"}
 
 
-def plot_factor(name: str, spec: dict, rows: list[dict], monitor: str, out: Path, tkey: str = "seconds") -> Path:
+def plot_factor(name: str, spec: dict, rows: list[dict], monitor: str, out: Path, tkey: str = "seconds",
+                percent: bool = False) -> Path:
     """The metric and the training time against one setting: each trial a dot, the mean and standard
     deviation over the other settings and seeds as a bar."""
     done = [r for r in rows if r["status"] == "done" and _finite(r["val"])]
@@ -201,7 +196,7 @@ def plot_factor(name: str, spec: dict, rows: list[dict], monitor: str, out: Path
             ticks = [f"{v} (default)" if v == spec["default"] else str(v) for v in values]
             axis.set_xticklabels(ticks, **rotation(ticks, 45))
         tidy(axis, name, label)
-    if "accuracy" in monitor:
+    if percent:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_title(f"{monitor} (red: mean +- sd over the rest)", fontsize=10)
     at.set_title(tlabel, fontsize=10)
@@ -229,7 +224,7 @@ def write(folder: Path, plan: Plan, rows: list[dict], seconds: float, parallel: 
     analysis = analyse(plan, rows)
     tkey = "cpu_seconds" if analysis["time"].startswith("CPU") else "seconds"
     plots = [plot_factor(k, spec, rows, plan.monitor, folder / "plots" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', k)}.png",
-                         tkey) for k, spec in plan.factors.items()]
+                         tkey, get(plan.task).figure_unit(plan.monitor)[0] == 100) for k, spec in plan.factors.items()]
     report = _html(folder, plan, head, table, analysis, plots, seconds, parallel)
     summary = {"folder": str(folder), "report": str(report.resolve()), "csv": str(folder / "sweep.csv"),
                "task": plan.task, "preset": plan.preset, "question": plan.question, "search": plan.search,

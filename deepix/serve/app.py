@@ -241,7 +241,7 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
 
 def serve(sources: list[str], host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           batching: bool = True, limits: Limits | None = None) -> None:
-    import uvicorn
+    import uvicorn  # uvicorn: only deepix serve needs it
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         raise UserError(f"serving on {host} opens the models to the network: pass --api-key KEY "
                         "(or set DEEPIX_API_KEY), or keep the default 127.0.0.1")

@@ -126,7 +126,8 @@ class Task:
     defaults: dict[str, Any] = {}         # its defaults where they differ from `Config`'s
     uses: frozenset[str] = frozenset()    # the task's own settings beyond the shared ones (config.SHARED)
     ignores: frozenset[str] = frozenset() # shared settings it does not read (a flag for them stops with one line)
-    learning_curve: bool = False          # `advise --learning-curve` can retrain it on shares of its data
+    learning_curve: bool = False          # `advise --learning-curve` can retrain it on shares of its data (its test
+                                          # figures then hold "accuracy", a fraction, which the curve reads)
     fit_verdict: bool = False             # the report's overfitting / underfitting verdict applies
     augment_presets: bool = True          # --augment takes the presets (else: on or off, e.g. flips)
     dropout: bool = True                  # its models take --dropout (a remedy the advisor may offer)
@@ -136,6 +137,11 @@ class Task:
     def higher_is_better(self, monitor: str) -> bool:
         """Whether the monitored figure improves upward (accuracy) or downward (a loss)."""
         return not monitor.endswith("loss")
+
+    def figure_unit(self, monitor: str) -> tuple[float, str]:
+        """How a difference of the monitored figure is shown: (scale, unit), e.g. (100, " points") for a
+        fraction, (1, " dB") for PSNR. Default: as it is, no unit."""
+        return 1.0, ""
 
     def setup(self, cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
         """Reads the data, checks the settings and builds the model and its step."""

@@ -7,6 +7,7 @@ from .conv import (AveragePooling2D, AvgPool2D, Conv2D, Convolution2D, GlobalAve
                    GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .core import (Activation, BatchNormalization, Dense, Dropout, Flatten, Input, InputLayer, LeakyReLU, ReLU,
                    Rescaling, Reshape, Softmax, SpatialDropout2D)
+from ...errors import UserError
 
 # class name -> class, for rebuilding saved models
 LAYERS = {cls.__name__: cls for cls in (
@@ -21,7 +22,6 @@ __all__ = sorted(LAYERS) + ALIASES + ["Input", "Layer"]
 def __getattr__(name: str):
     # `from deepix.keras.layers import LSTM` names what is missing instead of a bare ImportError
     if name[:1].isupper():
-        from ...errors import UserError
         raise UserError(f"deepix.keras does not support layers.{name} yet; the supported layers are "
                         f"{', '.join(sorted(LAYERS))}")
     raise AttributeError(name)

@@ -20,22 +20,25 @@ class Classify(Task):
     fit_verdict = True
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):
-        from .train import setup
+        from .train import setup  # on use: `import deepix` and `deepix --help` stay light
         return setup(cfg, dataset, net, dev, bf16, resume)
 
     def load(self, run: Path, weights: str = "best", model=None):
-        from .loaded import Predictor
+        from .loaded import Predictor  # on use: `import deepix` and `deepix --help` stay light
         return Predictor(run, weights, model)
 
     def val(self, run: Path, data: str | None = None, split: str = "test") -> dict:
-        from .train import val
+        from .train import val  # on use: `import deepix` and `deepix --help` stay light
         return val(self.load(run), data, split)
+
+    def figure_unit(self, monitor: str):
+        return (1.0, "") if monitor.endswith("loss") else (100.0, " points")
 
     def main_figure(self, test: dict):
         return "test_accuracy", test.get("accuracy")
 
     def print_result(self, result: dict, console) -> None:
-        from rich.table import Table
+        from rich.table import Table  # on use: `deepix --help` stays light
         m, t = result["test"], result["train"]
         table = Table(title=f"{result['run']}", show_header=False)
         table.add_row(f"{m['split']} accuracy", f"{m['accuracy']:.4f}")
@@ -54,24 +57,24 @@ class Classify(Task):
                       + f"  loss {m['loss']:.4f}")
 
     def report(self, run: Path, summary: dict, rows: list[dict], config: dict) -> Report:
-        from ...report.html import esc
-        from .report import parts
+        from ...report.html import esc  # on use: `import deepix` and `deepix --help` stay light
+        from .report import parts  # on use: `import deepix` and `deepix --help` stay light
         return Report(*parts(summary, run / "plots", esc))
 
     def findings(self, rows: list[dict], summary: dict, config: dict) -> list[dict]:
-        from ...report.diagnose import diagnose
+        from ...report.diagnose import diagnose  # on use: `import deepix` and `deepix --help` stay light
         return diagnose(rows, summary, config)
 
     def exportable(self, run: Path, weights: str, data: str | None) -> Exportable:
-        from .train import exportable
+        from .train import exportable  # on use: `import deepix` and `deepix --help` stay light
         return exportable(self.load(run, weights), data)
 
     def exported(self, file):
-        from .loaded import ExportedClassifier
+        from .loaded import ExportedClassifier  # on use: `import deepix` and `deepix --help` stay light
         return ExportedClassifier(file)
 
     def explain(self, run: Path, images, layer, cls, out: Path, conf: float) -> dict:
-        from .explain import explain_images, page_body
+        from .explain import explain_images, page_body  # on use: `import deepix` and `deepix --help` stay light
         r = explain_images(self.load(run), images, layer, cls, out)
         r["lines"] = [f"{p['image']}: {p['class']} {p['probability']:.1%}"
                       + (f"  ({p['asked']['class']}: {p['asked']['probability']:.1%})" if "asked" in p else "")

@@ -18,6 +18,8 @@ from ...explain.cam import grad_cam, integrated_gradients
 from ...explain.figures import Cell, as_image, overlay_grid
 from ...explain.page import READ_CAMS, READ_EMBEDDING, READ_FEATURES, READ_FILTERS, stage_table
 from ...explain.layers import embed, resolve_class, hookable, named_layers, penultimate, pick_target, trace
+from ...report.plots import embedding_map
+from PIL import Image
 
 EMBED_IMAGES = 1000   # test images in the t-SNE map: enough to see clusters, a second or two on 2 cores
 SHOWN = 4             # right and wrong test images with their Grad-CAM in the report
@@ -36,7 +38,6 @@ def first_conv(model, stages):
 
 def _source(img, i: int) -> tuple[str, str | None]:
     """A name for an image, and how it looks before conversion ("64x48 RGB"), when that can be read."""
-    from PIL import Image
     if isinstance(img, (str, Path)):
         try:
             with Image.open(img) as f:
@@ -206,7 +207,6 @@ def report_figures(run: Path, model: torch.nn.Module, classes: list[str], x_u8: 
                 info["gradcam"] = {"right": right, "wrong": wrong}
         if penultimate(m) is not None and n >= 20:
             feats, _ = embed(m, x)
-            from ...report.plots import embedding_map
             info["figures"]["embedding"] = embedding_map(
                 feats, y, classes, plots / "explain_embedding.png",
                 f"t-SNE of the penultimate layer ({n} test images)", wrong=(pred != y).numpy(),

@@ -22,16 +22,19 @@ class Detect(Task):
     folder_imgsz = 320   # train.FOLDER_SIZE: boxes need more pixels than whole-image labels
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):
-        from .train import setup
+        from .train import setup  # on use: `import deepix` and `deepix --help` stay light
         return setup(cfg, dataset, net, dev, bf16, resume)
 
     def load(self, run: Path, weights: str = "best", model=None):
-        from .loaded import Detector
+        from .loaded import Detector  # on use: `import deepix` and `deepix --help` stay light
         return Detector(run, weights)
 
     def val(self, run: Path, data: str | None = None, split: str = "test") -> dict:
-        from .train import val
+        from .train import val  # on use: `import deepix` and `deepix --help` stay light
         return val(self.load(run), data, split)
+
+    def figure_unit(self, monitor: str):
+        return (1.0, "") if monitor.endswith("loss") else (100.0, " points")
 
     def main_figure(self, test: dict):
         return "test_map", test.get("map")
@@ -49,24 +52,24 @@ class Detect(Task):
                       f"({m['evaluator']}, max {m['max_dets']} detections per image)")
 
     def report(self, run: Path, summary: dict, rows: list[dict], config: dict) -> Report:
-        from ...report.html import esc, img, table
-        from .report import parts
+        from ...report.html import esc, img, table  # on use: `import deepix` and `deepix --help` stay light
+        from .report import parts  # on use: `import deepix` and `deepix --help` stay light
         return Report(*parts(summary, run / "plots", esc, table, img))
 
     def findings(self, rows: list[dict], summary: dict, config: dict) -> list[dict]:
-        from .report import findings
+        from .report import findings  # on use: `import deepix` and `deepix --help` stay light
         return findings(rows, summary)
 
     def exportable(self, run: Path, weights: str, data: str | None):
-        from .export import exportable
+        from .export import exportable  # on use: `import deepix` and `deepix --help` stay light
         return exportable(self.load(run, weights), data)
 
     def exported(self, file):
-        from .loaded import ExportedDetector
+        from .loaded import ExportedDetector  # on use: `import deepix` and `deepix --help` stay light
         return ExportedDetector(file)
 
     def explain(self, run: Path, images, layer, cls, out: Path, conf: float) -> dict:
-        from .explain import explain_images, page_body
+        from .explain import explain_images, page_body  # on use: `import deepix` and `deepix --help` stay light
         r = explain_images(self.load(run), images, layer, cls, out, conf)
         r["lines"] = [f"{p['image']}: " + (", ".join(f"{b['class']} {b['score']:.2f}" for b in p["boxes"]) or "no box")
                       for p in r["predictions"]]

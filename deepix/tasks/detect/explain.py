@@ -15,12 +15,13 @@ from ...report.plots import COLORS
 from ...explain.cam import box_score, grad_cam
 from ...explain.figures import Cell, as_image, overlay_grid
 from ...explain.layers import hookable, pick_target, resolve_class, trace
+from ...models.fcos import FCOS
+from PIL import Image
 
 MAX_BOXES = 4   # boxes explained per image: each costs a backward pass
 
 
 def _check(model) -> None:
-    from ...models.fcos import FCOS
     if not isinstance(model, FCOS):
         raise UserError("per-box maps are made for deepix's own detectors (fcos-n, fcos-s); a torchvision "
                         "detector's boxes come out of its own post-processing, which gives no single score to explain")
@@ -71,7 +72,6 @@ def figure_rows(x: torch.Tensor, found: list[list[dict]], sizes: list[tuple[int,
 
 def explain_images(det, images, layer: str | None, cls, out: Path, conf: float = 0.25) -> dict:
     """Per-box Grad-CAM for image files, with a detection run's Detector: the boxes scoring at least `conf`."""
-    from PIL import Image
 
     t0 = time.perf_counter()
     _check(det.model)
@@ -124,7 +124,6 @@ def report_figures(plots: Path, model, task, images, classes: list[str], imgsz: 
                    n_images: int = 2, max_boxes: int = 3) -> Path | None:
     """plots/explain_boxes.png: per-box maps for the test images (of the first 8) with the surest boxes; None
     for a torchvision detector."""
-    from ...models.fcos import FCOS
     if not isinstance(model, FCOS) or not images:
         return None
     x_u8, _, scales = letterbox(images[:8], imgsz)

@@ -24,6 +24,13 @@ from ...models.encoder import init_from_encoder
 from ..base import Job, Step
 from .explain import report_figures
 from ...models import REGISTRY, Spec, build_model, kind_of
+from ...data.detection import read_detection
+from .coco_eval import confusion_matrix, evaluate, plot_confusion, plot_pr
+from ...models.fcos import FCOS
+from ...data.shapes import load_shapes
+from ...models import tv_detect
+from ...models.tv_detect import TorchvisionDetector
+from ...report.plots import detection_grid
 
 FOLDER_SIZE = 320   # the default input side for detection data read from disk
 MAX_DETS = 100      # COCO's maxDets for the headline figures
@@ -46,7 +53,6 @@ class Detect(Step):
 
     def grid(self, size: tuple[int, int]):
         """The output points and strides for an input size (cached: sizes repeat)."""
-        from ...models.fcos import FCOS
         if size not in self._grids:
             self._grids[size] = tuple(t.to(self.dev) for t in FCOS.points(*size))
         return self._grids[size]
@@ -107,7 +113,6 @@ class Detect(Step):
         return results
 
     def evaluate(self, model, val: "EvalSet", dev, bf16: bool) -> dict[str, float]:
-        from .coco_eval import evaluate
         preds = val.to_original(self.predict(model, val.x, dev, bf16, 0.001, MAX_DETS))
         result = evaluate(val.truth, preds, val.classes, MAX_DETS)
         return {"map": result["map"], "map50": result["map50"]}
@@ -131,9 +136,7 @@ class EvalSet:
 
 def load_data(cfg: Config) -> DetDataset:
     if cfg.data == "shapes":
-        from ...data.shapes import load_shapes
         return load_shapes()
-    from ...data.detection import read_detection
     ds = read_detection(cfg.data)
     return split(ds, cfg.val_fraction, cfg.test_fraction, cfg.seed)
 
@@ -180,9 +183,9 @@ def check(ds: DetDataset) -> None:
 
 def check_model(name: str) -> None:
     if name.startswith("tv:"):
-        from ...models.tv_detect import names
-        if name[3:] not in names():
-            raise UserError(f"{name} is not a torchvision detector; use one of {', '.join('tv:' + n for n in names())}")
+        if name[3:] not in tv_detect.names():
+            raise UserError(f"{name} is not a torchvision detector; use one of "
+                            f"{', '.join('tv:' + n for n in tv_detect.names())}")
         return
     if kind_of(name) != "detect":
         names = ", ".join(n for n, (_, _, k) in REGISTRY.items() if k == "detect")
@@ -192,7 +195,6 @@ def check_model(name: str) -> None:
 def build(cfg: Config, classes: int, imgsz: int) -> torch.nn.Module:
     check_model(cfg.model)
     if cfg.model.startswith("tv:"):
-        from ...models.tv_detect import TorchvisionDetector
         return TorchvisionDetector(cfg.model[3:], classes, imgsz, cfg.max_det)
     return build_model(cfg.model, Spec(3, classes, (imgsz, imgsz), width=cfg.width))
 
@@ -279,7 +281,6 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
 def score(task: Detect, model, images: list[DetImage], classes: list[str], imgsz: int, dev, bf16: bool,
           plots: Path | None) -> dict:
     """COCO figures for a split (pycocotools), inference speed, and the plots when asked."""
-    from .coco_eval import confusion_matrix, evaluate, plot_confusion, plot_pr
     x, _, scales = letterbox(images, imgsz)
     ev = EvalSet(images, x, scales, classes)
     t0 = time.perf_counter()
@@ -293,7 +294,6 @@ def score(task: Detect, model, images: list[DetImage], classes: list[str], imgsz
         plots.mkdir(parents=True, exist_ok=True)
         plot_pr(result, classes, plots / "pr_curve.png")
         plot_confusion(matrix, classes, plots / "confusion.png")
-        from ...report.plots import detection_grid
         picks = list(range(min(8, len(images))))
         detection_grid([pixels(images[i]) for i in picks], [images[i] for i in picks], [preds[i] for i in picks],
                        classes, plots / "detections.png")

@@ -23,15 +23,15 @@ class Generate(Task):
         return not monitor.endswith(("loss", "fid", "kid"))
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):
-        from .train import setup
+        from .train import setup  # on use: `import deepix` and `deepix --help` stay light
         return setup(cfg, dataset, net, dev, bf16, resume)
 
     def load(self, run: Path, weights: str = "best", model=None):
-        from .train import Sampler
+        from .train import Sampler  # on use: `import deepix` and `deepix --help` stay light
         return Sampler(run, weights)
 
     def val(self, run: Path, data: str | None = None, split: str = "test") -> dict:
-        from .train import val
+        from .train import val  # on use: `import deepix` and `deepix --help` stay light
         return val(run)
 
     def main_figure(self, test: dict):
@@ -54,17 +54,17 @@ class Generate(Task):
                       + f"  ({m['samples']:,} samples; {m['feature_space']})")
 
     def report(self, run: Path, summary: dict, rows: list[dict], config: dict) -> Report:
-        from ...report.html import esc, img, table
-        from .report import curves, parts
+        from ...report.html import esc, img, table  # on use: `import deepix` and `deepix --help` stay light
+        from .report import curves, parts  # on use: `import deepix` and `deepix --help` stay light
         plots = run / "plots"
         return Report(*parts(summary, plots, esc, table, img), curves=curves(rows, plots))  # a GAN's many columns
 
     def findings(self, rows: list[dict], summary: dict, config: dict) -> list[dict]:
-        from .report import findings
+        from .report import findings  # on use: `import deepix` and `deepix --help` stay light
         return findings(rows, summary)
 
     def exportable(self, run: Path, weights: str, data: str | None):
-        from .export import exportable
+        from .export import exportable  # on use: `import deepix` and `deepix --help` stay light
         return exportable(self.load(run, weights))
 
 

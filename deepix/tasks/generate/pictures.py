@@ -12,6 +12,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
 from ...report.plots import TEST, TRAIN, VAL, figure, save, tidy
+from torchvision.utils import make_grid
 
 MAX_FRAMES = 60
 LAST_FRAME_HOLD = 6  # the final grid stays this many frames' time before the GIF loops
@@ -31,7 +32,6 @@ def _hw(image: torch.Tensor) -> np.ndarray:
 
 def grid(images, nrow: int) -> np.ndarray:
     """The images tiled nrow to a row with a 2-px dark border, as uint8 H x W (gray) or H x W x 3."""
-    from torchvision.utils import make_grid
     x = _tensor(images)
     g = make_grid(x, nrow=nrow, padding=2, pad_value=0.15)
     g = (g * 255).round().to(torch.uint8).numpy()
@@ -49,7 +49,7 @@ def save_grid(images, out: Path, nrow: int, scale: int = 2) -> Path:
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    from matplotlib import font_manager
+    from matplotlib import font_manager  # matplotlib: only when a figure is drawn
     return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)  # ships inside matplotlib
 
 
@@ -119,7 +119,7 @@ def plot_gan_losses(rows: list[dict], out: Path) -> Path | None:
 def plot_coverage(coverage: list[float], classes: list[str], out: Path, floor: float = 0.05) -> Path:
     """Bars of the share of generated samples the classifier puts in each class, with the uniform
     share and the floor below which a class counts as dropped."""
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import PercentFormatter  # matplotlib: only when a figure is drawn
     k = len(coverage)
     fig = figure(min(max(4.5, 0.4 * k + 2), 14), 3.2)
     ax = fig.add_subplot()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from .pictures import plot_gan_losses
+from .pictures import plot_coverage
 
 LOW_VARIETY = 0.6       # test recall below this share of the training images' own: too little variety
 FLOOR = 0.05            # a class with under this share of the samples counts as dropped
@@ -27,7 +29,6 @@ def curves(rows: list[dict], plots: Path) -> list[Path]:
     """The run's losses.png, drawn from metrics.csv when the run did not leave one."""
     png = plots / "losses.png"
     if not png.is_file() and rows:
-        from .pictures import plot_gan_losses
         png = plot_gan_losses(rows, png)
     return [png] if png and png.is_file() else []
 
@@ -99,7 +100,6 @@ def parts(summary: dict, plots: Path, e, table, img) -> tuple[str, str, list[tup
          table(["metric", "value", "meaning"], rows)]
     cov_png = plots / "coverage.png"
     if not cov_png.is_file() and test.get("coverage") and classes:
-        from .pictures import plot_coverage
         cov_png = plot_coverage(test["coverage"], classes, cov_png, FLOOR)
     q.append(img(cov_png, "class coverage"))
 

@@ -27,6 +27,10 @@ from .. import get
 from ..base import Job, Loaded, Step
 from .metrics import Evaluator
 from .pictures import grid, save_grid
+from ...engine.fit import autocast
+from . import pictures as pic
+from .metrics import Features
+from .metrics import inception_fid
 
 EVAL_SAMPLES = 1000     # generated images scored after every epoch (the test uses 10,000)
 TEST_SAMPLES = 10_000
@@ -138,7 +142,6 @@ def eval_count(model, n: int) -> int:
 def sample(model, n: int, labels: torch.Tensor | None, g: torch.Generator, z: torch.Tensor | None = None,
            batch: int = 500, bf16: bool = False) -> torch.Tensor:
     """n images in [0, 1] on the CPU, from the model's averaged weights."""
-    from ...engine.fit import autocast
     z = model.latent(n, g) if z is None else z
     dev = next(model.parameters()).device
     out = []
@@ -237,7 +240,6 @@ def fixed_batch(model, classes: int, seed: int) -> tuple[torch.Tensor, torch.Ten
 
 
 def test_metrics(cfg: Config, model, ds, judge, judge_acc: float, run: Path, bf16: bool = False) -> dict:
-    from .metrics import Evaluator
     real = (ds.test if len(ds.test) else ds.val).x.float().div(255)
     ev = Evaluator(judge, real, len(ds.classes), seed=cfg.seed)
     t0 = time.perf_counter()
@@ -255,7 +257,6 @@ def test_metrics(cfg: Config, model, ds, judge, judge_acc: float, run: Path, bf1
             "precision_train": train_ref["precision"], "recall_train": train_ref["recall"],
             "sample_seconds": round(seconds, 2), "inception_fid": None, "inception_samples": None}
     if cfg.inception:
-        from .metrics import inception_fid
         n = min(cfg.inception, len(real), count)
         test["inception_fid"] = inception_fid(real[:n], fake[:n], cfg.inception_weights or None)
         test["inception_samples"] = n
@@ -264,8 +265,6 @@ def test_metrics(cfg: Config, model, ds, judge, judge_acc: float, run: Path, bf1
 
 
 def pictures(run: Path, model, ds, task: Generate, judge) -> None:
-    from . import pictures as pic
-    from .metrics import Features
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     z, labels = fixed_batch(model, len(ds.classes), task.cfg.seed)

@@ -20,23 +20,26 @@ class Pretrain(Task):
                       "temperature", "mask_ratio"})
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):
-        from .train import setup
+        from .train import setup  # on use: `import deepix` and `deepix --help` stay light
         return setup(cfg, dataset, net, dev, bf16, resume)
 
     def load(self, run: Path, weights: str = "best", model=None):
-        from .train import Encoder
+        from .train import Encoder  # on use: `import deepix` and `deepix --help` stay light
         return Encoder(run)
 
     def val(self, run: Path, data: str | None = None, split: str = "test") -> dict:
-        from .train import val
+        from .train import val  # on use: `import deepix` and `deepix --help` stay light
         return val(run)
+
+    def figure_unit(self, monitor: str):
+        return (1.0, "") if monitor.endswith("loss") else (100.0, " points")
 
     def main_figure(self, test: dict):
         few = test.get("few_labels") or {}
         return "test_probe", next(iter(few.values()))["pretrained_probe"] if few else None
 
     def print_result(self, result: dict, console) -> None:
-        from rich.table import Table
+        from rich.table import Table  # on use: `deepix --help` stays light
         m, t = result["test"], result["train"]
         rows = m.get("few_labels", {})
         if rows:
@@ -58,16 +61,16 @@ class Pretrain(Task):
                           f"{r['pretrained_probe']:.1%}  (untrained: {r['random_probe']:.1%})")
 
     def report(self, run: Path, summary: dict, rows: list[dict], config: dict) -> Report:
-        from ...report.html import esc, img, table
-        from .report import parts
+        from ...report.html import esc, img, table  # on use: `import deepix` and `deepix --help` stay light
+        from .report import parts  # on use: `import deepix` and `deepix --help` stay light
         return Report(*parts(summary, run / "plots", esc, table, img))
 
     def findings(self, rows: list[dict], summary: dict, config: dict) -> list[dict]:
-        from .report import findings
+        from .report import findings  # on use: `import deepix` and `deepix --help` stay light
         return findings(rows, summary)
 
     def exportable(self, run: Path, weights: str, data: str | None):
-        from .export import exportable
+        from .export import exportable  # on use: `import deepix` and `deepix --help` stay light
         enc = self.load(run)
         return exportable(enc, enc.cfg, data)
 

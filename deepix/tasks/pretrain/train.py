@@ -26,6 +26,12 @@ from ...runs import open_run
 from ...models import build_classifier, count_params
 from ..base import Job, Loaded, Step
 from ...models.ssl import Pretrainer, strip_head
+from collections import Counter
+from ...data.folder import DEFAULT_SIZE, any_colour, decode_all, is_image_file
+from ...models import Spec, build_model, kind_of, with_preprocess
+from ...models.ssl import backbone
+from ...report.plots import image_grid
+from ...report.plots import embedding_map
 
 MIN_SIDE = 16        # the views crop and blur: smaller images leave nothing to learn from
 BANK = 10_000        # labelled images whose features the k-NN monitor compares with (the first ones)
@@ -109,8 +115,8 @@ def knn_accuracy(fb, yb, fq, yq, k: int = 20, t: float = 0.07) -> float:
 
 def probe_accuracy(ft, yt, fq, yq) -> float:
     """A linear classifier (logistic regression) on frozen, standardised features."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.linear_model import LogisticRegression  # scikit-learn takes ~1 s to import: only this path pays it
+    from sklearn.preprocessing import StandardScaler  # scikit-learn takes ~1 s to import: only this path pays it
     if len(torch.unique(yt)) < 2:
         return float("nan")
     scale = StandardScaler().fit(ft.numpy())
@@ -138,9 +144,7 @@ def load_data(cfg: Config) -> Dataset:
 
 
 def read_unlabelled(path: Path, imgsz: int, strict: bool, seed: int) -> Dataset:
-    from collections import Counter
 
-    from ...data.folder import DEFAULT_SIZE, any_colour, decode_all, is_image_file
     base = path.absolute()
     paths = sorted(p for p in base.rglob("*") if p.is_file() and is_image_file(p))
     if not paths:
@@ -157,8 +161,6 @@ def read_unlabelled(path: Path, imgsz: int, strict: bool, seed: int) -> Dataset:
 
 
 def build(cfg: Config, channels: int, size, mean, std) -> Pretrainer:
-    from ...models import Spec, build_model, kind_of, with_preprocess
-    from ...models.ssl import backbone
     if kind_of(cfg.model) in ("detect", "restore", "upscale"):
         # a detector's or restorer's down-sampling path, on pixels in [0, 1] as those tasks feed it
         net = build_model(cfg.model, Spec(channels, 1, tuple(size), cfg.activation, cfg.kernel_size, cfg.width))
@@ -241,7 +243,6 @@ def _stats(model: Pretrainer):
 
 
 def pictures(run: Path, model: Pretrainer, ds: Dataset, task: Pretrain, dev, bf16: bool) -> None:
-    from ...report.plots import image_grid
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     g = torch.Generator().manual_seed(task.cfg.seed)
@@ -261,7 +262,6 @@ def pictures(run: Path, model: Pretrainer, ds: Dataset, task: Pretrain, dev, bf1
                    plots / "reconstruction.png", cols=6)
     test = ds.test if len(ds.test) else ds.val
     if ds.classes and len(test) >= 20:
-        from ...report.plots import embedding_map
         embedding_map(features(model, test.x[:2000], dev, bf16), test.y[:2000], ds.classes, plots / "embedding.png",
                       "t-SNE of the encoder's features (test images, coloured by class)")
 

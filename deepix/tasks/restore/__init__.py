@@ -23,22 +23,25 @@ class Restore(Task):
     result_unit = "patches"
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):
-        from .train import setup
+        from .train import setup  # on use: `import deepix` and `deepix --help` stay light
         return setup(cfg, dataset, net, dev, bf16, resume)
 
     def load(self, run: Path, weights: str = "best", model=None):
-        from .train import Restorer
+        from .train import Restorer  # on use: `import deepix` and `deepix --help` stay light
         return Restorer(run, weights)
 
     def val(self, run: Path, data: str | None = None, split: str = "test") -> dict:
-        from .train import val
+        from .train import val  # on use: `import deepix` and `deepix --help` stay light
         return val(run, data)
+
+    def figure_unit(self, monitor: str):
+        return (1.0, " dB") if monitor.endswith("psnr") else (1.0, "")
 
     def main_figure(self, test: dict):
         return "test_psnr", test["methods"].get("deepix", {}).get("psnr")
 
     def print_result(self, result: dict, console) -> None:
-        from rich.table import Table
+        from rich.table import Table  # on use: `deepix --help` stays light
         m, t = result["test"], result["train"]
         table = Table("method", "PSNR (dB)", "SSIM", title=f"{result['run']}: {m['degrade']} on {m['split']} images")
         for name, v in sorted(m["methods"].items(), key=lambda kv: -kv[1]["psnr"]):
@@ -53,20 +56,20 @@ class Restore(Task):
             console.print(f"{name:<24} PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.4f}")
 
     def report(self, run: Path, summary: dict, rows: list[dict], config: dict) -> Report:
-        from ...report.html import esc
-        from .report import parts
+        from ...report.html import esc  # on use: `import deepix` and `deepix --help` stay light
+        from .report import parts  # on use: `import deepix` and `deepix --help` stay light
         return Report(*parts(summary, run / "plots", esc))
 
     def findings(self, rows: list[dict], summary: dict, config: dict) -> list[dict]:
-        from ...report.diagnose import diagnose
+        from ...report.diagnose import diagnose  # on use: `import deepix` and `deepix --help` stay light
         return diagnose(rows, summary, config)
 
     def exportable(self, run: Path, weights: str, data: str | None):
-        from .export import exportable
+        from .export import exportable  # on use: `import deepix` and `deepix --help` stay light
         return exportable(self.load(run, weights))
 
     def exported(self, file):
-        from .export import ExportedRestorer
+        from .export import ExportedRestorer  # on use: `import deepix` and `deepix --help` stay light
         return ExportedRestorer(file)
 
 

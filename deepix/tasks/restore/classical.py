@@ -102,7 +102,7 @@ def richardson_lucy(degraded, deg: Degrade, sigma=None) -> np.ndarray:
 
 def bm3d(degraded, deg: Degrade, sigma=None) -> np.ndarray:
     """BM3D from the optional `bm3d` package (its colour variant for RGB)."""
-    import bm3d as package
+    import bm3d as package  # optional dependency (pip install bm3d)
 
     s = _sigma01(degraded, sigma)
     fn = package.bm3d_rgb if np.ndim(degraded) == 3 and degraded.shape[-1] == 3 else package.bm3d

@@ -9,6 +9,12 @@ import torch
 
 from ...errors import UserError
 from .files import write_restored
+from ...engine import machine
+from . import images as imgio
+from .classical import estimate_sigma
+from .tiles import predict_ensemble, predict_tiled
+from ...engine.checkpoint import load_weights
+from ...models import Spec, build_model
 
 WEIGHTS = Path(__file__).parent / "weights" / "denoise-gray.safetensors"
 _model = None
@@ -17,8 +23,6 @@ _model = None
 def _load():
     global _model
     if _model is None:
-        from ...engine.checkpoint import load_weights
-        from ...models import Spec, build_model
         if not WEIGHTS.is_file():
             raise UserError(f"the shipped denoiser is missing ({WEIGHTS}); reinstall deepix or train one with "
                             f"scripts/train_denoiser.py")
@@ -34,10 +38,6 @@ def denoise(image, sigma: float | None = None, tile: int = 256, ensemble: bool =
     Returns the (C, H, W) image in [0, 1] and the noise sigma (0-255 scale) used: the given one or, when
     None, estimated from the image. Colour images are denoised channel by channel. `ensemble` averages
     the 8 flips/rotations (about +0.1-0.2 dB for 8x the time); False is one pass."""
-    from ...engine import machine
-    from . import images as imgio
-    from .classical import estimate_sigma
-    from .tiles import predict_ensemble, predict_tiled
     if isinstance(image, (str, Path)):
         x = imgio.read(image)[0]
     elif isinstance(image, torch.Tensor):

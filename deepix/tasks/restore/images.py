@@ -8,6 +8,7 @@ import torch
 
 from ...data.folder import is_image_file
 from ...errors import UserError
+import imageio.v3 as iio
 
 # scikit-image's bundled sample photographs (no download); a fixed split so runs compare
 PHOTOS = {
@@ -46,7 +47,6 @@ def as_float(a: np.ndarray) -> tuple[np.ndarray, int]:
 
 def read(path: str | Path, channels: int = 0) -> tuple[torch.Tensor, int]:
     """(C, H, W) float tensor in [0, 1] and the file's bit depth; channels 0 keeps the file's."""
-    import imageio.v3 as iio
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
@@ -65,7 +65,6 @@ def read(path: str | Path, channels: int = 0) -> tuple[torch.Tensor, int]:
 
 def write(path: str | Path, image: torch.Tensor, depth: int = 8) -> Path:
     """Write a (C, H, W) [0, 1] image as PNG/TIFF/JPEG at 8 or 16 bits (16 only where the format has it)."""
-    import imageio.v3 as iio
     path = Path(path)
     a = image.detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
     a = a[..., 0] if a.shape[2] == 1 else a
@@ -85,7 +84,7 @@ def write(path: str | Path, image: torch.Tensor, depth: int = 8) -> Path:
 
 def photos(channels: int) -> dict[str, list[tuple[str, torch.Tensor]]]:
     """The built-in photographs, split train / val / test; grayscale unless channels is 3."""
-    import skimage.data
+    import skimage.data  # scikit-image takes ~1 s to import: only this path pays it
     out = {}
     for split, names in PHOTOS.items():
         out[split] = []

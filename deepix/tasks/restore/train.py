@@ -22,6 +22,11 @@ from . import images as imgio
 from .files import answer_images, write_restored
 from .degrade import Degrade, crop_to_scale, parse, protocol_noise
 from .metrics import psnr, ssim
+from .classical import baselines_for
+from .classical import bicubic
+from .tiles import predict_tiled
+from ...engine.distributed import shard as part
+from ...report.plots import restore_panel
 
 EVAL_SEED = 12345   # the degradation of validation and test images is fixed across epochs and runs
 
@@ -77,7 +82,6 @@ class Restore(Step):
 
     @torch.no_grad()
     def restore(self, model, degraded: torch.Tensor, dev, bf16) -> torch.Tensor:
-        from .tiles import predict_tiled
         return predict_tiled(model, degraded.to(dev), self.degrade.scale, self.tile, 32, bf16).float().cpu()
 
     def evaluate(self, model, images, dev, bf16) -> dict[str, float]:
@@ -119,7 +123,6 @@ class Patches:
             out[i] = im[:, top:top + p, left:left + p]
             if self.inputs:
                 low[i] = self.inputs[k][:, top // s:top // s + q, left // s:left // s + q]
-        from ...engine.distributed import shard as part
         for i in range(0, n, self.batch):
             mine = torch.arange(i, i + self.batch)
             mine = part(mine) if shard else mine
@@ -218,10 +221,8 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
 
 def evaluate_table(task: Restore, model, images, dev, bf16, plots: Path | None = None, panels: int = 3) -> dict:
     """PSNR / SSIM per image and mean for the model and each classical method, measured here."""
-    from .classical import baselines_for
     deg = task.degrade
     shave = deg.scale if deg.scale > 1 else 0
-    from .classical import bicubic
     methods = {"deepix": None, **(baselines_for(deg) if deg.steps or deg.scale == 1 else {"bicubic": bicubic})}
     per_image, seconds = [], {m: 0.0 for m in methods}
     model.eval()
@@ -244,7 +245,6 @@ def evaluate_table(task: Restore, model, images, dev, bf16, plots: Path | None =
                 restored = out
         per_image.append(row)
         if plots is not None and i < panels:
-            from ...report.plots import restore_panel
             first = next(iter(m for m in methods if m != "deepix"), None)
             restore_panel(deg_np, restored, clean_np, plots / f"panel_{i + 1}.png", name,
                           f"{row['deepix']['psnr']:.2f} dB", scale=deg.scale,
