@@ -82,7 +82,7 @@ def digits_28():
 @contextlib.contextmanager
 def few_generate_samples(test=300, eval=200):
     """Generate runs score fewer samples than the 10,000 of a real test."""
-    from deepix.tasks import generate as g
+    from deepix.tasks.generate import train as g
     saved = g.TEST_SAMPLES, g.EVAL_SAMPLES
     g.TEST_SAMPLES, g.EVAL_SAMPLES = test, eval
     try:
