@@ -74,7 +74,7 @@ def set12(bm3d: bool, evaluate) -> dict:
     import torch
 
     import deepix
-    sys.modules["deepix.denoise"]._model = None  # read the weights file afresh
+    sys.modules["deepix.tasks.restore.denoise"]._model = None  # read the weights file afresh
 
     def shipped(ensemble):
         return lambda noisy, deg, sigma: deepix.denoise(torch.from_numpy(noisy).float()[None],

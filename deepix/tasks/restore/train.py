@@ -308,4 +308,4 @@ def val(run: Path, data: str | None = None) -> dict:
     if data:
         cfg.data = data
     images, _ = load_data(cfg)
-    return evaluate_table(r.task, r.model, images["test"] or images["val"], torch.device("cpu"), r.bf16)
+    return evaluate_table(r.step, r.model, images["test"] or images["val"], torch.device("cpu"), r.bf16)
