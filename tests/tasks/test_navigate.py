@@ -144,3 +144,29 @@ def test_the_planner_beats_greedy_which_beats_random_on_unseen_maps():
     assert best["collisions"] == 0 and best["ms_per_path"] > 0
     assert rand["success"] < greedy["success"] < 1.0 and greedy["spl"] <= greedy["success"]
     assert rand["collisions"] > greedy["collisions"]
+
+
+def test_the_planners_moves_at_every_cell_start_optimal_paths():
+    from deepix.tasks.navigate.planner import cost_to_go, optimal_moves
+    rng = np.random.default_rng(1)
+    cost_map = maps.generate(1, 16, 6, ("rooms",))[0] * rng.uniform(1, 4, (16, 16))
+    for m in maps.generate(3, 16, 8) + [cost_map]:
+        free = [tuple(map(int, p)) for p in np.argwhere(np.isfinite(m))]
+        goal = free[rng.integers(len(free))]
+        togo, moves = cost_to_go(m, goal), optimal_moves(m, goal)
+        assert togo[goal] == 0 and np.isinf(togo[np.isinf(m)]).all()
+        assert moves[:, goal[0], goal[1]].sum() == 0 and moves[:, np.isinf(m)].sum() == 0
+        for cell in [free[i] for i in rng.choice(len(free), 12, replace=False)]:
+            if cell == goal:
+                continue
+            assert togo[cell] == pytest.approx(plan(m, cell, goal)[1])
+            assert moves[:, cell[0], cell[1]].sum() == pytest.approx(1.0)
+            for a in np.flatnonzero(moves[:, cell[0], cell[1]]):   # each move marked lands one step nearer
+                nxt = (cell[0] + MOVES[a][0], cell[1] + MOVES[a][1])
+                assert step_cost(m, cell, nxt) + togo[nxt] == pytest.approx(togo[cell])
+    corner = grid("""...
+                     ...
+                     ...""")
+    moves = optimal_moves(corner, (0, 0))
+    assert moves[MOVES.index((-1, -1)), 1, 1] == 1.0            # one optimal move: the diagonal
+    assert moves[:, 0, 2].tolist() == [0, 0, 1, 0, 0, 0, 0, 0]  # from the far corner of the top row: left

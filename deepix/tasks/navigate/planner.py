@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from skimage.graph import route_through_array
+from skimage.graph import MCP_Geometric, route_through_array
 
 from ...errors import UserError
 
@@ -42,3 +42,32 @@ def plan(cost: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> tup
 def path_length(path: list[tuple[int, int]]) -> float:
     """Geometric length: 1 per straight step, sqrt(2) per diagonal one."""
     return sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(path, path[1:]))
+
+
+def cost_to_go(cost: np.ndarray, goal: tuple[int, int]) -> np.ndarray:
+    """The optimal cost from every cell to the goal (infinite in walls and where the goal cannot be reached):
+    the planner's Dijkstra run once from the goal. Moves cost the same both ways, so this is the cost to go."""
+    check_cell(cost, goal, "goal")
+    togo, _ = MCP_Geometric(cost, fully_connected=True).find_costs([goal])
+    return np.where(np.isfinite(cost), togo, np.inf)
+
+
+def optimal_moves(cost: np.ndarray, goal: tuple[int, int]) -> np.ndarray:
+    """(8, H, W): at each open cell that can reach the goal, 1/k on each of the k moves that start an optimal
+    path (ties shared), 0 elsewhere: the planner's demonstrations for every start at once."""
+    togo = cost_to_go(cost, goal)
+    h, w = cost.shape
+    best = np.full((len(MOVES), h, w), np.inf)
+    for a, (dr, dc) in enumerate(MOVES):
+        # the cell each move lands on, padded with walls past the border
+        nxt = np.full((h, w), np.inf)
+        nc = np.full((h, w), np.inf)
+        rs, cs = slice(max(dr, 0), h + min(dr, 0)), slice(max(dc, 0), w + min(dc, 0))
+        rd, cd = slice(max(-dr, 0), h + min(-dr, 0)), slice(max(-dc, 0), w + min(-dc, 0))
+        nxt[rd, cd], nc[rd, cd] = togo[rs, cs], cost[rs, cs]
+        with np.errstate(invalid="ignore"):
+            best[a] = math.hypot(dr, dc) * (cost + nc) / 2 + nxt
+    lowest = best.min(0)
+    reach = np.isfinite(lowest) & np.isfinite(togo) & (togo > 0)
+    on = (best <= lowest + 1e-9 * np.maximum(1.0, lowest)) & reach
+    return (on / np.maximum(on.sum(0), 1)).astype(np.float32)
