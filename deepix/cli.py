@@ -81,6 +81,14 @@ HELP = {
     "baseline": "classify with --init: also train the same model from scratch on the same labels (the report compares)",
     "semi": "classify: also learn from the training images whose labels are not used (FixMatch pseudo-labels)",
     "label_fraction": "classify: keep only this share of each class's labelled training images (seeded; 0: all)",
+    "bc": "navigate: share of the epochs that clone the optimal planner's moves before PPO (0: PPO alone)",
+    "envs": "navigate: environments stepped together in each rollout",
+    "rollout": "navigate: steps of each environment per PPO update",
+    "ppo_epochs": "navigate: PPO's passes over each rollout",
+    "gamma": "navigate: the discount of future rewards",
+    "entropy": "navigate: weight of PPO's entropy bonus (higher keeps exploring)",
+    "wall_threshold": "navigate, map images: pixels darker than this (0-255) are walls (-1: Otsu's threshold)",
+    "cost": "navigate, map images: read grey levels as the cost of entering each cell (white 1 ... darkest free 10)",
 }
 
 
@@ -95,7 +103,8 @@ def _add_settings(p: argparse.ArgumentParser, task: str) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         shown = f.name in used
-        words = HELP.get(f.name, "").format(folder_imgsz=tasks.get(task).folder_imgsz)
+        words = (tasks.get(task).data_help if f.name == "data" and tasks.get(task).data_help
+                 else HELP.get(f.name, "").format(folder_imgsz=tasks.get(task).folder_imgsz))
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                            help=words if shown else argparse.SUPPRESS)
@@ -148,6 +157,8 @@ def parser(task: str = "classify") -> argparse.ArgumentParser:
     pr.add_argument("--conf", type=float, default=0.25, help="detection: lowest score kept")
     pr.add_argument("--max-det", type=int, default=100, help="detection: most boxes kept per image")
     pr.add_argument("--top-k", type=int, default=5)
+    pr.add_argument("--start", help="navigate: the start cell as ROW,COL (default: drawn)")
+    pr.add_argument("--goal", help="navigate: the goal cell as ROW,COL (default: drawn)")
     pr.add_argument("--weights", default="best", choices=("best", "last"))
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
     add_launch_flags(pr)
@@ -273,7 +284,8 @@ def run(argv: list[str] | None = None) -> int:
             machine.set_threads(0)  # the processes share this machine's cores
         pred = api.load(args.run, args.weights)
         pred.predict_files(args.source, args.output, {"conf": args.conf, "max_det": args.max_det,
-                                                      "top_k": args.top_k, "json": args.json})
+                                                      "top_k": args.top_k, "json": args.json,
+                                                      "start": args.start, "goal": args.goal})
         distributed.close()
     elif args.verb == "denoise":
         from .tasks.restore.denoise import denoise_files  # on use: `import deepix` and `deepix --help` stay light

@@ -91,6 +91,15 @@ class Config:
     label_fraction: float = 0.0 # classify: train on only this share of each class's labelled images (0: all)
     baseline: bool = True      # classify with --init: also train from scratch on the same labels, for the report
     semi: bool = False          # classify: also learn from the training images without labels (FixMatch)
+    # agents that learn by reward (navigate)
+    bc: float = 0.5             # share of the epochs that clone the planner's demonstrations before PPO (0: PPO only)
+    envs: int = 32              # environments stepped together
+    rollout: int = 32           # steps of each environment per PPO update
+    ppo_epochs: int = 4         # passes over each rollout
+    gamma: float = 0.99         # discount
+    entropy: float = 0.01       # weight of the entropy bonus
+    wall_threshold: float = -1.0  # map images: pixels darker than this (0-255) are walls (-1: Otsu's threshold)
+    cost: bool = False          # map images: grey levels are the cost of entering each cell (white 1, dark 10)
     # output
     project: str = "runs"
     name: str = ""
@@ -152,6 +161,10 @@ class Config:
             raise UserError("--temperature must be above 0 and --mask-ratio in (0, 1)")
         if self.labels_per_class < 0 or not 0 <= self.label_fraction <= 1:
             raise UserError("--labels-per-class must be 0 (all) or more, --label-fraction in [0, 1] (0: all)")
+        if not 0 <= self.bc <= 1 or min(self.envs, self.rollout, self.ppo_epochs) < 1 or not 0 < self.gamma <= 1 \
+                or self.entropy < 0 or self.wall_threshold > 255:
+            raise UserError("--bc must be in [0, 1], --envs, --rollout and --ppo-epochs at least 1, --gamma in (0, 1], "
+                            "--entropy at least 0 and --wall-threshold at most 255")
         if self.labels_per_class and self.label_fraction:
             raise UserError("give --labels-per-class or --label-fraction, not both")
         return self

@@ -34,7 +34,8 @@ class History:
         if not self.path.is_file():
             return []
         with self.path.open() as f:
-            return [{k: int(v) if k == "epoch" else float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+            return [{k: int(v) if k == "epoch" else float(v) for k, v in r.items() if v != ""}
+                    for r in csv.DictReader(f)]
 
     def truncate(self, epochs: int) -> None:
         # a run killed after writing a row but before its checkpoint repeats that epoch
@@ -45,8 +46,20 @@ class History:
 
     def add(self, row: dict, tensorboard: bool = True) -> None:
         new = not self.path.is_file()
+        if not new:
+            with self.path.open(newline="") as f:
+                header = next(csv.reader(f), [])
+            if set(row) - set(header):  # a figure some epochs log (RL's return once episodes end): widen the file
+                rows = self.rows()
+                header += [k for k in row if k not in header]
+                with self.path.open("w", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=header, restval="")
+                    w.writeheader()
+                    w.writerows(rows)
+        else:
+            header = list(row)
         with self.path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
+            w = csv.DictWriter(f, fieldnames=header, restval="")
             if new:
                 w.writeheader()
             w.writerow(row)

@@ -133,6 +133,7 @@ class Task:
     dropout: bool = True                  # its models take --dropout (a remedy the advisor may offer)
     result_unit: str = "images"           # what train/images_per_s counts
     folder_imgsz: int = 64                # --imgsz 0 on images of mixed sizes from disk: they are read at this side
+    data_help: str = ""                   # what --data takes, where it is not images with labels (--help's line)
 
     def higher_is_better(self, monitor: str) -> bool:
         """Whether the monitored figure improves upward (accuracy) or downward (a loss)."""

@@ -57,14 +57,18 @@ def random_walker(seed: int = 0) -> Policy:
 
 def evaluate(policy: Policy, env: GridWorld, eps: list[dict]) -> dict:
     """The policy's figures over the episodes."""
-    success, spl, ratio, collisions, seconds = [], [], [], [], 0.0
+    success, spl, ratio, collisions, returns, lengths, seconds = [], [], [], [], [], [], 0.0
     for ep in eps:
         env.reset(options=ep)
         t0 = time.perf_counter()
         done = truncated = False
+        total = 0.0
         while not (done or truncated):
-            _, _, done, truncated, info = env.step(policy(env))
+            _, reward, done, truncated, info = env.step(policy(env))
+            total += reward
         seconds += time.perf_counter() - t0
+        returns.append(total)
+        lengths.append(env.steps)
         best = path_length(env.optimal)
         taken = path_length(env.taken)
         success.append(float(done))
@@ -74,4 +78,5 @@ def evaluate(policy: Policy, env: GridWorld, eps: list[dict]) -> dict:
         collisions.append(info["collisions"])
     return {"episodes": len(eps), "success": float(np.mean(success)), "spl": float(np.mean(spl)),
             "cost_ratio": float(np.mean(ratio)) if ratio else None, "collisions": float(np.mean(collisions)),
+            "return": float(np.mean(returns)), "length": float(np.mean(lengths)),
             "ms_per_path": 1000 * seconds / max(len(eps), 1)}

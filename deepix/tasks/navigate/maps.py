@@ -112,12 +112,16 @@ def splits(counts: dict[str, int], size: int, seed: int) -> dict[str, list[np.nd
     return out
 
 
-def read_map(path: str | Path, wall_threshold: float | None = None, cost: bool = False) -> np.ndarray:
+def read_map(path: str | Path, wall_threshold: float | None = None, cost: bool = False,
+             size: int | None = None) -> np.ndarray:
     """A map image as a cost array. Walls are the pixels darker than the threshold (Otsu's unless given,
     on the 0-255 scale). With `cost`, each free pixel's grey level is the cost of entering it: 1 for white,
-    rising to 10 for the darkest free grey."""
+    rising to 10 for the darkest free grey. `size`: the image is first resized to size x size cells."""
     try:
-        grey = np.asarray(Image.open(path).convert("L"), dtype=np.float64)
+        img = Image.open(path).convert("L")
+        if size:
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+        grey = np.asarray(img, dtype=np.float64)
     except (OSError, UnidentifiedImageError) as e:
         raise UserError(f"{path}: not a readable image ({type(e).__name__})") from None
     if grey.min() == grey.max() and wall_threshold is None:

@@ -1,0 +1,123 @@
+"""Proximal policy optimisation (Schulman et al. 2017). The parts come from well-kept libraries: the
+vectorised environments from gymnasium, the clipped objective with its value and entropy terms from
+TorchRL's ClipPPOLoss, the advantages from TorchRL's generalised advantage estimation. deepix keeps the
+rollout and the minibatch loop, so that every draw comes from generators seeded by the run's seed and
+epoch: a resumed run repeats an uninterrupted one."""
+from __future__ import annotations
+
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torchrl.modules import ProbabilisticActor, ValueOperator
+from torchrl.objectives import ClipPPOLoss
+from torchrl.objectives.value.functional import vec_generalized_advantage_estimate
+
+from ..engine.optim import backward_step
+
+# act(observations, fresh) -> (logits (N, A), values (N,)); `fresh` marks the environments whose episode
+# has just begun (a policy that plans once per episode recomputes only those)
+Act = Callable[[np.ndarray, np.ndarray], tuple[torch.Tensor, torch.Tensor]]
+
+
+def vector_env(make: Callable[[], gym.Env], n: int) -> gym.vector.SyncVectorEnv:
+    """n copies in one process, reset in the same step as they end (the final observation in the info)."""
+    return gym.vector.SyncVectorEnv([make for _ in range(n)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+class Rollouts:
+    """Steps vectorised environments with a policy; keeps their episodes running across calls."""
+
+    def __init__(self, envs: gym.vector.VectorEnv, seed: int):
+        self.envs = envs
+        self.obs, _ = envs.reset(seed=seed)
+        self.episode = np.arange(envs.num_envs, dtype=np.int64)   # an id per episode, for policies that plan once
+        self.next_id = envs.num_envs
+        self.returns = np.zeros(envs.num_envs)
+        self.finished: list[dict] = []   # {"return", "length", "success"} of each episode that ended
+
+    def collect(self, act: Act, steps: int, g: torch.Generator) -> TensorDict:
+        """`steps` steps of every environment: a (N, steps) TensorDict with what PPO needs."""
+        n = self.envs.num_envs
+        rec = {k: [] for k in ("observation", "episode", "action", "action_log_prob", "state_value", "reward",
+                               "done", "terminated", "next_state_value")}
+        with torch.no_grad():
+            logits, value = act(self.obs, np.ones(n, bool))  # the policy changed since the last call
+            for _ in range(steps):
+                logp = torch.log_softmax(logits.float(), -1)
+                action = torch.multinomial(logp.exp(), 1, generator=g)[:, 0]
+                rec["observation"].append(torch.from_numpy(np.asarray(self.obs)))
+                rec["episode"].append(torch.from_numpy(self.episode.copy()))
+                rec["action"].append(action)
+                rec["action_log_prob"].append(logp.gather(1, action[:, None])[:, 0])
+                rec["state_value"].append(value.float())
+                obs, reward, term, trunc, info = self.envs.step(action.numpy())
+                ended = term | trunc
+                self.returns += reward
+                fresh = ended.copy()
+                logits, value = act(obs, fresh)
+                nxt = value.float().clone()
+                if trunc.any():  # cut off, not failed: the value of where it stood, not of the new episode's start
+                    final = np.stack([info["final_obs"][i] if trunc[i] else obs[i] for i in range(n)])
+                    stale = trunc.copy()
+                    nxt = torch.where(torch.from_numpy(trunc), act(final, stale)[1].float(), nxt)
+                    # the policy's per-episode state now belongs to the final observations: refresh it
+                    logits, value = act(obs, stale | fresh)
+                rec["reward"].append(torch.as_tensor(reward, dtype=torch.float32))
+                rec["done"].append(torch.from_numpy(ended))
+                rec["terminated"].append(torch.from_numpy(term))
+                rec["next_state_value"].append(nxt)
+                for i in np.flatnonzero(ended):
+                    fi = info["final_info"]
+                    self.finished.append({"return": float(self.returns[i]), "length": int(fi["steps"][i]),
+                                          "success": bool(fi["success"][i])})
+                    self.returns[i] = 0.0
+                    self.episode[i] = self.next_id
+                    self.next_id += 1
+                self.obs = obs
+        out = {k: torch.stack(v, 1) for k, v in rec.items()}
+        for k in ("state_value", "reward", "done", "terminated", "next_state_value"):
+            out[k] = out[k].unsqueeze(-1)
+        return TensorDict(out, batch_size=[n, steps])
+
+
+class PPO:
+    """The clipped objective on a policy and a value network that read the keys `keys` of a rollout."""
+
+    def __init__(self, policy: torch.nn.Module, value: torch.nn.Module, keys: list[str], clip: float = 0.2,
+                 entropy: float = 0.01, gamma: float = 0.99, lmbda: float = 0.95, epochs: int = 4,
+                 minibatch: int = 256, grad_clip: float = 0.5):
+        actor = ProbabilisticActor(TensorDictModule(policy, in_keys=keys, out_keys=["logits"]), in_keys=["logits"],
+                                   distribution_class=torch.distributions.Categorical, return_log_prob=True)
+        critic = ValueOperator(value, in_keys=keys)
+        self.loss = ClipPPOLoss(actor, critic, clip_epsilon=clip, entropy_coeff=entropy, critic_coeff=0.5,
+                                normalize_advantage=True, loss_critic_type="smooth_l1")
+        self.loss.set_keys(sample_log_prob="action_log_prob")
+        self.gamma, self.lmbda, self.epochs, self.minibatch, self.grad_clip = gamma, lmbda, epochs, minibatch, grad_clip
+
+    def update(self, batch: TensorDict, opt: torch.optim.Optimizer, params, g: torch.Generator,
+               autocast=None) -> dict[str, float]:
+        """Advantages for the (N, T) rollout, then `epochs` passes of shuffled minibatches; the mean losses."""
+        adv, target = vec_generalized_advantage_estimate(
+            self.gamma, self.lmbda, batch["state_value"], batch["next_state_value"], batch["reward"],
+            batch["done"], batch["terminated"], time_dim=-2)
+        batch["advantage"], batch["value_target"] = adv, target
+        flat = batch.reshape(-1)
+        params = list(params)
+        sums: dict[str, float] = {}
+        count = 0
+        for _ in range(self.epochs):
+            order = torch.randperm(len(flat), generator=g)
+            for i in range(0, len(flat), self.minibatch):
+                part = flat[order[i:i + self.minibatch]]
+                out = self.loss(part)
+                loss = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
+                backward_step(opt, loss, params, self.grad_clip)
+                for k in ("loss_objective", "loss_critic", "entropy", "clip_fraction", "kl_approx"):
+                    if k in out.keys():
+                        sums[k] = sums.get(k, 0.0) + float(out[k].detach().mean())
+                count += 1
+        return {k: v / count for k, v in sums.items()}
