@@ -45,7 +45,9 @@ def test_imgsz_has_one_documented_default_per_task():
     from deepix.tasks.detect.train import FOLDER_SIZE
     assert Config().imgsz == 0
     assert get("detect").folder_imgsz == FOLDER_SIZE
-    assert {get(t).folder_imgsz for t in names() if t != "detect"} == {DEFAULT_SIZE}
+    assert {get(t).folder_imgsz for t in names() if t not in ("detect", "navigate")} == {DEFAULT_SIZE}
+    from deepix.tasks.navigate.train import GRID
+    assert get("navigate").folder_imgsz == get("navigate").defaults["imgsz"] == GRID   # maps of mixed sizes: its grid
     for task in ("classify", "detect"):
         text = parser(task).format_help() + "".join(
             a.format_help() for a in parser(task)._subparsers._group_actions[0].choices.values())

@@ -5,6 +5,7 @@ rollout and the minibatch loop, so that every draw comes from generators seeded 
 epoch: a resumed run repeats an uninterrupted one."""
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import gymnasium as gym
@@ -100,20 +101,31 @@ class PPO:
 
     def update(self, batch: TensorDict, opt: torch.optim.Optimizer, params, g: torch.Generator,
                autocast=None) -> dict[str, float]:
-        """Advantages for the (N, T) rollout, then `epochs` passes of shuffled minibatches; the mean losses."""
+        """Advantages for the (N, T) rollout, then `epochs` passes of shuffled minibatches; the mean losses.
+        `autocast`: a context for the networks' passes (bf16 where the machine has it)."""
         adv, target = vec_generalized_advantage_estimate(
             self.gamma, self.lmbda, batch["state_value"], batch["next_state_value"], batch["reward"],
             batch["done"], batch["terminated"], time_dim=-2)
         batch["advantage"], batch["value_target"] = adv, target
         flat = batch.reshape(-1)
         params = list(params)
+        # gathers with repeated indices accumulate their gradients in a thread-dependent order unless asked not to
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            return self._passes(flat, opt, params, g, autocast or contextlib.nullcontext)
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+
+    def _passes(self, flat: TensorDict, opt, params, g, autocast) -> dict[str, float]:
         sums: dict[str, float] = {}
         count = 0
         for _ in range(self.epochs):
             order = torch.randperm(len(flat), generator=g)
             for i in range(0, len(flat), self.minibatch):
                 part = flat[order[i:i + self.minibatch]]
-                out = self.loss(part)
+                with autocast():
+                    out = self.loss(part)
                 loss = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
                 backward_step(opt, loss, params, self.grad_clip)
                 for k in ("loss_objective", "loss_critic", "entropy", "clip_fraction", "kl_approx"):

@@ -194,7 +194,8 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
 
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, file: UploadFile | None = File(None), files: list[UploadFile] | None = File(None),
-                      top_k: int = Form(5), conf: float = Form(0.25), max_det: int = Form(100)):
+                      top_k: int = Form(5), conf: float = Form(0.25), max_det: int = Form(100),
+                      start: str | None = Form(None), goal: str | None = Form(None)):
         m = model_named(name)
         if m.pred.makes_images:
             raise Refused(400, f"{name} makes images: POST /v1/models/{name}/generate")
@@ -206,12 +207,14 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
         images = [decode(await u.read(limits.max_bytes + 1), limits) for u in uploads]
         if not (1 <= top_k <= 1000 and 0 <= conf < 1 and 1 <= max_det <= 1000):
             raise Refused(422, "top_k must be in [1, 1000], conf in [0, 1), max_det in [1, 1000]")
-        options = m.pred.options({"top_k": top_k, "conf": conf, "max_det": max_det})
-        t0 = time.perf_counter()
         try:
+            options = m.pred.options({"top_k": top_k, "conf": conf, "max_det": max_det, "start": start, "goal": goal})
+            t0 = time.perf_counter()
             results = await asyncio.wait_for(m.submit(images, options), limits.timeout_s)
         except asyncio.TimeoutError:
             raise Refused(504, f"{name} did not answer within {limits.timeout_s:g} s") from None
+        except UserError as e:  # e.g. a navigate start inside a wall
+            raise Refused(422, str(e)) from None
         return {"model": name, "task": m.task, "results": results, "ms": round((time.perf_counter() - t0) * 1000, 1)}
 
     @app.post("/v1/models/{name}/generate")

@@ -114,23 +114,31 @@ def splits(counts: dict[str, int], size: int, seed: int) -> dict[str, list[np.nd
 
 def read_map(path: str | Path, wall_threshold: float | None = None, cost: bool = False,
              size: int | None = None) -> np.ndarray:
+    """A map image file as a cost array (see `image_map`)."""
+    try:
+        img = Image.open(path)
+        img.load()
+    except (OSError, UnidentifiedImageError) as e:
+        raise UserError(f"{path}: not a readable image ({type(e).__name__})") from None
+    return image_map(img, str(path), wall_threshold, cost, size)
+
+
+def image_map(img: Image.Image, name: str, wall_threshold: float | None = None, cost: bool = False,
+              size: int | None = None) -> np.ndarray:
     """A map image as a cost array. Walls are the pixels darker than the threshold (Otsu's unless given,
     on the 0-255 scale). With `cost`, each free pixel's grey level is the cost of entering it: 1 for white,
     rising to 10 for the darkest free grey. `size`: the image is first resized to size x size cells."""
-    try:
-        img = Image.open(path).convert("L")
-        if size:
-            img = img.resize((size, size), Image.Resampling.BILINEAR)
-        grey = np.asarray(img, dtype=np.float64)
-    except (OSError, UnidentifiedImageError) as e:
-        raise UserError(f"{path}: not a readable image ({type(e).__name__})") from None
+    img = img.convert("L")
+    if size:
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    grey = np.asarray(img, dtype=np.float64)
     if grey.min() == grey.max() and wall_threshold is None:
-        raise UserError(f"{path}: the image is one grey level ({grey.min():.0f}), so no walls can be told from "
+        raise UserError(f"{name}: the image is one grey level ({grey.min():.0f}), so no walls can be told from "
                         "free cells; give --wall-threshold")
     t = float(threshold_otsu(grey)) if wall_threshold is None else float(wall_threshold)
     walls = grey < t
     if walls.all():
-        raise UserError(f"{path}: every pixel is darker than the wall threshold {t:.0f}: no free cell")
+        raise UserError(f"{name}: every pixel is darker than the wall threshold {t:.0f}: no free cell")
     if not cost:
         return as_cost(walls)
     free = grey[~walls]

@@ -89,5 +89,5 @@ class Heads(nn.Module):
         ids, inverse = torch.unique(episode, return_inverse=True)
         first = torch.zeros(len(ids), dtype=torch.long).scatter_(0, inverse, torch.arange(len(episode)))
         out = self.net(planner_input(obs[first]))[self.which][inverse]
-        out = at_agent(out, obs)
+        out = at_agent(out, obs).float()   # the loss's log-probabilities and ratios in float32
         return out if self.which == 0 else out[:, None]
