@@ -29,8 +29,24 @@ def vector_env(make: Callable[[], gym.Env], n: int) -> gym.vector.SyncVectorEnv:
     return gym.vector.SyncVectorEnv([make for _ in range(n)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
+def as_tensors(obs):
+    """A vector env's observations (an array, or a dict of arrays for Dict spaces) as tensors."""
+    if isinstance(obs, dict):
+        return {k: as_tensors(v) for k, v in obs.items()}
+    return torch.from_numpy(np.asarray(obs))
+
+
+def where_cut(obs, final, cut: np.ndarray):
+    """The observations with those of the environments in `cut` replaced by their episode's final one."""
+    if isinstance(obs, dict):  # Dict observations: the final ones as dicts (or gathered key by key)
+        return {k: where_cut(v, final[k] if isinstance(final, dict) else
+                             [f[k] if isinstance(f, dict) else None for f in final], cut) for k, v in obs.items()}
+    return np.stack([np.asarray(final[i], obs.dtype) if cut[i] else obs[i] for i in range(len(cut))])
+
+
 class Rollouts:
-    """Steps vectorised environments with a policy; keeps their episodes running across calls."""
+    """Steps vectorised environments with a policy; keeps their episodes running across calls. The
+    environments' info holds "steps" and "success" (the episode's figures when it ends)."""
 
     def __init__(self, envs: gym.vector.VectorEnv, seed: int):
         self.envs = envs
@@ -40,17 +56,24 @@ class Rollouts:
         self.returns = np.zeros(envs.num_envs)
         self.finished: list[dict] = []   # {"return", "length", "success"} of each episode that ended
 
-    def collect(self, act: Act, steps: int, g: torch.Generator) -> TensorDict:
-        """`steps` steps of every environment: a (N, steps) TensorDict with what PPO needs."""
+    def collect(self, act: Act, steps: int, g: torch.Generator, expert: Callable[[], np.ndarray] | None = None
+                ) -> TensorDict:
+        """`steps` steps of every environment: a (N, steps) TensorDict with what PPO needs. `expert`, when
+        given, names the expert's action in every environment's current state ("expert_action", for DAgger):
+        an action index each, or a distribution over the actions each."""
         n = self.envs.num_envs
         rec = {k: [] for k in ("observation", "episode", "action", "action_log_prob", "state_value", "reward",
                                "done", "terminated", "next_state_value")}
+        if expert is not None:
+            rec["expert_action"] = []
         with torch.no_grad():
             logits, value = act(self.obs, np.ones(n, bool))  # the policy changed since the last call
             for _ in range(steps):
                 logp = torch.log_softmax(logits.float(), -1)
                 action = torch.multinomial(logp.exp(), 1, generator=g)[:, 0]
-                rec["observation"].append(torch.from_numpy(np.asarray(self.obs)))
+                rec["observation"].append(as_tensors(self.obs))
+                if expert is not None:
+                    rec["expert_action"].append(torch.as_tensor(expert()))
                 rec["episode"].append(torch.from_numpy(self.episode.copy()))
                 rec["action"].append(action)
                 rec["action_log_prob"].append(logp.gather(1, action[:, None])[:, 0])
@@ -62,7 +85,7 @@ class Rollouts:
                 logits, value = act(obs, fresh)
                 nxt = value.float().clone()
                 if trunc.any():  # cut off, not failed: the value of where it stood, not of the new episode's start
-                    final = np.stack([info["final_obs"][i] if trunc[i] else obs[i] for i in range(n)])
+                    final = where_cut(obs, info["final_obs"], trunc)
                     stale = trunc.copy()
                     nxt = torch.where(torch.from_numpy(trunc), act(final, stale)[1].float(), nxt)
                     # the policy's per-episode state now belongs to the final observations: refresh it
@@ -79,10 +102,17 @@ class Rollouts:
                     self.episode[i] = self.next_id
                     self.next_id += 1
                 self.obs = obs
-        out = {k: torch.stack(v, 1) for k, v in rec.items()}
+        out = {k: stack(v) for k, v in rec.items()}
         for k in ("state_value", "reward", "done", "terminated", "next_state_value"):
             out[k] = out[k].unsqueeze(-1)
         return TensorDict(out, batch_size=[n, steps])
+
+
+def stack(steps: list):
+    """Per-step tensors (or dicts of them) stacked along a new time dimension 1."""
+    if isinstance(steps[0], dict):
+        return {k: stack([s[k] for s in steps]) for k in steps[0]}
+    return torch.stack(steps, 1)
 
 
 class PPO:
@@ -98,15 +128,48 @@ class PPO:
                                 normalize_advantage=True, loss_critic_type="smooth_l1")
         self.loss.set_keys(sample_log_prob="action_log_prob")
         self.gamma, self.lmbda, self.epochs, self.minibatch, self.grad_clip = gamma, lmbda, epochs, minibatch, grad_clip
+        self.policy, self.value, self.keys = policy, value, keys
+
+    def targets(self, batch: TensorDict) -> None:
+        """GAE advantages and value targets into the (N, T) rollout."""
+        adv, target = vec_generalized_advantage_estimate(
+            self.gamma, self.lmbda, batch["state_value"], batch["next_state_value"], batch["reward"],
+            batch["done"], batch["terminated"], time_dim=-2)
+        batch["advantage"], batch["value_target"] = adv, target
+
+    def imitate(self, batch: TensorDict, opt: torch.optim.Optimizer, params, g: torch.Generator,
+                autocast=None) -> dict[str, float]:
+        """DAgger (Ross et al., 2011): the states the learner itself visited, labelled with the expert's action
+        ("expert_action": indices, or distributions over the actions), learnt by cross-entropy; the value learns
+        the rollout's GAE targets meanwhile."""
+        self.targets(batch)
+        flat = batch.reshape(-1)
+        sums, count = {"loss": 0.0, "value_loss": 0.0, "entropy": 0.0}, 0
+        for _ in range(self.epochs):
+            order = torch.randperm(len(flat), generator=g)
+            for i in range(0, len(flat), self.minibatch):
+                part = flat[order[i:i + self.minibatch]].clone()
+                with (autocast or contextlib.nullcontext)():
+                    inputs = [part[k] for k in self.keys]
+                    logits = self.policy(*inputs).float()
+                    value = self.value(*inputs).float()
+                logp = torch.log_softmax(logits, -1)
+                want = part["expert_action"]
+                policy_loss = (torch.nn.functional.nll_loss(logp, want) if want.dim() == 1
+                               else -(want.float() * logp).sum(-1).mean())
+                value_loss = torch.nn.functional.smooth_l1_loss(value, part["value_target"])
+                backward_step(opt, policy_loss + 0.5 * value_loss, params, self.grad_clip)
+                sums["loss"] += policy_loss.item()
+                sums["value_loss"] += value_loss.item()
+                sums["entropy"] += float(-(logp.exp() * logp).sum(-1).mean().detach())
+                count += 1
+        return {k: v / count for k, v in sums.items()}
 
     def update(self, batch: TensorDict, opt: torch.optim.Optimizer, params, g: torch.Generator,
                autocast=None) -> dict[str, float]:
         """Advantages for the (N, T) rollout, then `epochs` passes of shuffled minibatches; the mean losses.
         `autocast`: a context for the networks' passes (bf16 where the machine has it)."""
-        adv, target = vec_generalized_advantage_estimate(
-            self.gamma, self.lmbda, batch["state_value"], batch["next_state_value"], batch["reward"],
-            batch["done"], batch["terminated"], time_dim=-2)
-        batch["advantage"], batch["value_target"] = adv, target
+        self.targets(batch)
         flat = batch.reshape(-1)
         params = list(params)
         # gathers with repeated indices accumulate their gradients in a thread-dependent order unless asked not to

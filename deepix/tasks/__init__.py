@@ -7,7 +7,7 @@ import importlib
 from ..errors import UserError
 from .base import Task
 
-BUILT_IN = ("classify", "restore", "detect", "generate", "pretrain", "navigate")
+BUILT_IN = ("classify", "restore", "detect", "generate", "pretrain", "navigate", "locate")
 _REGISTERED: dict[str, Task] = {}
 
 

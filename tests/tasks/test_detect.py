@@ -11,7 +11,7 @@ from deepix.data.boxes import DetImage
 from deepix.data.shapes import load_shapes
 from deepix.tasks.detect import fcos_head
 from deepix.tasks.detect.augment import BoxAugment, clip, mosaic, warp
-from deepix.tasks.detect.coco_eval import evaluate
+from deepix.data.coco_eval import evaluate
 from deepix.models.fcos import FCOS
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from deepix.data.boxes import DetImage
-from deepix.tasks.detect.coco_eval import _cocoeval, _summary_lines, confusion_matrix, evaluate, plot_confusion, plot_pr
+from deepix.data.coco_eval import _cocoeval, _summary_lines, confusion_matrix, evaluate, plot_confusion, plot_pr
 
 A = [0.0, 0.0, 100.0, 100.0]
 B = [200.0, 200.0, 300.0, 300.0]

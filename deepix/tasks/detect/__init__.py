@@ -1,5 +1,5 @@
 """Object detection: boxes and classes. The hooks of tasks/base.py; the work is in train.py (data,
-model, step, COCO scoring), images.py, augment.py, fcos_head.py, coco_eval.py, loaded.py, report.py,
+model, step, COCO scoring), images.py, augment.py, fcos_head.py, loaded.py, report.py,
 explain.py and export.py."""
 from __future__ import annotations
 

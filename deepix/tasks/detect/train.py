@@ -25,7 +25,7 @@ from ..base import Job, Step
 from .explain import report_figures
 from ...models import REGISTRY, Spec, build_model, kind_of
 from ...data.detection import read_detection
-from .coco_eval import confusion_matrix, evaluate, plot_confusion, plot_pr
+from ...data.coco_eval import confusion_matrix, evaluate, plot_confusion, plot_pr
 from ...models.fcos import FCOS
 from ...data.shapes import load_shapes
 from ...models import tv_detect

@@ -8,6 +8,7 @@ that returns None ends its episode there: the one-shot baselines (whole image, c
 box and stop, where the environment would go on searching for the other objects."""
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -84,8 +85,8 @@ def match50(truth: np.ndarray, dets: list[tuple[list[float], float]]) -> tuple[i
 
 def coco_ap(truth: list[np.ndarray], detections: list[list[tuple[list[float], float]]],
             sizes: list[tuple[int, int]]) -> tuple[float, float]:
-    """COCO AP@[.5:.95] and AP50, class-agnostic (every box one category), via the detect task's COCOeval."""
-    from deepix.tasks.detect.coco_eval import evaluate as coco_evaluate  # on use: pycocotools loads here
+    """COCO AP@[.5:.95] and AP50, class-agnostic (every box one category), via deepix's COCOeval."""
+    from deepix.data.coco_eval import evaluate as coco_evaluate  # on use: pycocotools loads here
 
     images = [DetImage("", size, torch.as_tensor(t, dtype=torch.float32).reshape(-1, 4),
                        torch.zeros(len(t), dtype=torch.long)) for t, size in zip(truth, sizes)]
@@ -100,19 +101,27 @@ def evaluate(policy: Policy, env: Locate, eps: list[dict]) -> dict:
     """The policy's figures over the episodes; `detections` holds each image's triggered (box, score) pairs."""
     detections, truth, sizes = [], [], []
     steps = matched = objects = 0
-    best_ious = []
+    best_ious, searches = [], []
+    ms = 0.0
     for ep in eps:
         env.reset(options=ep)
         dets: list[tuple[list[float], float]] = []
         done = truncated = False
+        since = 0
+        t0 = time.perf_counter()
         while not (done or truncated):
             env.last_score = 1.0
             action = policy(env)
             if action is None:
                 break
             _, _, done, truncated, info = env.step(action)
+            since += 1
             if "triggered" in info:
                 dets.append((info["triggered"], float(env.last_score)))
+                if info["hit"]:
+                    searches.append(since)   # the steps this object's search took
+                since = 0
+        ms += 1000 * (time.perf_counter() - t0)
         steps += env.steps
         k, best = match50(env.boxes, dets)
         matched += k
@@ -125,4 +134,5 @@ def evaluate(policy: Policy, env: Locate, eps: list[dict]) -> dict:
     return {"episodes": len(eps), "objects": objects, "recall50": matched / max(objects, 1),
             "mean_iou": float(np.mean(best_ious)) if best_ious else 0.0,
             "steps_per_object": steps / matched if matched else None,
-            "ap50": ap50, "ap": ap, "detections": detections}
+            "ap50": ap50, "ap": ap, "ms_per_image": ms / max(len(eps), 1), "search_steps": searches,
+            "detections": detections}

@@ -167,7 +167,8 @@ class Locate(gym.Env):
     def info(self) -> dict:
         ious = self.unfound_ious()[1]
         return {"image": self.index, "box": self.box.tolist(), "found": int(self.found.sum()),
-                "objects": len(self.boxes), "steps": self.steps, "iou": float(ious.max()) if len(ious) else 0.0}
+                "objects": len(self.boxes), "steps": self.steps, "iou": float(ious.max()) if len(ious) else 0.0,
+                "success": bool(self.found.all())}
 
     def step(self, action):
         a = int(action)
@@ -219,6 +220,23 @@ class Locate(gym.Env):
         if two[first] > now:
             return first
         return TRIGGER if now >= 0.5 else best
+
+    def good(self) -> np.ndarray:
+        """The expert's answer as a distribution, for cloning: the trigger at TRIGGER_IOU, else an equal share on
+        every transform that raises the IoU with an object not yet found (the oracle's one action where none
+        does). Where several moves help, none is the one right answer, and a learner need not guess which."""
+        y = np.zeros(len(ACTIONS), np.float32)
+        left, ious = self.unfound_ious()
+        if not len(left) or ious.max() >= TRIGGER_IOU:
+            y[TRIGGER] = 1.0
+            return y
+        now = ious.max()
+        for a in range(TRIGGER):
+            if iou(transform(self.box, a, self.h, self.w), self.boxes[left]).max() > now + 1e-9:
+                y[a] = 1.0
+        if not y.any():
+            y[self.oracle()] = 1.0
+        return y / y.sum()
 
     def render(self) -> np.ndarray:
         """RGB uint8: the working image (masked where triggered), found objects in green, the box in red."""

@@ -14,7 +14,7 @@ from ..base import Report, Task
 class Navigate(Task):
     name = "navigate"
     title = "path planning on map images, learnt by reward"
-    defaults = dict(data="maps", model="fcn", imgsz=16, monitor="val_spl", epochs=200, time_limit=12.0, batch=64,
+    defaults = dict(data="maps", model="fcn", imgsz=16, monitor="val_spl", epochs=200, time_limit=12.0, batch=64, bc=0.8,
                     lr=0.003, optimizer="adamw", schedule="cosine", weight_decay=0.0001)
     uses = frozenset({"imgsz", "val_fraction", "test_fraction", "width", "bc", "envs", "rollout", "ppo_epochs",
                       "gamma", "entropy", "wall_threshold", "cost"})

@@ -59,7 +59,7 @@ def build(name: str, width: float = 1.0, size: int = 16) -> nn.Module:
     if name == "fcn":
         return FCN(max(8, int(round(48 * width / 8)) * 8))
     if name == "vin":
-        return VIN(k=max(20, 2 * size))   # enough rounds for a value to cross the map
+        return VIN(k=3 * size)   # enough rounds for a value to follow a maze corridor across the map
     raise UserError(f"unknown navigate model {name!r}: use one of {', '.join(MODELS)}")
 
 

@@ -2,10 +2,10 @@
 a GIF of test episodes, the training episodes over frames; and the diagnosis of the learning curves."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ...report.html import esc, img, table
+from ...rl.diagnose import diagnose
 from ..base import Report
 
 
@@ -48,36 +48,10 @@ def parts(run: Path, summary: dict, rows: list[dict], config: dict) -> Report:
 
 
 def findings(rows: list[dict], summary: dict, config: dict) -> list[dict]:
-    """Not learning, unstable, still improving: each with the evidence and the flags to try."""
-    out = []
-    if not rows:
-        return out
-    val = [r.get("val_success", math.nan) for r in rows]
-    ppo = [r for r in rows if not math.isnan(r.get("train_return", math.nan))]
+    """The RL core's diagnosis on validation success, and whether the agent walks worse than the greedy walker."""
+    out = diagnose(rows, summary, config, "val_success", "val success")
     test = (summary.get("test") or {}).get("walkers") or {}
     greedy = test.get("greedy", {}).get("success")
-    best = max((v for v in val if not math.isnan(v)), default=math.nan)
-    if len(rows) >= 3 and not math.isnan(best) and best - val[0] < 0.02 and best < 0.5:
-        out.append({"finding": "Not learning: validation success stays flat",
-                    "evidence": f"val success {val[0]:.1%} at epoch 1, best {best:.1%} after {len(rows)} epochs",
-                    "remedies": ["--bc 0.5 (start from the planner's demonstrations)",
-                                 f"--lr {config.get('lr', 0.003) / 3:.4g}", "--time-limit 20"]})
-    ent = [r.get("train_entropy", math.nan) for r in ppo]
-    if ppo and ent[-1] < 0.05 and (val[-1] if not math.isnan(val[-1]) else 0) < 0.9:
-        out.append({"finding": "Unstable: the policy's entropy collapsed before it succeeds",
-                    "evidence": f"entropy {ent[-1]:.3f} at the last epoch, val success {val[-1]:.1%}",
-                    "remedies": [f"--entropy {max(0.02, 2 * config.get('entropy', 0.01)):.3g}",
-                                 f"--lr {config.get('lr', 0.003) / 3:.4g}"]})
-    vl = [r.get("train_value_loss", math.nan) for r in ppo]
-    if len(vl) >= 3 and vl[-1] > 10 * max(min(vl), 1e-3):
-        out.append({"finding": "Unstable: the value loss is exploding",
-                    "evidence": f"value loss {min(vl):.3g} at its lowest, {vl[-1]:.3g} at the last epoch",
-                    "remedies": ["--grad-clip 0.5", f"--lr {config.get('lr', 0.003) / 3:.4g}", "--gamma 0.98"]})
-    if len(val) >= 4 and summary.get("train", {}).get("best_epoch") == len(rows) and val[-1] > val[-4]:
-        out.append({"finding": "Still improving: the best epoch is the last",
-                    "evidence": f"val success {val[-4]:.1%} three epochs before the end, {val[-1]:.1%} at the end",
-                    "remedies": [f"--time-limit {2 * config.get('time_limit', 12) or 20:g}",
-                                 f"--resume {summary.get('run', 'RUN')} --epochs {2 * len(rows)}"]})
     if greedy is not None and test.get("agent", {}).get("success", 1) < greedy:
         out.append({"finding": "The agent walks worse than the greedy walker",
                     "evidence": f"test success {test['agent']['success']:.1%} against greedy {greedy:.1%}",

@@ -1,4 +1,4 @@
-"""Box evaluation for the detect task: pycocotools' COCOeval run in memory, a confusion matrix, and their plots.
+"""Box evaluation (detect, and locate's agent): pycocotools' COCOeval run in memory, a confusion matrix, and their plots.
 
 Ground truth comes as DetImages (deepix/data/boxes.py); predictions[i] belongs to truth[i] and holds
 tensors `boxes` (M, 4) xyxy pixels, `scores` (M,) and `labels` (M,). Class k is COCO category k + 1

@@ -1,0 +1,215 @@
+"""Training a searcher: DAgger on the oracle's actions in the states the agent itself reaches, then PPO on
+the environment's reward, validated each epoch by searching fixed validation images, tested beside the
+oracle, the whole-image box, a centre box of the mean size and a random agent."""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...data.boxes import DetImage
+from ...data.detection import read_detection
+from ...data.shapes import load_shapes
+from ...engine import distributed as dist
+from ...engine.checkpoint import load_weights
+from ...engine.fit import autocast as autocast_for
+from ...engine.optim import make_optimizer
+from ...errors import UserError
+from ...models import count_params
+from ...rl.ppo import PPO, Rollouts, vector_env
+from ..base import Job, Step
+from . import baselines
+from .env import TRIGGER, Locate
+from .model import Head, Searcher
+
+SHAPES = (1000, 100, 300)   # built-in shapes: train, val and test images (the same for every run)
+VAL_IMAGES, TEST_IMAGES = 100, 300
+ITEMS = 8                   # rollouts (each followed by its update) per epoch
+PPO_LR = 0.1                # PPO's learning rate as a share of --lr (DAgger takes --lr itself)
+KEYS = [("observation", "crop"), ("observation", "history")]
+
+
+@dataclass
+class Images:
+    name: str
+    train: list[DetImage]
+    val: list[DetImage]
+    test: list[DetImage]
+    note: str = ""
+
+    def info(self) -> dict:
+        return {"name": self.name, "images": {s: len(getattr(self, s)) for s in ("train", "val", "test")},
+                "objects": {s: int(sum(len(im.boxes) for im in getattr(self, s))) for s in ("train", "val", "test")},
+                "note": self.note}
+
+
+def load_images(cfg) -> Images:
+    """The built-in shapes, or a COCO / YOLO / VOC set (split by --val/--test-fraction when it has no splits)."""
+    if cfg.data == "shapes":
+        return images_of(load_shapes(*SHAPES, size=cfg.imgsz or 128), cfg,
+                         "coloured shapes on textured backgrounds, 1 to 6 a picture, made by seed")
+    ds = read_detection(cfg.data)
+    return images_of(ds, cfg, f"read as {ds.info.get('format', 'detection data')}")
+
+
+def images_of(ds, cfg, note: str) -> Images:
+    """A DetDataset's train / val / test images (split by the fractions when it has no such splits)."""
+    splits = ds.splits
+    if not ("train" in splits and ("val" in splits or "test" in splits)):
+        every = ds.images()
+        order = np.random.default_rng(cfg.seed).permutation(len(every))
+        n_val, n_test = max(1, int(len(every) * cfg.val_fraction)), max(1, int(len(every) * cfg.test_fraction))
+        pick = lambda idx: [every[i] for i in idx]  # noqa: E731
+        splits = {"val": pick(order[:n_val]), "test": pick(order[n_val:n_val + n_test]),
+                  "train": pick(order[n_val + n_test:])}
+        note += "; split by --val-fraction and --test-fraction"
+    train, val, test = splits.get("train", []), splits.get("val") or splits.get("test"), splits.get("test") or splits.get("val")
+    for name, part in (("training", train), ("validation", val), ("test", test)):
+        if not any(len(im.boxes) for im in part or []):
+            raise UserError(f"--data {cfg.data}: no boxes in its {len(part or [])} {name} images; locate needs "
+                            "objects to find")
+    return Images(ds.name, train, val, test, note)
+
+
+class Iterations:
+    """The engine's batches: one (epoch, index) per rollout, with one placeholder label per environment frame."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def __len__(self):
+        return ITEMS
+
+    def epoch(self, epoch: int, shard: bool = False):
+        for i in range(ITEMS):
+            yield torch.tensor([epoch, i]), torch.zeros(self.cfg.envs * self.cfg.rollout)
+
+
+def agent(model, dev, bf16: bool):
+    """The trained searcher as a policy for baselines.evaluate: its most likely action, scored (when it
+    triggers) by its probability of triggering."""
+    def act(env: Locate) -> int:
+        obs = env.observe()
+        with torch.no_grad(), autocast_for(bf16, dev):
+            logits, _ = model(torch.from_numpy(obs["crop"])[None].to(dev), torch.from_numpy(obs["history"])[None].to(dev))
+        p = torch.softmax(logits[0].float(), 0)
+        env.last_score = float(p[TRIGGER])
+        return int(p.argmax())
+    return act
+
+
+class Search(Step):
+    mode = "own"
+
+    def __init__(self, cfg, images: Images, model, dev, bf16: bool):
+        self.cfg, self.images, self.model, self.dev, self.bf16 = cfg, images, model, dev, bf16
+        self.ppo = PPO(Head(model, 0), Head(model, 1), KEYS, entropy=cfg.entropy, gamma=cfg.gamma,
+                       epochs=cfg.ppo_epochs, minibatch=cfg.batch, grad_clip=cfg.grad_clip or 0.5)
+        self.rollouts, self.rollout_epoch = None, -1
+        self.frames = 0
+        self.val_env = Locate(images.val)
+        self.val_eps = baselines.episodes(self.val_env, VAL_IMAGES, seed=1)
+
+    def cloning(self, epoch: int) -> bool:
+        return epoch < round(self.cfg.bc * self.cfg.epochs)
+
+    def optimizers(self, cfg, model):
+        # each optimizer's schedule runs through both phases, though only one of them steps at a time
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+        return {"bc": make_optimizer(cfg, model), "ppo": torch.optim.Adam(model.parameters(), lr=cfg.lr * PPO_LR)}
+
+    def act(self, model, autocast):
+        def act(obs, fresh):
+            with autocast():
+                logits, value = model(torch.from_numpy(obs["crop"]).to(self.dev),
+                                      torch.from_numpy(obs["history"]).to(self.dev))
+            return logits.float().cpu(), value.float().cpu()
+        return act
+
+    def train_step(self, model, x, y, opts, autocast) -> dict[str, float]:
+        epoch, i = (int(v) for v in x.tolist())
+        if self.rollout_epoch != epoch:  # each epoch starts its episodes afresh from seeds: resume is exact
+            envs = vector_env(lambda: Locate(self.images.train), self.cfg.envs)
+            self.rollouts, self.rollout_epoch = Rollouts(envs, seed=int(np.random.default_rng(
+                [self.cfg.seed, epoch, dist.rank()]).integers(2 ** 31))), epoch
+        g = torch.Generator().manual_seed(int(np.random.default_rng([self.cfg.seed, epoch, i, dist.rank(), 1])
+                                              .integers(2 ** 62)))
+        cloning = self.cloning(epoch)
+        envs = self.rollouts.envs
+        expert = (lambda: np.stack([e.good() for e in envs.envs])) if cloning else None
+        before = len(self.rollouts.finished)
+        model.eval()
+        batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g, expert)
+        model.train()
+        if cloning:
+            stats = self.ppo.imitate(batch.to(self.dev), opts["bc"], model.parameters(), g, autocast)
+        else:
+            s = self.ppo.update(batch.to(self.dev), opts["ppo"], model.parameters(), g, autocast)
+            stats = {"loss": s["loss_objective"], "value_loss": s["loss_critic"], "entropy": s["entropy"]}
+        self.frames += batch.numel()
+        done = self.rollouts.finished[before:]
+        if done:
+            stats["return"] = float(np.mean([e["return"] for e in done]))
+        return stats
+
+    def evaluate(self, model, val, dev, bf16) -> dict[str, float]:
+        model.eval()
+        r = baselines.evaluate(agent(model, dev, bf16), self.val_env, self.val_eps)
+        return {"recall50": r["recall50"], "ap50": r["ap50"], "mean_iou": r["mean_iou"],
+                "steps_per_object": r["steps_per_object"] or 0.0, "frames": float(self.frames)}
+
+    def begin(self, run: Path) -> None:
+        """A resumed run takes up the frame count its checkpoint's epoch had."""
+        import csv
+        from ...engine.checkpoint import load_state
+        state = run / "state" / "last.pt"
+        if state.is_file() and (run / "metrics.csv").is_file():
+            done = load_state(state)["loop"]["epoch"]
+            with (run / "metrics.csv").open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) == done]
+            self.frames = int(float(rows[0]["val_frames"])) if rows else 0
+
+
+def test(model, images: Images, dev, bf16: bool, seed: int = 2) -> dict:
+    """The agent beside the oracle and the baselines on the same test images."""
+    env = Locate(images.test)
+    eps = baselines.episodes(env, TEST_IMAGES, seed)
+    model.eval()
+    searchers = {"agent": agent(model, dev, bf16), "oracle": baselines.oracle_policy,
+                 "whole image": baselines.whole_image, "centre box": baselines.centre_box(*baselines.mean_size(images.train)),
+                 "random": baselines.random_agent(seed)}
+    rows = {}
+    for name, policy in searchers.items():
+        t0 = time.perf_counter()
+        r = baselines.evaluate(policy, env, eps)
+        r.pop("detections")
+        r["seconds"] = time.perf_counter() - t0
+        rows[name] = r
+    a = rows["agent"]
+    return {"split": "test", "images": len(eps), "objects": a["objects"], "recall50": a["recall50"],
+            "ap50": a["ap50"], "ap": a["ap"], "searchers": rows}
+
+
+def setup(cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
+    if net is not None:
+        raise UserError("locate trains its own searcher; own networks are not supported")
+    images = images_of(dataset, cfg, "given in Python") if dataset is not None else load_images(cfg)
+    model = Searcher(cfg.width).to(dev)
+    step = Search(cfg, images, model, dev, bf16)
+
+    def finish(run: Path, result: dict) -> tuple[dict, dict]:
+        load_weights(model, run / "weights" / "best.safetensors")
+        t = test(model, images, dev, bf16)
+        from .pictures import pictures  # matplotlib loads when the run ends
+        pictures(run, model, images, t, dev, bf16)
+        return t, {"test": t, "model": {"params": count_params(model), "summary": str(model)}, "frames": step.frames}
+
+    about = (f"{images.name}: {len(images.train)} training images; a searcher "
+             f"{'cloning the oracle (DAgger) for ' + format(cfg.bc, '.0%') + ' of the epochs, then ' if cfg.bc else ''}"
+             f"PPO on {cfg.envs} environments")
+    return Job(model, step, Iterations(cfg), step.val_eps, {**images.info(), "kind": "boxes"}, about, finish,
+               begin=step.begin)
