@@ -21,7 +21,6 @@ class Locate(Task):
     augment_presets = False
     dropout = False
     result_unit = "frames"
-    folder_imgsz = 128
     data_help = "shapes (built in, 128x128) or a COCO / YOLO / VOC detection set (its boxes are the objects to find)"
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):
