@@ -25,7 +25,7 @@ $py - "$out" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-print("| run | walker | success | SPL | cost / optimal | collisions | ms per path | epochs (cloning) | frames |")
+print("| run | walker | success | SPL | cost / optimal | collisions | ms per path | epochs | PPO frames |")
 print("|---|---|---|---|---|---|---|---|---|")
 for name in ("default", "bc-only", "ppo-only", "vin"):
     s = json.loads((out / "navigate" / name / "summary.json").read_text())
