@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .env import ACTIONS, HISTORY
+from ...engine.fit import autocast as autocast_for
+from .env import ACTIONS, HISTORY, TRIGGER, Locate
 
 
 def block(cin: int, cout: int) -> nn.Sequential:
@@ -38,3 +39,16 @@ class Head(nn.Module):
     def forward(self, crop, history):
         out = self.net(crop, history)[self.which].float()
         return out if self.which == 0 else out[:, None]
+
+
+def agent(model, dev, bf16: bool):
+    """The trained searcher as a policy for baselines.evaluate: its most likely action, scored (when it
+    triggers) by its probability of triggering."""
+    def act(env: Locate) -> int:
+        obs = env.observe()
+        with torch.no_grad(), autocast_for(bf16, dev):
+            logits, _ = model(torch.from_numpy(obs["crop"])[None].to(dev), torch.from_numpy(obs["history"])[None].to(dev))
+        p = torch.softmax(logits[0].float(), 0)
+        env.last_score = float(p[TRIGGER])
+        return int(p.argmax())
+    return act

@@ -8,7 +8,7 @@ from PIL import Image
 
 from . import baselines
 from .env import Locate
-from .train import agent
+from .model import agent
 
 GIF_IMAGES = 4
 

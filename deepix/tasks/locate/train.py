@@ -16,15 +16,14 @@ from ...data.detection import read_detection
 from ...data.shapes import load_shapes
 from ...engine import distributed as dist
 from ...engine.checkpoint import load_weights
-from ...engine.fit import autocast as autocast_for
 from ...engine.optim import make_optimizer
 from ...errors import UserError
 from ...models import count_params
 from ...rl.ppo import PPO, Rollouts, vector_env
 from ..base import Job, Step
 from . import baselines
-from .env import TRIGGER, Locate
-from .model import Head, Searcher
+from .env import Locate
+from .model import Head, Searcher, agent
 
 SHAPES = (1000, 100, 300)   # built-in shapes: train, val and test images (the same for every run)
 VAL_IMAGES, TEST_IMAGES = 100, 300
@@ -87,19 +86,6 @@ class Iterations:
     def epoch(self, epoch: int, shard: bool = False):
         for i in range(ITEMS):
             yield torch.tensor([epoch, i]), torch.zeros(self.cfg.envs * self.cfg.rollout)
-
-
-def agent(model, dev, bf16: bool):
-    """The trained searcher as a policy for baselines.evaluate: its most likely action, scored (when it
-    triggers) by its probability of triggering."""
-    def act(env: Locate) -> int:
-        obs = env.observe()
-        with torch.no_grad(), autocast_for(bf16, dev):
-            logits, _ = model(torch.from_numpy(obs["crop"])[None].to(dev), torch.from_numpy(obs["history"])[None].to(dev))
-        p = torch.softmax(logits[0].float(), 0)
-        env.last_score = float(p[TRIGGER])
-        return int(p.argmax())
-    return act
 
 
 class Search(Step):
