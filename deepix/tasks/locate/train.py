@@ -4,7 +4,6 @@ oracle, the whole-image box, a centre box of the mean size and a random agent.""
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +13,12 @@ import torch
 from ...data.boxes import DetImage
 from ...data.detection import read_detection
 from ...data.shapes import load_shapes
-from ...engine import distributed as dist
 from ...engine.checkpoint import load_weights
-from ...engine.optim import make_optimizer
 from ...errors import UserError
 from ...models import count_params
-from ...rl.ppo import PPO, Rollouts, vector_env
-from ..base import Job, Step
+from ...rl.ppo import PPO
+from ...rl.step import AgentStep
+from ..base import Job
 from . import baselines
 from .env import Locate
 from .model import Head, Searcher, agent
@@ -28,7 +26,6 @@ from .model import Head, Searcher, agent
 SHAPES = (1000, 100, 300)   # built-in shapes: train, val and test images (the same for every run)
 VAL_IMAGES, TEST_IMAGES = 100, 300
 ITEMS = 8                   # rollouts (each followed by its update) per epoch
-PPO_LR = 0.1                # PPO's learning rate as a share of --lr (DAgger takes --lr itself)
 KEYS = [("observation", "crop"), ("observation", "history")]
 
 
@@ -88,25 +85,14 @@ class Iterations:
             yield torch.tensor([epoch, i]), torch.zeros(self.cfg.envs * self.cfg.rollout)
 
 
-class Search(Step):
-    mode = "own"
+class Search(AgentStep):
 
     def __init__(self, cfg, images: Images, model, dev, bf16: bool):
         self.cfg, self.images, self.model, self.dev, self.bf16 = cfg, images, model, dev, bf16
         self.ppo = PPO(Head(model, 0), Head(model, 1), KEYS, entropy=cfg.entropy, gamma=cfg.gamma,
                        epochs=cfg.ppo_epochs, minibatch=cfg.batch, grad_clip=cfg.grad_clip or 0.5)
-        self.rollouts, self.rollout_epoch = None, -1
-        self.frames = 0
         self.val_env = Locate(images.val)
         self.val_eps = baselines.episodes(self.val_env, VAL_IMAGES, seed=1)
-
-    def cloning(self, epoch: int) -> bool:
-        return epoch < round(self.cfg.bc * self.cfg.epochs)
-
-    def optimizers(self, cfg, model):
-        # each optimizer's schedule runs through both phases, though only one of them steps at a time
-        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
-        return {"bc": make_optimizer(cfg, model), "ppo": torch.optim.Adam(model.parameters(), lr=cfg.lr * PPO_LR)}
 
     def act(self, model, autocast):
         def act(obs, fresh):
@@ -118,12 +104,8 @@ class Search(Step):
 
     def train_step(self, model, x, y, opts, autocast) -> dict[str, float]:
         epoch, i = (int(v) for v in x.tolist())
-        if self.rollout_epoch != epoch:  # each epoch starts its episodes afresh from seeds: resume is exact
-            envs = vector_env(lambda: Locate(self.images.train), self.cfg.envs)
-            self.rollouts, self.rollout_epoch = Rollouts(envs, seed=int(np.random.default_rng(
-                [self.cfg.seed, epoch, dist.rank()]).integers(2 ** 31))), epoch
-        g = torch.Generator().manual_seed(int(np.random.default_rng([self.cfg.seed, epoch, i, dist.rank(), 1])
-                                              .integers(2 ** 62)))
+        self.rollouts_for(epoch, lambda: Locate(self.images.train))
+        g = self.generator(epoch, i)
         cloning = self.cloning(epoch)
         envs = self.rollouts.envs
         expert = (lambda: np.stack([e.good() for e in envs.envs])) if cloning else None
@@ -147,17 +129,6 @@ class Search(Step):
         r = baselines.evaluate(agent(model, dev, bf16), self.val_env, self.val_eps)
         return {"recall50": r["recall50"], "ap50": r["ap50"], "mean_iou": r["mean_iou"],
                 "steps_per_object": r["steps_per_object"] or 0.0, "frames": float(self.frames)}
-
-    def begin(self, run: Path) -> None:
-        """A resumed run takes up the frame count its checkpoint's epoch had."""
-        import csv
-        from ...engine.checkpoint import load_state
-        state = run / "state" / "last.pt"
-        if state.is_file() and (run / "metrics.csv").is_file():
-            done = load_state(state)["loop"]["epoch"]
-            with (run / "metrics.csv").open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) == done]
-            self.frames = int(float(rows[0]["val_frames"])) if rows else 0
 
 
 def test(model, images: Images, dev, bf16: bool, seed: int = 2) -> dict:
@@ -198,4 +169,4 @@ def setup(cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
              f"{'cloning the oracle (DAgger) for ' + format(cfg.bc, '.0%') + ' of the epochs, then ' if cfg.bc else ''}"
              f"PPO on {cfg.envs} environments")
     return Job(model, step, Iterations(cfg), step.val_eps, {**images.info(), "kind": "boxes"}, about, finish,
-               begin=step.begin)
+               begin=step.resume_frames)

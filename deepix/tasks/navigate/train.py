@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +15,12 @@ import torch.nn.functional as F
 from ...engine import distributed as dist
 from ...engine.checkpoint import load_state, load_weights
 from ...engine.fit import autocast as autocast_for
-from ...engine.optim import backward_step, make_optimizer
+from ...engine.optim import backward_step
 from ...errors import UserError
 from ...models import count_params
-from ...rl.ppo import PPO, Rollouts, vector_env
-from ..base import Job, Step
+from ...rl.ppo import PPO
+from ...rl.step import AgentStep
+from ..base import Job
 from . import baselines, maps as mapgen
 from .env import GOAL_BONUS, GridWorld, map_channel
 from .model import Heads, at_agent, build, planner_input
@@ -32,7 +32,6 @@ DATA_SEED = 0             # the built-in maps are the same for every run, so tha
 VAL_EPISODES, TEST_EPISODES = 200, 500
 ITEMS = 8                 # an epoch's steps: each PPO's rollout and update, or BC_BATCHES of demonstrations
 BC_BATCHES = 12
-PPO_LR = 0.1              # PPO's learning rate as a share of --lr (cloning takes --lr itself)
 
 
 @dataclass
@@ -115,27 +114,15 @@ class Iterations:
             yield torch.tensor([epoch, i]), torch.zeros(n)
 
 
-class Navigate(Step):
-    mode = "own"
+class Navigate(AgentStep):
 
     def __init__(self, cfg, maps: Maps, model, dev, bf16: bool):
         self.cfg, self.maps, self.model, self.dev, self.bf16 = cfg, maps, model, dev, bf16
         self.ppo = PPO(Heads(model, 0), Heads(model, 1), ["observation", "episode"], entropy=cfg.entropy,
                        gamma=cfg.gamma, epochs=cfg.ppo_epochs, minibatch=cfg.batch * 4, grad_clip=cfg.grad_clip or 0.5)
-        self.rollouts, self.rollout_epoch = None, -1
-        self.frames = 0          # environment steps taken in training so far
         self.episodes_file: Path | None = None
         self.val_env = GridWorld(maps.val)
         self.val_eps = baselines.episodes(self.val_env, VAL_EPISODES, seed=1)
-
-    def cloning(self, epoch: int) -> bool:
-        return epoch < round(self.cfg.bc * self.cfg.epochs)
-
-    def optimizers(self, cfg, model):
-        # each optimizer's schedule runs through both phases, though only one of them steps at a time
-        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
-        ppo = torch.optim.Adam(model.parameters(), lr=cfg.lr * PPO_LR)
-        return {"bc": make_optimizer(cfg, model), "ppo": ppo}
 
     def train_step(self, model, x, y, opts, autocast) -> dict[str, float]:
         epoch, i = (int(v) for v in x.tolist())
@@ -181,12 +168,8 @@ class Navigate(Step):
 
     def reinforce(self, model, epoch, i, opt, autocast) -> dict[str, float]:
         """One PPO iteration: a rollout of every environment, then the clipped updates."""
-        if self.rollout_epoch != epoch:  # each epoch starts its episodes afresh from seeds: resume is exact
-            envs = vector_env(lambda: GridWorld(self.maps.train), self.cfg.envs)
-            self.rollouts, self.rollout_epoch = Rollouts(envs, seed=int(np.random.default_rng(
-                [self.cfg.seed, epoch, dist.rank()]).integers(2 ** 31))), epoch
-        g = torch.Generator().manual_seed(int(np.random.default_rng([self.cfg.seed, epoch, i, dist.rank(), 1])
-                                              .integers(2 ** 62)))
+        self.rollouts_for(epoch, lambda: GridWorld(self.maps.train))
+        g = self.generator(epoch, i)
         before = len(self.rollouts.finished)
         model.eval()
         batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g)
@@ -211,16 +194,10 @@ class Navigate(Step):
         """episodes.csv: every training episode's return, length and success by environment frames. A resumed
         run keeps the rows of the epochs its checkpoint holds and takes up the frame count there."""
         self.episodes_file = run / "episodes.csv"
-        state = run / "state" / "last.pt"
-        if not state.is_file():
+        if not self.resume_frames(run):
             self.episodes_file.write_text("frames,epoch,return,length,success\n")
             return
-        done = load_state(state)["loop"]["epoch"]
-        rows = []
-        if (run / "metrics.csv").is_file():
-            with (run / "metrics.csv").open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) == done]
-        self.frames = int(float(rows[0]["val_frames"])) if rows else 0
+        done = load_state(run / "state" / "last.pt")["loop"]["epoch"]
         with self.episodes_file.open() as f:
             kept = [line for k, line in enumerate(f) if k == 0 or int(line.split(",")[1]) <= done]
         self.episodes_file.write_text("".join(kept))
