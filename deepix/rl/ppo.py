@@ -19,6 +19,10 @@ from torchrl.objectives.value.functional import vec_generalized_advantage_estima
 
 from ..engine.optim import backward_step
 
+# the value loss's weight while cloning: at PPO's 0.5 its returns' scale drowned the expert's labels (the
+# cloning loss stayed at chance on locate); small, the value still starts PPO from returns it has seen
+VALUE_WHILE_CLONING = 0.05
+
 # act(observations, fresh) -> (logits (N, A), values (N,)); `fresh` marks the environments whose episode
 # has just begun (a policy that plans once per episode recomputes only those)
 Act = Callable[[np.ndarray, np.ndarray], tuple[torch.Tensor, torch.Tensor]]
@@ -56,11 +60,13 @@ class Rollouts:
         self.returns = np.zeros(envs.num_envs)
         self.finished: list[dict] = []   # {"return", "length", "success"} of each episode that ended
 
-    def collect(self, act: Act, steps: int, g: torch.Generator, expert: Callable[[], np.ndarray] | None = None
-                ) -> TensorDict:
+    def collect(self, act: Act, steps: int, g: torch.Generator, expert: Callable[[], np.ndarray] | None = None,
+                beta: float = 0.0) -> TensorDict:
         """`steps` steps of every environment: a (N, steps) TensorDict with what PPO needs. `expert`, when
         given, names the expert's action in every environment's current state ("expert_action", for DAgger):
-        an action index each, or a distribution over the actions each."""
+        an action index each, or a distribution over the actions each; with `beta`, each step of each
+        environment takes the expert's action (drawn from its distribution) with that probability, DAgger's
+        mixture, so that a learner that knows nothing yet still reaches the states an expert reaches."""
         n = self.envs.num_envs
         rec = {k: [] for k in ("observation", "episode", "action", "action_log_prob", "state_value", "reward",
                                "done", "terminated", "next_state_value")}
@@ -73,7 +79,11 @@ class Rollouts:
                 action = torch.multinomial(logp.exp(), 1, generator=g)[:, 0]
                 rec["observation"].append(as_tensors(self.obs))
                 if expert is not None:
-                    rec["expert_action"].append(torch.as_tensor(expert()))
+                    want = torch.as_tensor(expert())
+                    rec["expert_action"].append(want)
+                    if beta > 0:
+                        pick = want if want.dim() == 1 else torch.multinomial(want.float(), 1, generator=g)[:, 0]
+                        action = torch.where(torch.rand(n, generator=g) < beta, pick, action)
                 rec["episode"].append(torch.from_numpy(self.episode.copy()))
                 rec["action"].append(action)
                 rec["action_log_prob"].append(logp.gather(1, action[:, None])[:, 0])
@@ -120,7 +130,7 @@ class PPO:
 
     def __init__(self, policy: torch.nn.Module, value: torch.nn.Module, keys: list[str], clip: float = 0.2,
                  entropy: float = 0.01, gamma: float = 0.99, lmbda: float = 0.95, epochs: int = 4,
-                 minibatch: int = 256, grad_clip: float = 0.5):
+                 minibatch: int = 256, grad_clip: float = 0.5, joint: torch.nn.Module | None = None):
         actor = ProbabilisticActor(TensorDictModule(policy, in_keys=keys, out_keys=["logits"]), in_keys=["logits"],
                                    distribution_class=torch.distributions.Categorical, return_log_prob=True)
         critic = ValueOperator(value, in_keys=keys)
@@ -128,7 +138,8 @@ class PPO:
                                 normalize_advantage=True, loss_critic_type="smooth_l1")
         self.loss.set_keys(sample_log_prob="action_log_prob")
         self.gamma, self.lmbda, self.epochs, self.minibatch, self.grad_clip = gamma, lmbda, epochs, minibatch, grad_clip
-        self.policy, self.value, self.keys = policy, value, keys
+        # joint(*inputs) -> (logits, values): one pass for both where they share a trunk (cloning uses it)
+        self.policy, self.value, self.keys, self.joint = policy, value, keys, joint
 
     def targets(self, batch: TensorDict) -> None:
         """GAE advantages and value targets into the (N, T) rollout."""
@@ -138,27 +149,35 @@ class PPO:
         batch["advantage"], batch["value_target"] = adv, target
 
     def imitate(self, batch: TensorDict, opt: torch.optim.Optimizer, params, g: torch.Generator,
-                autocast=None) -> dict[str, float]:
+                autocast=None, pool: list[TensorDict] | None = None) -> dict[str, float]:
         """DAgger (Ross et al., 2011): the states the learner itself visited, labelled with the expert's action
         ("expert_action": indices, or distributions over the actions), learnt by cross-entropy; the value learns
-        the rollout's GAE targets meanwhile."""
+        the rollout's GAE targets meanwhile. `pool`, when given, is the aggregate of earlier rollouts (flat):
+        this one joins it, and as many minibatches as this rollout alone would give are drawn from the whole."""
         self.targets(batch)
+        params = list(params)
         flat = batch.reshape(-1)
+        data = flat if pool is None else torch.cat([*pool, flat])
+        if pool is not None:
+            pool.append(flat)
         sums, count = {"loss": 0.0, "value_loss": 0.0, "entropy": 0.0}, 0
         for _ in range(self.epochs):
-            order = torch.randperm(len(flat), generator=g)
+            order = torch.randperm(len(data), generator=g)[:len(flat)]
             for i in range(0, len(flat), self.minibatch):
-                part = flat[order[i:i + self.minibatch]].clone()
+                part = data[order[i:i + self.minibatch]].clone()
                 with (autocast or contextlib.nullcontext)():
                     inputs = [part[k] for k in self.keys]
-                    logits = self.policy(*inputs).float()
-                    value = self.value(*inputs).float()
+                    if self.joint is not None:
+                        logits, value = self.joint(*inputs)
+                        logits, value = logits.float(), value.float().reshape(-1, 1)
+                    else:
+                        logits, value = self.policy(*inputs).float(), self.value(*inputs).float()
                 logp = torch.log_softmax(logits, -1)
                 want = part["expert_action"]
                 policy_loss = (torch.nn.functional.nll_loss(logp, want) if want.dim() == 1
                                else -(want.float() * logp).sum(-1).mean())
                 value_loss = torch.nn.functional.smooth_l1_loss(value, part["value_target"])
-                backward_step(opt, policy_loss + 0.5 * value_loss, params, self.grad_clip)
+                backward_step(opt, policy_loss + VALUE_WHILE_CLONING * value_loss, params, self.grad_clip)
                 sums["loss"] += policy_loss.item()
                 sums["value_loss"] += value_loss.item()
                 sums["entropy"] += float(-(logp.exp() * logp).sum(-1).mean().detach())

@@ -29,6 +29,11 @@ class AgentStep(Step):
     def cloning(self, epoch: int) -> bool:
         return epoch < round(self.cfg.bc * self.cfg.epochs)
 
+    def beta(self, epoch: int) -> float:
+        """DAgger's share of expert actions in this epoch's rollouts: from 1 down to 0 over the first half of
+        the cloning epochs, the learner's own states alone after that."""
+        return max(0.0, 1.0 - epoch / max(1.0, self.cfg.bc * self.cfg.epochs / 2))
+
     def optimizers(self, cfg, model):
         # each optimizer's schedule runs through both phases, though only one of them steps at a time
         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)

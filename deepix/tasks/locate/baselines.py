@@ -8,6 +8,7 @@ that returns None ends its episode there: the one-shot baselines (whole image, c
 box and stop, where the environment would go on searching for the other objects."""
 from __future__ import annotations
 
+import copy
 import time
 from typing import Callable
 
@@ -97,40 +98,51 @@ def coco_ap(truth: list[np.ndarray], detections: list[list[tuple[list[float], fl
     return float(m["map"] or 0.0), float(m["map50"] or 0.0)
 
 
-def evaluate(policy: Policy, env: Locate, eps: list[dict]) -> dict:
-    """The policy's figures over the episodes; `detections` holds each image's triggered (box, score) pairs."""
-    detections, truth, sizes = [], [], []
-    steps = matched = objects = 0
-    best_ious, searches = [], []
-    ms = 0.0
-    for ep in eps:
-        env.reset(options=ep)
-        dets: list[tuple[list[float], float]] = []
-        done = truncated = False
-        since = 0
-        t0 = time.perf_counter()
-        while not (done or truncated):
-            env.last_score = 1.0
-            action = policy(env)
-            if action is None:
-                break
-            _, _, done, truncated, info = env.step(action)
-            since += 1
-            if "triggered" in info:
-                dets.append((info["triggered"], float(env.last_score)))
-                if info["hit"]:
-                    searches.append(since)   # the steps this object's search took
-                since = 0
-        ms += 1000 * (time.perf_counter() - t0)
-        steps += env.steps
-        k, best = match50(env.boxes, dets)
+def evaluate(policy: Policy, env: Locate, eps: list[dict], lanes: int = 32) -> dict:
+    """The policy's figures over the episodes; `detections` holds each image's triggered (box, score) pairs.
+    Up to `lanes` episodes run side by side (copies of `env` that share its images), so that a policy with a
+    `batch(envs) -> actions` method answers for all of them in one pass; others are asked one env at a time.
+    ms_per_image is the wall time over the images, so a batched policy's is its share of a pass."""
+    ask = getattr(policy, "batch", None) or (lambda envs: [policy(e) for e in envs])
+    queue = list(range(len(eps)))[::-1]
+    running: dict[int, tuple[Locate, list, list]] = {}   # episode -> (its env, its detections, [steps since])
+    out: list = [None] * len(eps)
+    searches: list[int] = []
+    t0 = time.perf_counter()
+    while queue or running:
+        while queue and len(running) < lanes:
+            k = queue.pop()
+            e = copy.copy(env)
+            e.reset(options=eps[k])
+            running[k] = (e, [], [0])
+        keys = list(running)
+        for e, _, _ in running.values():
+            e.last_score = 1.0
+        for k, action in zip(keys, ask([running[k][0] for k in keys])):
+            e, dets, since = running[k]
+            ended = action is None
+            if not ended:
+                _, _, done, truncated, info = e.step(action)
+                since[0] += 1
+                if "triggered" in info:
+                    dets.append((info["triggered"], float(e.last_score)))
+                    if info["hit"]:
+                        searches.append(since[0])   # the steps this object's search took
+                    since[0] = 0
+                ended = done or truncated
+            if ended:
+                out[k] = (e.steps, e.boxes, dets, (e.h, e.w))
+                del running[k]
+    ms = 1000 * (time.perf_counter() - t0)
+    steps = sum(o[0] for o in out)
+    matched, best_ious = 0, []
+    for _, truth, dets, _ in out:
+        k, best = match50(truth, dets)
         matched += k
-        objects += len(env.boxes)
         best_ious.extend(best.tolist())
-        detections.append(dets)
-        truth.append(env.boxes)
-        sizes.append((env.h, env.w))
-    ap, ap50 = coco_ap(truth, detections, sizes)
+    objects = sum(len(o[1]) for o in out)
+    detections = [o[2] for o in out]
+    ap, ap50 = coco_ap([o[1] for o in out], detections, [o[3] for o in out])
     return {"episodes": len(eps), "objects": objects, "recall50": matched / max(objects, 1),
             "mean_iou": float(np.mean(best_ious)) if best_ious else 0.0,
             "steps_per_object": steps / matched if matched else None,

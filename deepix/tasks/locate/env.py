@@ -223,16 +223,17 @@ class Locate(gym.Env):
 
     def good(self) -> np.ndarray:
         """The expert's answer as a distribution, for cloning: the trigger at TRIGGER_IOU, else an equal share on
-        every transform that raises the IoU with an object not yet found (the oracle's one action where none
-        does). Where several moves help, none is the one right answer, and a learner need not guess which."""
+        every transform that raises the IoU with the target (the object not yet found that the box overlaps
+        most, the one the reward follows); the oracle's one action where none does. Where several moves help,
+        none is the one right answer, and a learner need not guess which."""
         y = np.zeros(len(ACTIONS), np.float32)
         left, ious = self.unfound_ious()
         if not len(left) or ious.max() >= TRIGGER_IOU:
             y[TRIGGER] = 1.0
             return y
-        now = ious.max()
+        now, t = ious.max(), self.boxes[left[int(np.argmax(ious))]]
         for a in range(TRIGGER):
-            if iou(transform(self.box, a, self.h, self.w), self.boxes[left]).max() > now + 1e-9:
+            if iou(transform(self.box, a, self.h, self.w), t)[0] > now + 1e-9:
                 y[a] = 1.0
         if not y.any():
             y[self.oracle()] = 1.0

@@ -2,11 +2,12 @@
 into the logits of the 9 actions and the value of the state."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from ...engine.fit import autocast as autocast_for
-from .env import ACTIONS, HISTORY, TRIGGER, Locate
+from .env import ACTIONS, CROP, HISTORY, TRIGGER, Locate
 
 
 def block(cin: int, cout: int) -> nn.Sequential:
@@ -17,9 +18,10 @@ class Searcher(nn.Module):
     def __init__(self, width: float = 1.0):
         super().__init__()
         c = [max(8, int(round(k * width / 8)) * 8) for k in (32, 64, 96, 128)]
+        # where the object lies in the crop is the answer, so the 4x4 map is kept rather than pooled away
         self.encoder = nn.Sequential(block(3, c[0]), block(c[0], c[1]), block(c[1], c[2]), block(c[2], c[3]),
-                                     nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(c[3] + HISTORY * len(ACTIONS), 256), nn.ReLU())
+                                     nn.Conv2d(c[3], 32, 1), nn.ReLU(), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(32 * (CROP // 16) ** 2 + HISTORY * len(ACTIONS), 256), nn.ReLU())
         self.policy = nn.Linear(256, len(ACTIONS))
         self.value = nn.Linear(256, 1)
 
@@ -43,12 +45,19 @@ class Head(nn.Module):
 
 def agent(model, dev, bf16: bool):
     """The trained searcher as a policy for baselines.evaluate: its most likely action, scored (when it
-    triggers) by its probability of triggering."""
-    def act(env: Locate) -> int:
-        obs = env.observe()
+    triggers) by its probability of triggering; `.batch(envs)` answers for many environments in one pass."""
+    def batch(envs: list[Locate]) -> list[int]:
+        obs = [e.observe() for e in envs]
+        crop = torch.from_numpy(np.stack([o["crop"] for o in obs])).to(dev)
+        history = torch.from_numpy(np.stack([o["history"] for o in obs])).to(dev)
         with torch.no_grad(), autocast_for(bf16, dev):
-            logits, _ = model(torch.from_numpy(obs["crop"])[None].to(dev), torch.from_numpy(obs["history"])[None].to(dev))
-        p = torch.softmax(logits[0].float(), 0)
-        env.last_score = float(p[TRIGGER])
-        return int(p.argmax())
+            logits, _ = model(crop, history)
+        p = torch.softmax(logits.float(), 1).cpu()
+        for e, q in zip(envs, p):
+            e.last_score = float(q[TRIGGER])
+        return p.argmax(1).tolist()
+
+    def act(env: Locate) -> int:
+        return batch([env])[0]
+    act.batch = batch
     return act

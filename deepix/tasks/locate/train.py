@@ -3,6 +3,7 @@ the environment's reward, validated each epoch by searching fixed validation ima
 oracle, the whole-image box, a centre box of the mean size and a random agent."""
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from .model import Head, Searcher, agent
 
 SHAPES = (1000, 100, 300)   # built-in shapes: train, val and test images (the same for every run)
 VAL_IMAGES, TEST_IMAGES = 100, 300
-ITEMS = 8                   # rollouts (each followed by its update) per epoch
+ITEMS = 16                  # rollouts (each followed by its update) per epoch; DAgger aggregates an epoch's
 KEYS = [("observation", "crop"), ("observation", "history")]
 
 
@@ -90,7 +91,8 @@ class Search(AgentStep):
     def __init__(self, cfg, images: Images, model, dev, bf16: bool):
         self.cfg, self.images, self.model, self.dev, self.bf16 = cfg, images, model, dev, bf16
         self.ppo = PPO(Head(model, 0), Head(model, 1), KEYS, entropy=cfg.entropy, gamma=cfg.gamma,
-                       epochs=cfg.ppo_epochs, minibatch=cfg.batch, grad_clip=cfg.grad_clip or 0.5)
+                       epochs=cfg.ppo_epochs, minibatch=cfg.batch, grad_clip=cfg.grad_clip or 0.5, joint=model)
+        self.train_env = Locate(images.train)   # its copies share its images, read once
         self.val_env = Locate(images.val)
         self.val_eps = baselines.episodes(self.val_env, VAL_IMAGES, seed=1)
 
@@ -104,17 +106,20 @@ class Search(AgentStep):
 
     def train_step(self, model, x, y, opts, autocast) -> dict[str, float]:
         epoch, i = (int(v) for v in x.tolist())
-        self.rollouts_for(epoch, lambda: Locate(self.images.train))
+        self.rollouts_for(epoch, lambda: copy.copy(self.train_env))
         g = self.generator(epoch, i)
         cloning = self.cloning(epoch)
         envs = self.rollouts.envs
         expert = (lambda: np.stack([e.good() for e in envs.envs])) if cloning else None
         before = len(self.rollouts.finished)
         model.eval()
-        batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g, expert)
+        batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g, expert,
+                                      self.beta(epoch) if cloning else 0.0)
         model.train()
         if cloning:
-            stats = self.ppo.imitate(batch.to(self.dev), opts["bc"], model.parameters(), g, autocast)
+            if i == 0:
+                self.pool = []   # DAgger's aggregate, of this epoch's rollouts (so that resume is exact)
+            stats = self.ppo.imitate(batch.to(self.dev), opts["bc"], model.parameters(), g, autocast, self.pool)
         else:
             s = self.ppo.update(batch.to(self.dev), opts["ppo"], model.parameters(), g, autocast)
             stats = {"loss": s["loss_objective"], "value_loss": s["loss_critic"], "entropy": s["entropy"]}
