@@ -28,8 +28,14 @@ def train(task: str = "classify", config: str | None = None, resume: str | None 
     else:
         net = None
     dataset = None
+    if "env" in settings:   # an agent's data is its environment: env= reads better there
+        settings["data"] = settings.pop("env")
     data = settings.get("data")
-    if data is not None and not isinstance(data, str):
+    own = None if data is None or isinstance(data, str) else tasks.get(
+        make_config(find_run(resume) / "config.yaml").task if resume else task).given(data)
+    if own is not None:
+        dataset, settings["data"] = own, getattr(own, "__module__", "?") + ":" + getattr(own, "__qualname__", "?")
+    elif data is not None and not isinstance(data, str):
         if isinstance(data, (Dataset, DetDataset)):
             dataset = data
         else:

@@ -85,6 +85,7 @@ HELP = {
     "envs": "navigate: environments stepped together in each rollout",
     "rollout": "navigate: steps of each environment per PPO update",
     "ppo_epochs": "navigate: PPO's passes over each rollout",
+    "algo": "agents: how they learn by reward after cloning: ppo, or dqn (double DQN with a replay memory)",
     "gamma": "navigate: the discount of future rewards",
     "entropy": "navigate: weight of PPO's entropy bonus (higher keeps exploring)",
     "wall_threshold": "navigate, map images: pixels darker than this (0-255) are walls (-1: Otsu's threshold)",

@@ -96,6 +96,7 @@ class Config:
     envs: int = 32              # environments stepped together
     rollout: int = 32           # steps of each environment per PPO update
     ppo_epochs: int = 4         # passes over each rollout
+    algo: str = "ppo"           # learning by reward after cloning: ppo | dqn
     gamma: float = 0.99         # discount
     entropy: float = 0.01       # weight of the entropy bonus
     wall_threshold: float = -1.0  # map images: pixels darker than this (0-255) are walls (-1: Otsu's threshold)
@@ -133,6 +134,7 @@ class Config:
             "augment": ("auto", "none", "digits", "natural", "strong"),
             "activation": ("relu", "gelu", "silu", "tanh", "sigmoid"),
             "hflip": ("auto", "on", "off"),
+            "algo": ("ppo", "dqn"),
             "method": ("simclr", "byol", "mae"),
         }
         for key, allowed in choices.items():

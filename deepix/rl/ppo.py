@@ -61,22 +61,31 @@ class Rollouts:
         self.finished: list[dict] = []   # {"return", "length", "success"} of each episode that ended
 
     def collect(self, act: Act, steps: int, g: torch.Generator, expert: Callable[[], np.ndarray] | None = None,
-                beta: float = 0.0) -> TensorDict:
+                beta: float = 0.0, epsilon: float | None = None, keep_next: bool = False) -> TensorDict:
         """`steps` steps of every environment: a (N, steps) TensorDict with what PPO needs. `expert`, when
         given, names the expert's action in every environment's current state ("expert_action", for DAgger):
         an action index each, or a distribution over the actions each; with `beta`, each step of each
         environment takes the expert's action (drawn from its distribution) with that probability, DAgger's
-        mixture, so that a learner that knows nothing yet still reaches the states an expert reaches."""
+        mixture, so that a learner that knows nothing yet still reaches the states an expert reaches.
+        `epsilon` (DQN): the logits are read as the actions' values, and the best is taken except with that
+        probability, when an action is drawn uniformly. `keep_next` keeps each step's next observation (the
+        episode's final one where it ended) as "next_observation", for Q-learning's targets."""
         n = self.envs.num_envs
         rec = {k: [] for k in ("observation", "episode", "action", "action_log_prob", "state_value", "reward",
                                "done", "terminated", "next_state_value")}
         if expert is not None:
             rec["expert_action"] = []
+        if keep_next:
+            rec["next_observation"] = []
         with torch.no_grad():
             logits, value = act(self.obs, np.ones(n, bool))  # the policy changed since the last call
             for _ in range(steps):
                 logp = torch.log_softmax(logits.float(), -1)
-                action = torch.multinomial(logp.exp(), 1, generator=g)[:, 0]
+                if epsilon is None:
+                    action = torch.multinomial(logp.exp(), 1, generator=g)[:, 0]
+                else:
+                    wild = torch.randint(logits.shape[1], (n,), generator=g)
+                    action = torch.where(torch.rand(n, generator=g) < epsilon, wild, logits.float().argmax(1))
                 rec["observation"].append(as_tensors(self.obs))
                 if expert is not None:
                     want = torch.as_tensor(expert())
@@ -90,6 +99,9 @@ class Rollouts:
                 rec["state_value"].append(value.float())
                 obs, reward, term, trunc, info = self.envs.step(action.numpy())
                 ended = term | trunc
+                if keep_next:
+                    rec["next_observation"].append(as_tensors(where_cut(obs, info["final_obs"], ended)
+                                                              if ended.any() else obs))
                 self.returns += reward
                 fresh = ended.copy()
                 logits, value = act(obs, fresh)

@@ -14,7 +14,8 @@ from ..engine import distributed as dist
 from ..engine.checkpoint import load_state
 from ..engine.optim import make_optimizer
 from ..tasks.base import Step
-from .ppo import Rollouts, vector_env
+from .dqn import DQN, epsilon
+from .ppo import PPO, Rollouts, vector_env
 
 PPO_LR = 0.1   # PPO's learning rate as a share of --lr (cloning takes --lr itself)
 
@@ -28,6 +29,32 @@ class AgentStep(Step):
 
     def cloning(self, epoch: int) -> bool:
         return epoch < round(self.cfg.bc * self.cfg.epochs)
+
+    def learner(self, policy, value, keys: list, actions: int, minibatch: int, joint=None) -> None:
+        """The learning by reward after cloning: PPO, or DQN on the policy's logits (--algo dqn)."""
+        cfg = self.cfg
+        self.ppo = PPO(policy, value, keys, entropy=cfg.entropy, gamma=cfg.gamma, epochs=cfg.ppo_epochs,
+                       minibatch=minibatch, grad_clip=cfg.grad_clip or 0.5, joint=joint)
+        self.dqn = DQN(policy, keys, actions, gamma=cfg.gamma, epochs=cfg.ppo_epochs, minibatch=minibatch,
+                       grad_clip=cfg.grad_clip or 10.0) if cfg.algo == "dqn" else None
+
+    def explore(self, epoch: int) -> dict:
+        """How the rollouts of a learning-by-reward epoch act: PPO samples its policy; DQN takes the best
+        action but a falling share of random ones, and keeps the next observations."""
+        if self.dqn is None:
+            return {}
+        first = round(self.cfg.bc * self.cfg.epochs)
+        return {"epsilon": epsilon((epoch - first) / max(1, self.cfg.epochs - first)), "keep_next": True}
+
+    def reinforce_update(self, batch, i: int, opt, params, g, autocast) -> dict[str, float]:
+        """One update by reward from the rollout: PPO's clipped objective, or DQN's (its memory and target
+        start afresh with each epoch's first rollout)."""
+        if self.dqn is None:
+            s = self.ppo.update(batch, opt, params, g, autocast)
+            return {"loss": s["loss_objective"], "value_loss": s["loss_critic"], "entropy": s["entropy"]}
+        if i == 0:
+            self.dqn.begin_epoch()
+        return self.dqn.update(batch, opt, params, g, autocast)
 
     def beta(self, epoch: int) -> float:
         """DAgger's share of expert actions in this epoch's rollouts: from 1 down to 0 over the first half of
@@ -50,6 +77,32 @@ class AgentStep(Step):
         """The draws of iteration i of the epoch (actions, minibatch order), from the run's seed."""
         return torch.Generator().manual_seed(int(np.random.default_rng([self.cfg.seed, epoch, i, dist.rank(), 1])
                                                  .integers(2 ** 62)))
+
+    episodes_file: Path | None = None
+
+    def begin(self, run: Path) -> None:
+        """episodes.csv: every training episode's return, length and success by environment frames. A resumed
+        run keeps the rows of the epochs its checkpoint holds and takes up the frame count there."""
+        self.episodes_file = run / "episodes.csv"
+        if not self.resume_frames(run):
+            self.episodes_file.write_text("frames,epoch,return,length,success\n")
+            return
+        done = load_state(run / "state" / "last.pt")["loop"]["epoch"]
+        with self.episodes_file.open() as f:
+            kept = [line for k, line in enumerate(f) if k == 0 or int(line.split(",")[1]) <= done]
+        self.episodes_file.write_text("".join(kept))
+
+    def log_episodes(self, done: list[dict], epoch: int) -> dict[str, float]:
+        """The episodes that ended in the last rollout into episodes.csv (at the frame count after it); their
+        mean return, for the epoch's train_return."""
+        if not done:
+            return {}
+        if self.episodes_file is not None and dist.is_main():
+            with self.episodes_file.open("a", newline="") as f:
+                w = csv.writer(f)
+                for e in done:
+                    w.writerow([self.frames, epoch + 1, round(e["return"], 4), e["length"], int(e["success"])])
+        return {"return": float(np.mean([e["return"] for e in done]))}
 
     def resume_frames(self, run: Path) -> bool:
         """A resumed run takes up the frame count of its checkpoint's epoch; False for a new run."""

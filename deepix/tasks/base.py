@@ -144,6 +144,11 @@ class Task:
         fraction, (1, " dB") for PSNR. Default: as it is, no unit."""
         return 1.0, ""
 
+    def given(self, data) -> Any:
+        """Optional: a Python object given as `data` that the task reads itself (an environment class, say):
+        what `setup` then receives as `dataset`; None leaves it to the shared rules (a Dataset, or arrays)."""
+        return None
+
     def setup(self, cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
         """Reads the data, checks the settings and builds the model and its step."""
         raise NotImplementedError

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ...rl.curves import training_curves
 from . import baselines
 from .env import Locate
 from .model import agent
@@ -66,3 +67,4 @@ def pictures(run: Path, model, images, test: dict, dev, bf16) -> None:
     out.mkdir(exist_ok=True)
     search_gif(model, images, dev, bf16, out)
     steps_histogram(test, out)
+    training_curves(run, out)

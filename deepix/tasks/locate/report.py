@@ -34,6 +34,7 @@ def parts(run: Path, summary: dict, rows: list[dict], config: dict) -> Report:
                          "-" if r["steps_per_object"] is None else f"{r['steps_per_object']:.1f}",
                          f"{r['ms_per_image']:.1f}"] for k, r in searchers.items()]))
         t.append(img(plots / "search.gif", "search episodes") + img(plots / "steps.png", "steps per object"))
+    t.append(img(plots / "episodes.png", "training episodes"))
     a = searchers.get("agent")
     headline = (f"Test recall@0.5 {a['recall50']:.1%} within 20 steps per object, AP50 {a['ap50']:.3f} "
                 f"(centre box {searchers['centre box']['recall50']:.1%})" if a else "locate run")

@@ -17,11 +17,10 @@ from ...data.shapes import load_shapes
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
 from ...models import count_params
-from ...rl.ppo import PPO
 from ...rl.step import AgentStep
 from ..base import Job
 from . import baselines
-from .env import Locate
+from .env import ACTIONS, Locate
 from .model import Head, Searcher, agent
 
 SHAPES = (1000, 100, 300)   # built-in shapes: train, val and test images (the same for every run)
@@ -90,8 +89,7 @@ class Search(AgentStep):
 
     def __init__(self, cfg, images: Images, model, dev, bf16: bool):
         self.cfg, self.images, self.model, self.dev, self.bf16 = cfg, images, model, dev, bf16
-        self.ppo = PPO(Head(model, 0), Head(model, 1), KEYS, entropy=cfg.entropy, gamma=cfg.gamma,
-                       epochs=cfg.ppo_epochs, minibatch=cfg.batch, grad_clip=cfg.grad_clip or 0.5, joint=model)
+        self.learner(Head(model, 0), Head(model, 1), KEYS, len(ACTIONS), cfg.batch, joint=model)
         self.train_env = Locate(images.train)   # its copies share its images, read once
         self.val_env = Locate(images.val)
         self.val_eps = baselines.episodes(self.val_env, VAL_IMAGES, seed=1)
@@ -114,20 +112,16 @@ class Search(AgentStep):
         before = len(self.rollouts.finished)
         model.eval()
         batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g, expert,
-                                      self.beta(epoch) if cloning else 0.0)
+                                      self.beta(epoch) if cloning else 0.0, **({} if cloning else self.explore(epoch)))
         model.train()
         if cloning:
             if i == 0:
                 self.pool = []   # DAgger's aggregate, of this epoch's rollouts (so that resume is exact)
             stats = self.ppo.imitate(batch.to(self.dev), opts["bc"], model.parameters(), g, autocast, self.pool)
         else:
-            s = self.ppo.update(batch.to(self.dev), opts["ppo"], model.parameters(), g, autocast)
-            stats = {"loss": s["loss_objective"], "value_loss": s["loss_critic"], "entropy": s["entropy"]}
+            stats = self.reinforce_update(batch.to(self.dev), i, opts["ppo"], model.parameters(), g, autocast)
         self.frames += batch.numel()
-        done = self.rollouts.finished[before:]
-        if done:
-            stats["return"] = float(np.mean([e["return"] for e in done]))
-        return stats
+        return {**stats, **self.log_episodes(self.rollouts.finished[before:], epoch)}
 
     def evaluate(self, model, val, dev, bf16) -> dict[str, float]:
         model.eval()
@@ -174,4 +168,4 @@ def setup(cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
              f"{'cloning the oracle (DAgger) for ' + format(cfg.bc, '.0%') + ' of the epochs, then ' if cfg.bc else ''}"
              f"PPO on {cfg.envs} environments")
     return Job(model, step, Iterations(cfg), step.val_eps, {**images.info(), "kind": "boxes"}, about, finish,
-               begin=step.resume_frames)
+               begin=step.begin)

@@ -17,7 +17,7 @@ class Navigate(Task):
     defaults = dict(data="maps", model="fcn", imgsz=16, monitor="val_spl", epochs=200, time_limit=12.0, batch=64, bc=0.8,
                     lr=0.003, optimizer="adamw", schedule="cosine", weight_decay=0.0001)
     uses = frozenset({"imgsz", "val_fraction", "test_fraction", "width", "bc", "envs", "rollout", "ppo_epochs",
-                      "gamma", "entropy", "wall_threshold", "cost"})
+                      "gamma", "entropy", "wall_threshold", "cost", "algo"})
     augment_presets = False
     dropout = False
     result_unit = "frames"

@@ -3,7 +3,6 @@ environment, validated each epoch by walking fixed episodes on unseen maps, test
 greedy and random walkers."""
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from ...engine import distributed as dist
-from ...engine.checkpoint import load_state, load_weights
+from ...engine.checkpoint import load_weights
 from ...engine.fit import autocast as autocast_for
 from ...engine.optim import backward_step
 from ...errors import UserError
 from ...models import count_params
-from ...rl.ppo import PPO
 from ...rl.step import AgentStep
 from ..base import Job
 from . import baselines, maps as mapgen
@@ -118,9 +116,7 @@ class Navigate(AgentStep):
 
     def __init__(self, cfg, maps: Maps, model, dev, bf16: bool):
         self.cfg, self.maps, self.model, self.dev, self.bf16 = cfg, maps, model, dev, bf16
-        self.ppo = PPO(Heads(model, 0), Heads(model, 1), ["observation", "episode"], entropy=cfg.entropy,
-                       gamma=cfg.gamma, epochs=cfg.ppo_epochs, minibatch=cfg.batch * 4, grad_clip=cfg.grad_clip or 0.5)
-        self.episodes_file: Path | None = None
+        self.learner(Heads(model, 0), Heads(model, 1), ["observation", "episode"], 8, cfg.batch * 4)
         self.val_env = GridWorld(maps.val)
         self.val_eps = baselines.episodes(self.val_env, VAL_EPISODES, seed=1)
 
@@ -167,40 +163,21 @@ class Navigate(AgentStep):
         return act
 
     def reinforce(self, model, epoch, i, opt, autocast) -> dict[str, float]:
-        """One PPO iteration: a rollout of every environment, then the clipped updates."""
+        """One iteration by reward: a rollout of every environment, then PPO's (or DQN's) updates."""
         self.rollouts_for(epoch, lambda: GridWorld(self.maps.train))
         g = self.generator(epoch, i)
         before = len(self.rollouts.finished)
         model.eval()
-        batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g)
+        batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g, **self.explore(epoch))
         model.train()
-        stats = self.ppo.update(batch.to(self.dev), opt, model.parameters(), g, autocast)
+        stats = self.reinforce_update(batch.to(self.dev), i, opt, model.parameters(), g, autocast)
         self.frames += batch.numel()
-        done = self.rollouts.finished[before:]
-        if self.episodes_file is not None and dist.is_main() and done:
-            with self.episodes_file.open("a", newline="") as f:
-                w = csv.writer(f)
-                for e in done:
-                    w.writerow([self.frames, epoch + 1, round(e["return"], 4), e["length"], int(e["success"])])
-        return {"loss": stats["loss_objective"], "value_loss": stats["loss_critic"], "entropy": stats["entropy"],
-                "return": float(np.mean([e["return"] for e in done])) if done else 0.0}
+        return {**stats, **self.log_episodes(self.rollouts.finished[before:], epoch)}
 
     def evaluate(self, model, val, dev, bf16) -> dict[str, float]:
         r = walk(model, self.val_env, self.val_eps, dev, bf16)
         return {"success": r["success"], "spl": r["spl"], "return": r["return"], "length": r["length"],
                 "collisions": r["collisions"], "frames": float(self.frames)}
-
-    def begin(self, run: Path) -> None:
-        """episodes.csv: every training episode's return, length and success by environment frames. A resumed
-        run keeps the rows of the epochs its checkpoint holds and takes up the frame count there."""
-        self.episodes_file = run / "episodes.csv"
-        if not self.resume_frames(run):
-            self.episodes_file.write_text("frames,epoch,return,length,success\n")
-            return
-        done = load_state(run / "state" / "last.pt")["loop"]["epoch"]
-        with self.episodes_file.open() as f:
-            kept = [line for k, line in enumerate(f) if k == 0 or int(line.split(",")[1]) <= done]
-        self.episodes_file.write_text("".join(kept))
 
 
 def walk(model, env: GridWorld, eps: list[dict], dev, bf16: bool) -> dict:
