@@ -131,8 +131,7 @@ def parser(task: str = "classify") -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and write a run folder with a report")
     t.add_argument("task", nargs="?", default="classify", help=f"{', '.join(tasks.names())} (default classify); the "
-                   f"settings and defaults shown are {task}'s: deepix train TASK --help shows TASK's"
-                   "the defaults shown are classify's, the other tasks have their own (see the README)")
+                   f"settings and defaults shown are {task}'s; deepix train TASK --help shows TASK's own")
     t.add_argument("--config", help="a config.yaml to start from (flags override it)")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped run, or extend a finished one with --epochs")
     _add_settings(t, task)
