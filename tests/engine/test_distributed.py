@@ -127,6 +127,16 @@ def test_a_task_with_its_own_optimizer_steps_trains_under_two_processes(tmp_path
     assert (run / "weights" / "encoder.safetensors").is_file() and len(rows(run)) == 1
 
 
+def test_an_agent_learns_under_two_processes_each_with_its_own_environments(tmp_path):
+    r = deepix_cli("train", "agent", "--epochs", "2", "--envs", "8", "--rollout", "32", "--batch", "128", "--lr", "0.01",
+                   "--threads", "1", "--quiet", "--nproc", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "runs" / "agent" / "exp1"
+    assert [float(row["val_frames"]) for row in rows(run)] == [2 * 8 * 32 * 8 * e for e in (1, 2)]  # both ranks' frames
+    test = json.loads((run / "summary.json").read_text())["test"]["agents"]
+    assert test["agent"]["return"] > test["random"]["return"] + 0.5, test
+
+
 def test_sync_bn_on_cpus_is_one_clear_line(tmp_path):
     r = deepix_cli("train", "--data", "digits", "--epochs", "1", "--sync-bn", "--nproc", "2", "--quiet", cwd=tmp_path)
     assert r.returncode == 2

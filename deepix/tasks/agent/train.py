@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...engine import distributed as dist
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
 from ...models import count_params
@@ -72,7 +73,7 @@ class Play(AgentStep):
             stats = self.ppo.imitate(batch.to(self.dev), opts["bc"], model.parameters(), g, autocast, self.pool)
         else:
             stats = self.reinforce_update(batch.to(self.dev), i, opts["ppo"], model.parameters(), g, autocast)
-        self.frames += batch.numel()
+        self.frames += batch.numel() * dist.world()   # every process steps its own environments
         return {**stats, **self.log_episodes(self.rollouts.finished[before:], epoch)}
 
     def evaluate(self, model, val, dev, bf16) -> dict[str, float]:

@@ -14,6 +14,7 @@ import torch
 from ...data.boxes import DetImage
 from ...data.detection import read_detection
 from ...data.shapes import load_shapes
+from ...engine import distributed as dist
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
 from ...models import count_params
@@ -120,7 +121,7 @@ class Search(AgentStep):
             stats = self.ppo.imitate(batch.to(self.dev), opts["bc"], model.parameters(), g, autocast, self.pool)
         else:
             stats = self.reinforce_update(batch.to(self.dev), i, opts["ppo"], model.parameters(), g, autocast)
-        self.frames += batch.numel()
+        self.frames += batch.numel() * dist.world()   # every process steps its own environments
         return {**stats, **self.log_episodes(self.rollouts.finished[before:], epoch)}
 
     def evaluate(self, model, val, dev, bf16) -> dict[str, float]:

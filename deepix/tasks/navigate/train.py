@@ -171,7 +171,7 @@ class Navigate(AgentStep):
         batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g, **self.explore(epoch))
         model.train()
         stats = self.reinforce_update(batch.to(self.dev), i, opt, model.parameters(), g, autocast)
-        self.frames += batch.numel()
+        self.frames += batch.numel() * dist.world()   # every process steps its own environments
         return {**stats, **self.log_episodes(self.rollouts.finished[before:], epoch)}
 
     def evaluate(self, model, val, dev, bf16) -> dict[str, float]:
