@@ -75,7 +75,7 @@ HELP = {
     "method": "pretrain: simclr, byol or mae (masked reconstruction)",
     "temperature": "pretrain: the NT-Xent temperature of simclr",
     "mask_ratio": "pretrain: share of the image's patches hidden by mae",
-    "init": "start from a pretrain run's encoder (the run folder or its encoder.safetensors)",
+    "init": "start from a pretrain run's encoder (the run folder or its encoder.safetensors); locate: a searcher-cnn run",
     "freeze": "classify: with --init, train only the last layer (a linear probe)",
     "labels_per_class": "classify: keep only this many labelled training images of each class (seeded; 0: all)",
     "baseline": "classify with --init: also train the same model from scratch on the same labels (the report compares)",

@@ -16,7 +16,7 @@ def kind_of(name: str) -> str:
 
 def _load_families() -> None:
     # on first use, not at import: `deepix --help` need not build the model families
-    from . import ddpm, dncnn, fcos, gan, resnet_small, seed_cnn, sr, unet_small, vgg_small  # noqa: F401  (registers them)
+    from . import ddpm, dncnn, fcos, gan, resnet_small, searcher_cnn, seed_cnn, sr, unet_small, vgg_small  # noqa: F401  (registers them)
 
 
 def build_model(name: str, spec: Spec) -> nn.Module:

@@ -68,3 +68,23 @@ def test_a_detection_set_without_boxes_gets_one_line(tmp_path, cli):
     (folder / "data.yaml").write_text("train: images\nval: images\nnames: [thing]\n")
     r = cli("train", "locate", "--data", folder, "--epochs", "1", "--project", tmp_path)
     assert r.returncode == 2 and "no boxes" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_init_starts_the_crop_encoder_from_a_pretrained_searcher_cnn(tmp_path, loc_run, cli):
+    from deepix.tasks.locate.model import Searcher, init_searcher
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i, im in enumerate(tiny_images().splits["train"][:16]):
+        Image.fromarray(im.image.permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
+    pre = deepix.train("pretrain", data=str(folder), model="searcher-cnn", imgsz=64, epochs=1, batch=8, quiet=True,
+                       threads=1, project=str(tmp_path), name="pre")["run"]
+    searcher = Searcher(standardised=True)
+    assert init_searcher(searcher, str(pre)) == 12   # four blocks: a conv and a GroupNorm's two tensors each
+    encoder = load_file(str(pre / "weights" / "encoder.safetensors"))
+    assert torch.equal(searcher.encoder[0][0].weight, encoder["1.0.0.weight"])
+    assert torch.equal(searcher.mean.flatten(), encoder["0.mean"].flatten())
+    run = deepix.train("locate", data=tiny_images(), init=str(pre), project=str(tmp_path), name="init",
+                       **dict(TINY, epochs=1))["run"]
+    assert deepix.load(run).model.standardised   # the run loads with its encoder's input statistics
+    r = cli("train", "locate", "--init", loc_run["run"], "--epochs", "1", "--project", tmp_path)
+    assert r.returncode == 2 and "searcher-cnn" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -17,7 +17,7 @@ class Locate(Task):
     defaults = dict(data="shapes", model="searcher", monitor="val_recall50", epochs=200, time_limit=12.0, batch=256,
                     lr=0.001, optimizer="adamw", schedule="cosine", weight_decay=0.0001, envs=16, rollout=32, bc=0.85)
     uses = frozenset({"imgsz", "val_fraction", "test_fraction", "width", "bc", "envs", "rollout", "ppo_epochs",
-                      "gamma", "entropy", "algo"})
+                      "gamma", "entropy", "algo", "init"})
     augment_presets = False
     dropout = False
     result_unit = "frames"

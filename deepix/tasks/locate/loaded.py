@@ -28,7 +28,7 @@ class Finder(Loaded):
 
     def __init__(self, run, weights: str = "best"):
         self.run, self.cfg, self.meta = open_run(run)
-        self.model = Searcher(self.cfg.width)
+        self.model = Searcher(self.cfg.width, standardised=bool(self.cfg.init))
         load_weights(self.model, self.run / "weights" / f"{weights}.safetensors")
         self.model.eval()
 

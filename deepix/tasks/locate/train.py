@@ -22,7 +22,7 @@ from ...rl.step import AgentStep
 from ..base import Job
 from . import baselines
 from .env import ACTIONS, Locate
-from .model import Head, Searcher, agent
+from .model import Head, Searcher, agent, init_searcher
 
 SHAPES = (1000, 100, 300)   # built-in shapes: train, val and test images (the same for every run)
 VAL_IMAGES, TEST_IMAGES = 100, 300
@@ -154,8 +154,13 @@ def test(model, images: Images, dev, bf16: bool, seed: int = 2) -> dict:
 def setup(cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
     if net is not None:
         raise UserError("locate trains its own searcher; own networks are not supported")
+    model = Searcher(cfg.width, standardised=bool(cfg.init))
+    if cfg.init and not resume:   # before the images are read: a wrong --init says so at once
+        n = init_searcher(model, cfg.init)
+        if not cfg.quiet:
+            print(f"init: {n} tensors of the crop encoder from {cfg.init}")
+    model = model.to(dev)
     images = images_of(dataset, cfg, "given in Python") if dataset is not None else load_images(cfg)
-    model = Searcher(cfg.width).to(dev)
     step = Search(cfg, images, model, dev, bf16)
 
     def finish(run: Path, result: dict) -> tuple[dict, dict]:
@@ -166,7 +171,8 @@ def setup(cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
         return t, {"test": t, "model": {"params": count_params(model), "summary": str(model)}, "frames": step.frames}
 
     about = (f"{images.name}: {len(images.train)} training images; a searcher "
+             + (f"(its crop encoder from {cfg.init}) " if cfg.init else "") +
              f"{'cloning the oracle (DAgger) for ' + format(cfg.bc, '.0%') + ' of the epochs, then ' if cfg.bc else ''}"
-             f"PPO on {cfg.envs} environments")
+             f"{cfg.algo.upper()} on {cfg.envs} environments")
     return Job(model, step, Iterations(cfg), step.val_eps, {**images.info(), "kind": "boxes"}, about, finish,
                begin=step.begin)
