@@ -65,7 +65,7 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None, we
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if fmt == "onnx":
-        _to_onnx(model, inputs, names, outputs, dynamic, info, path)
+        _to_onnx(model, inputs, names, outputs, dynamic, info, path, ex.optimize)
     else:
         _to_torchscript(model, inputs, info, path)
     seconds = time.perf_counter() - t0
@@ -87,7 +87,7 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None, we
     return record
 
 
-def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path) -> None:
+def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path, optimize: bool = True) -> None:
     import onnx  # onnx: only export needs it
     def dim(name: str, label: str):
         return torch.export.Dim("batch", min=1, max=4096) if label == "batch" else \
@@ -96,7 +96,7 @@ def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path) -> None:
     shapes = tuple({axis: dim(name, label) for axis, label in dynamic[name].items()} or None for name in names)
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes
         torch.onnx.export(model, inputs, str(path), input_names=names, output_names=outputs, dynamic_shapes=shapes,
-                          dynamo=True, external_data=False)
+                          dynamo=True, external_data=False, optimize=optimize)
     proto = onnx.load(str(path))
     for k, v in info.items():
         entry = proto.metadata_props.add()

@@ -106,6 +106,8 @@ class Exportable:
     info: dict
     about: str                                  # what the parity check's inputs are
     parity: Callable | None = None              # optional: (file's output, deepix's) -> more parity figures
+    optimize: bool = True                       # the ONNX exporter's own graph optimisation (off for a huge unrolled
+                                                # graph, where it takes most of the time; onnxruntime optimises on load)
 
 
 @dataclass

@@ -45,5 +45,6 @@ def exportable(s) -> Exportable:
     dynamic = {"z": {0: "batch"}, "labels": {0: "batch"}} if gan else {"z": {}, "labels": {}}
     if not gan:
         info["input"] += f"; batches of exactly {n}"
+    # the sampler unrolls 25 network passes: the exporter's optimiser took 31 s of a 52 s export of it (ddpm, width 0.25)
     return Exportable(net.eval(), (z, labels), ["z", "labels"], ["images"], dynamic, info,
-                      f"{n} latents drawn with seed 0, labels 0..9")
+                      f"{n} latents drawn with seed 0, labels 0..9", optimize=gan)
