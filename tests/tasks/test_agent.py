@@ -73,12 +73,12 @@ def test_predict_val_and_export(catch_run, tmp_path, cli):
 
 
 def test_dqn_learns_and_resumes_exactly(tmp_path):
-    kw = dict(TINY, algo="dqn", epochs=3)
+    kw = dict(TINY, algo="dqn", epochs=2)
     done = deepix.train("agent", project=str(tmp_path), name="whole", **kw)
     assert done["test"]["agents"]["agent"]["return"] > done["test"]["agents"]["random"]["return"]
 
     def kill(row, model):
-        if row["epoch"] == 2:
+        if row["epoch"] == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
