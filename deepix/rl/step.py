@@ -56,6 +56,29 @@ class AgentStep(Step):
             self.dqn.begin_epoch()
         return self.dqn.update(batch, opt, params, g, autocast)
 
+    def rollout_step(self, model, epoch: int, i: int, opts: dict, autocast, make_env, expert) -> dict[str, float]:
+        """One rollout of every environment and its update: DAgger while cloning (`expert(envs)` names the
+        expert's action in each environment's state, as indices or distributions), else PPO or DQN. The
+        subclass gives `act(model, autocast)` (the rollout's policy) and `dev`."""
+        self.rollouts_for(epoch, make_env)
+        g = self.generator(epoch, i)
+        cloning = self.cloning(epoch)
+        envs = self.rollouts.envs.envs
+        before = len(self.rollouts.finished)
+        model.eval()
+        batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g,
+                                      (lambda: expert(envs)) if cloning else None, self.beta(epoch) if cloning else 0.0,
+                                      **({} if cloning else self.explore(epoch)))
+        model.train()
+        if cloning:
+            if i == 0:
+                self.pool = []   # DAgger's aggregate, of this epoch's rollouts (so that resume is exact)
+            stats = self.ppo.imitate(batch.to(self.dev), opts["bc"], model.parameters(), g, autocast, self.pool)
+        else:
+            stats = self.reinforce_update(batch.to(self.dev), i, opts["ppo"], model.parameters(), g, autocast)
+        self.frames += batch.numel() * dist.world()   # every process steps its own environments
+        return {**stats, **self.log_episodes(self.rollouts.finished[before:], epoch)}
+
     def beta(self, epoch: int) -> float:
         """DAgger's share of expert actions in this epoch's rollouts: from 1 down to 0 over the first half of
         the cloning epochs, the learner's own states alone after that."""

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...engine import distributed as dist
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
 from ...models import count_params
@@ -57,24 +56,8 @@ class Play(AgentStep):
 
     def train_step(self, model, x, y, opts, autocast) -> dict[str, float]:
         epoch, i = (int(v) for v in x.tolist())
-        self.rollouts_for(epoch, self.make)
-        g = self.generator(epoch, i)
-        cloning = self.cloning(epoch)
-        envs = self.rollouts.envs
-        expert = (lambda: np.stack([np.asarray(e.unwrapped.expert()) for e in envs.envs])) if cloning else None
-        before = len(self.rollouts.finished)
-        model.eval()
-        batch = self.rollouts.collect(self.act(model, autocast), self.cfg.rollout, g, expert,
-                                      self.beta(epoch) if cloning else 0.0, **({} if cloning else self.explore(epoch)))
-        model.train()
-        if cloning:
-            if i == 0:
-                self.pool = []   # DAgger's aggregate, of this epoch's rollouts (so that resume is exact)
-            stats = self.ppo.imitate(batch.to(self.dev), opts["bc"], model.parameters(), g, autocast, self.pool)
-        else:
-            stats = self.reinforce_update(batch.to(self.dev), i, opts["ppo"], model.parameters(), g, autocast)
-        self.frames += batch.numel() * dist.world()   # every process steps its own environments
-        return {**stats, **self.log_episodes(self.rollouts.finished[before:], epoch)}
+        return self.rollout_step(model, epoch, i, opts, autocast, self.make,
+                                 lambda envs: np.stack([np.asarray(e.unwrapped.expert()) for e in envs]))
 
     def evaluate(self, model, val, dev, bf16) -> dict[str, float]:
         model.eval()
