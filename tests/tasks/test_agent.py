@@ -1,15 +1,19 @@
 """agent: the user's own Gymnasium environment (image observations, discrete actions) learnt by reward:
 the built-in catch beside a random agent, PPO and DQN, exact resume, DAgger on an environment's expert,
 predict, val, export, and one line for environments it cannot learn."""
+import io
 import json
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
+from PIL import Image
 from safetensors.torch import load_file
 
 import deepix
+from deepix.serve.app import make_app
 
 TINY = dict(epochs=4, envs=8, rollout=32, batch=128, lr=0.01, quiet=True, threads=1)
 
@@ -66,6 +70,11 @@ def test_predict_val_and_export(catch_run, tmp_path, cli):
     obs[0, 8, 0] = obs[0, 9, 4] = 255    # the ball one row above the floor, far left; the paddle far right
     answer = player.predict(obs)[0]
     assert answer["action"] == 0 and abs(sum(answer["probs"]) - 1) < 1e-4   # move left
+    png = io.BytesIO()
+    Image.fromarray(obs[0]).save(png, format="PNG")   # the same observation as a 5x10 grey picture
+    with TestClient(make_app([str(run)])) as client:
+        reply = client.post(f"/v1/models/{run.name}/predict", files={"file": ("frame.png", png.getvalue())})
+    assert reply.status_code == 200 and reply.json()["results"][0]["action"] == 0, reply.text
     r = cli("val", run, check=True)
     assert "random" in r.stdout
     r = cli("export", run, "--format", "onnx", "-o", tmp_path / "catch.onnx", check=True)
