@@ -1,4 +1,5 @@
-"""The agents' training episodes (episodes.csv) drawn over environment frames: return, length and success."""
+"""The agents' pictures: training episodes (episodes.csv) over environment frames (return, length and success),
+and test episodes side by side as a GIF."""
 from __future__ import annotations
 
 import csv
@@ -32,4 +33,20 @@ def training_curves(run: Path, out: Path) -> Path | None:
     path = out / "episodes.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    return path
+
+
+def strips_gif(strips: list[list[np.ndarray]], path: Path, ms: int, most: int | None = None) -> Path:
+    """Episodes side by side, one GIF frame per step (an ended episode holds its last frame): `strips` holds
+    each episode's RGB uint8 frames, all of one size; at most `most` frames."""
+    from PIL import Image  # on use: only a finishing run writes GIFs
+    pad = np.full((strips[0][0].shape[0], 4, 3), 255, np.uint8)
+    frames = []
+    for t in range(min(most or 10 ** 9, max(len(s) for s in strips))):
+        tiles = []
+        for s in strips:
+            tiles += [s[min(t, len(s) - 1)], pad]
+        frames.append(np.concatenate(tiles[:-1], 1))
+    first, *rest = (Image.fromarray(f) for f in frames)
+    first.save(path, save_all=True, append_images=rest, duration=ms, loop=0)
     return path

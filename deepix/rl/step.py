@@ -20,6 +20,21 @@ from .ppo import PPO, Rollouts, vector_env
 PPO_LR = 0.1   # PPO's learning rate as a share of --lr (cloning takes --lr itself)
 
 
+class RolloutItems:
+    """The engine's batches for an agent that rolls out every item: one (epoch, index) per rollout, `items`
+    an epoch, with one placeholder label per environment frame so that the engine's rate counts frames."""
+
+    def __init__(self, cfg, items: int):
+        self.cfg, self.items = cfg, items
+
+    def __len__(self):
+        return self.items
+
+    def epoch(self, epoch: int, shard: bool = False):
+        for i in range(self.items):
+            yield torch.tensor([epoch, i]), torch.zeros(self.cfg.envs * self.cfg.rollout)
+
+
 class AgentStep(Step):
     mode = "own"
     cfg = None

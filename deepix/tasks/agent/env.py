@@ -143,7 +143,7 @@ class Pictures(gym.Wrapper):
 
 
 def maker(make: Callable[[], gym.Env], name: str) -> Callable[[], Pictures]:
-    """A function that makes wrapped environments; the first one made is checked here (one line if it fails)."""
+    """A function that makes wrapped environments, each checked (one line if it fails)."""
     def new() -> Pictures:
         try:
             env = make()
@@ -154,5 +154,4 @@ def maker(make: Callable[[], gym.Env], name: str) -> Callable[[], Pictures]:
         if not isinstance(env, gym.Env):
             raise UserError(f"{name}: made a {type(env).__name__}, not a gymnasium.Env")
         return Pictures(env, name)
-    new()
     return new

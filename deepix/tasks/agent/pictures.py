@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...rl.curves import training_curves
+from ...rl.curves import strips_gif, training_curves
 from .play import TEST_SEED, greedy, play
 
 GIF_EPISODES = 4
@@ -23,22 +23,9 @@ def frame(obs: np.ndarray, scale: int) -> np.ndarray:
 
 
 def episodes_gif(model, make, dev, bf16, out: Path) -> Path:
-    from PIL import Image  # on use: only a finishing run writes GIFs
-    r = play(greedy(model, dev, bf16), make, GIF_EPISODES, TEST_SEED, keep=GIF_EPISODES)
-    strips = r["frames"]
-    h, w = strips[0][0].shape[1:]
-    scale = max(1, 96 // max(h, w))
-    pad = np.full((h * scale, 4, 3), 255, np.uint8)
-    frames = []
-    for t in range(min(GIF_STEPS, max(len(s) for s in strips))):
-        tiles = []
-        for s in strips:
-            tiles += [frame(s[min(t, len(s) - 1)], scale), pad]
-        frames.append(np.concatenate(tiles[:-1], 1))
-    path = out / "episodes.gif"
-    first, *rest = (Image.fromarray(f) for f in frames)
-    first.save(path, save_all=True, append_images=rest, duration=200, loop=0)
-    return path
+    strips = play(greedy(model, dev, bf16), make, GIF_EPISODES, TEST_SEED, keep=GIF_EPISODES)["frames"]
+    scale = max(1, 96 // max(strips[0][0].shape[1:]))
+    return strips_gif([[frame(o, scale) for o in s] for s in strips], out / "episodes.gif", 200, GIF_STEPS)
 
 
 def pictures(run: Path, model, make, dev, bf16) -> None:

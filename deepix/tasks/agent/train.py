@@ -11,7 +11,7 @@ import torch
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
 from ...models import count_params
-from ...rl.step import AgentStep
+from ...rl.step import AgentStep, RolloutItems
 from ..base import Job
 from .env import find, maker
 from .play import VAL_SEED, TEST_SEED, greedy, play, random_policy
@@ -25,20 +25,6 @@ def build(env, width: float = 1.0) -> Pixels:
     c, h, w = env.observation_space.shape
     scale = 1 / 255 if env.observation_space.dtype == np.uint8 else 1.0
     return Pixels(c, (h, w), int(env.action_space.n), scale, width)
-
-
-class Iterations:
-    """The engine's batches: one (epoch, index) per rollout, with one placeholder label per environment frame."""
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def __len__(self):
-        return ITEMS
-
-    def epoch(self, epoch: int, shard: bool = False):
-        for i in range(ITEMS):
-            yield torch.tensor([epoch, i]), torch.zeros(self.cfg.envs * self.cfg.rollout)
 
 
 class Play(AgentStep):
@@ -109,4 +95,4 @@ def setup(cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
     about = (f"{name}: {c}x{h}x{w} observations, {actions} actions; "
              f"{'cloning its expert (DAgger) for ' + format(cfg.bc, '.0%') + ' of the epochs, then ' if cfg.bc else ''}"
              f"{cfg.algo.upper()} on {cfg.envs} environments")
-    return Job(model, step, Iterations(cfg), (VAL_SEED, VAL_EPISODES), info, about, finish, begin=step.begin)
+    return Job(model, step, RolloutItems(cfg, ITEMS), (VAL_SEED, VAL_EPISODES), info, about, finish, begin=step.begin)

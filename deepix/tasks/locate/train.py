@@ -17,7 +17,7 @@ from ...data.shapes import load_shapes
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
 from ...models import count_params
-from ...rl.step import AgentStep
+from ...rl.step import AgentStep, RolloutItems
 from ..base import Job
 from . import baselines
 from .env import ACTIONS, Locate
@@ -69,20 +69,6 @@ def images_of(ds, cfg, note: str) -> Images:
             raise UserError(f"--data {cfg.data}: no boxes in its {len(part or [])} {name} images; locate needs "
                             "objects to find")
     return Images(ds.name, train, val, test, note)
-
-
-class Iterations:
-    """The engine's batches: one (epoch, index) per rollout, with one placeholder label per environment frame."""
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def __len__(self):
-        return ITEMS
-
-    def epoch(self, epoch: int, shard: bool = False):
-        for i in range(ITEMS):
-            yield torch.tensor([epoch, i]), torch.zeros(self.cfg.envs * self.cfg.rollout)
 
 
 class Search(AgentStep):
@@ -157,5 +143,5 @@ def setup(cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
              + (f"(its crop encoder from {cfg.init}) " if cfg.init else "") +
              f"{'cloning the oracle (DAgger) for ' + format(cfg.bc, '.0%') + ' of the epochs, then ' if cfg.bc else ''}"
              f"{cfg.algo.upper()} on {cfg.envs} environments")
-    return Job(model, step, Iterations(cfg), step.val_eps, {**images.info(), "kind": "boxes"}, about, finish,
-               begin=step.begin)
+    return Job(model, step, RolloutItems(cfg, ITEMS), step.val_eps, {**images.info(), "kind": "boxes"}, about,
+               finish, begin=step.begin)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ...engine.fit import autocast
-from ...rl.curves import training_curves
+from ...rl.curves import strips_gif, training_curves
 from . import baselines
 from .env import GridWorld
 from .planner import MOVES
@@ -58,7 +58,6 @@ def value_map(model, maps, dev, bf16, out: Path, n: int = 3) -> Path:
 
 def episodes_gif(model, maps, dev, bf16, out: Path) -> Path:
     """Episodes on test maps side by side, one frame per step, each map scaled up."""
-    from PIL import Image  # on use: only a finishing run writes GIFs
     env = GridWorld(maps.test)
     eps = baselines.episodes(env, GIF_EPISODES, seed=4)
     strips = []
@@ -72,19 +71,7 @@ def episodes_gif(model, maps, dev, bf16, out: Path) -> Path:
             frames.append(env.render())
         strips.append(frames)
     scale = max(1, 128 // max(maps.size))
-    longest = max(len(f) for f in strips)
-    pad = np.full((maps.size[0] * scale, 4, 3), 255, np.uint8)
-    frames = []
-    for t in range(longest):
-        tiles = []
-        for s in strips:
-            img = s[min(t, len(s) - 1)].repeat(scale, 0).repeat(scale, 1)
-            tiles += [img, pad]
-        frames.append(np.concatenate(tiles[:-1], 1))
-    path = out / "episodes.gif"
-    first, *rest = (Image.fromarray(f) for f in frames)
-    first.save(path, save_all=True, append_images=rest, duration=250, loop=0)
-    return path
+    return strips_gif([[f.repeat(scale, 0).repeat(scale, 1) for f in s] for s in strips], out / "episodes.gif", 250)
 
 
 def pictures(run: Path, model, maps, dev, bf16) -> None:
