@@ -20,6 +20,7 @@ class DetImage:
     labels: torch.Tensor           # int64 (N,)
     image: torch.Tensor | None = None   # uint8 (C, H, W) when held in memory (the built-in shapes)
     id: int | str = 0              # its id in the source (COCO image id, file stem), kept on conversion
+    mask: torch.Tensor | None = None    # uint8 (H, W) class + 1 per pixel, where the source draws masks (shapes)
 
     def __post_init__(self):
         if self.boxes.numel() == 0:

@@ -56,3 +56,14 @@ def pixels_per_class(images: list[SegImage], n: int, ignore: int = IGNORE) -> li
         m = im.mask[im.mask != ignore]
         counts += np.bincount(m.ravel(), minlength=n)[:n]
     return counts.tolist()
+
+
+def load_shapes_masks(n_train: int = 2000, n_val: int = 500, n_test: int = 500, size: int = 128,
+                      seed: int = 0) -> SegDataset:
+    """The built-in `shapes` with the mask each shape is drawn with: background and the five shape classes."""
+    from .shapes import DEFAULT_CLASSES, load_shapes
+    det = load_shapes(n_train, n_val, n_test, size=size, seed=seed, masks=True)
+    splits = {name: [SegImage(str(im.id), im.image.numpy().transpose(1, 2, 0), im.mask.numpy()) for im in part]
+              for name, part in det.splits.items()}
+    return SegDataset("shapes", ["background", *DEFAULT_CLASSES], splits,
+                      {"format": "shapes", "source": "generated", "seed": seed, "size": size})

@@ -74,8 +74,9 @@ def _draw(canvas: np.ndarray, objects: list[_Object], rng: np.random.Generator |
           min_contrast: float = 60.0, max_hidden: float = 0.6, antialias: bool = True):
     """Paint objects in order (later ones on top) into canvas (H, W, 3 float32, changed in place).
 
-    Returns (boxes, labels, dropped): tight boxes around each object's pixels that nothing later
-    covers, leaving out objects more than `max_hidden` covered (counted in `dropped`).
+    Returns (boxes, labels, dropped, owner): tight boxes around each object's pixels that nothing later
+    covers, leaving out objects more than `max_hidden` covered (counted in `dropped`), and which object
+    is on top at each pixel (-1: background), from which the segmentation masks are made.
     """
     H, W, _ = canvas.shape
     owner = np.full((H, W), -1, np.int16)   # which object is on top at each pixel
@@ -107,7 +108,7 @@ def _draw(canvas: np.ndarray, objects: list[_Object], rng: np.random.Generator |
         boxes.append((x0 + cols[0], y0 + rows[0], x0 + cols[-1] + 1, y0 + rows[-1] + 1))
         labels.append(o.label)
     return (torch.from_numpy(np.array(boxes, np.float32).reshape(-1, 4)),
-            torch.from_numpy(np.array(labels, np.int64)), dropped)
+            torch.from_numpy(np.array(labels, np.int64)), dropped, owner)
 
 
 @lru_cache(maxsize=32)
@@ -188,19 +189,23 @@ def _place(rng: np.random.Generator, s: dict) -> list[_Object]:
     return objects
 
 
-def _generate(n: int, seed: int, stream: int, s: dict) -> tuple[list[DetImage], int]:
+def _generate(n: int, seed: int, stream: int, s: dict, masks: bool = False) -> tuple[list[DetImage], int]:
     H, W = s["size"]
     images, dropped = [], 0
     for i in range(n):
         rng = np.random.default_rng([seed, stream, i])
         canvas = _background(rng, H, W, s["background"])
-        boxes, labels, k = _draw(canvas, _place(rng, s), rng, s["min_contrast"], s["max_hidden"], s["antialias"])
+        objects = _place(rng, s)
+        boxes, labels, k, owner = _draw(canvas, objects, rng, s["min_contrast"], s["max_hidden"], s["antialias"])
         dropped += k
         if s["noise"] > 0:
             # uniform noise of the same std: a Gaussian costs five times as much to draw
             canvas += (rng.random((H, W, 3), dtype=np.float32) - 0.5) * (s["noise"] * 12 ** 0.5)
         pixels = np.clip(canvas + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1)
         images.append(DetImage("", (H, W), boxes, labels, torch.from_numpy(np.ascontiguousarray(pixels)), i))
+        if masks:   # class + 1 of the object on top (0: background), hidden objects' visible pixels included
+            classes = np.array([o.label + 1 for o in objects] + [0], np.uint8)
+            images[-1].mask = torch.from_numpy(classes[owner])
     return images, dropped
 
 
@@ -228,8 +233,9 @@ def make_shapes(n: int = 1000, size: int | tuple[int, int] = 128, classes=DEFAUL
 
 
 def load_shapes(n_train: int = 2000, n_val: int = 500, n_test: int = 500, size: int | tuple[int, int] = 128,
-                seed: int = 0, **kw) -> DetDataset:
-    """The `shapes` detection set: train/val/test splits from make_shapes (same keywords), disjoint and repeatable."""
+                seed: int = 0, masks: bool = False, **kw) -> DetDataset:
+    """The `shapes` detection set: train/val/test splits from make_shapes (same keywords), disjoint and repeatable.
+    masks: each image also gets `mask`, uint8 (H, W), its pixels' class + 1 (0 background)."""
     defaults = {k: p.default for k, p in inspect.signature(make_shapes).parameters.items()
                 if k not in ("n", "size", "seed", "stream")}
     unknown = sorted(set(kw) - set(defaults))
@@ -240,7 +246,7 @@ def load_shapes(n_train: int = 2000, n_val: int = 500, n_test: int = 500, size: 
         raise UserError(f"shapes: split sizes and seed must be >= 0, got {n_train}, {n_val}, {n_test}, seed {seed}")
     splits, occluded = {}, 0
     for name, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-        splits[name], k = _generate(n, seed, SPLIT_STREAMS[name], s)
+        splits[name], k = _generate(n, seed, SPLIT_STREAMS[name], s, masks)
         occluded += k
     info = {"format": "shapes", "source": "generated", "clipped": 0, "dropped": 0, "occluded": occluded,
             "seed": seed, "settings": s, "sizes": {k: len(v) for k, v in splits.items()}}

@@ -12,7 +12,7 @@ from .files import write_restored
 from ...engine import machine
 from . import images as imgio
 from .classical import estimate_sigma
-from .tiles import predict_ensemble, predict_tiled
+from ...engine.tiles import predict_ensemble, predict_tiled
 from ...engine.checkpoint import load_weights
 from ...models import Spec, build_model
 

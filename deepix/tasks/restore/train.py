@@ -24,7 +24,7 @@ from .degrade import Degrade, crop_to_scale, parse, protocol_noise
 from .metrics import psnr, ssim
 from .classical import baselines_for
 from .classical import bicubic
-from .tiles import predict_tiled
+from ...engine.tiles import predict_tiled
 from ...engine.distributed import shard as part
 from ...report.plots import restore_panel
 

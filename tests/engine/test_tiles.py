@@ -3,7 +3,7 @@ import torch
 
 from deepix.models import Spec, build_model
 from deepix.models import dncnn, sr  # noqa: F401  (registers the restoration models)
-from deepix.tasks.restore.tiles import _starts, predict_tiled
+from deepix.engine.tiles import _starts, predict_tiled
 
 
 def model(name: str, channels: int = 3, scale: int = 1, seed: int = 0) -> torch.nn.Module:
@@ -81,7 +81,7 @@ def test_bad_tiling_is_refused():
 
 
 def test_self_ensemble_undoes_each_flip_and_rotation():
-    from deepix.tasks.restore.tiles import _dihedral, predict_ensemble
+    from deepix.engine.tiles import _dihedral, predict_ensemble
     x = torch.rand(1, 1, 5, 7)
     views = [_dihedral(x, k) for k in range(8)]
     assert all(torch.equal(_dihedral(v, k, inverse=True), x) for k, v in enumerate(views))
