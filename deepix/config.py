@@ -71,6 +71,9 @@ class Config:
     iou: float = 0.6            # NMS IoU threshold
     conf: float = 0.25          # score threshold of predictions (evaluation always scores down to 0.001)
     max_det: int = 100          # detections kept per image
+    # segmentation
+    ignore_index: int = 255     # the mask value of void pixels, which no loss or metric counts
+    class_weights: str = "none" # none | auto (inverse square root of the pixel shares) | one number per class
     # generation
     z_dim: int = 64             # GANs: latent size
     d_lr: float = 0.0           # GANs: the discriminator's learning rate (0: --lr)
@@ -127,7 +130,8 @@ class Config:
         choices = {
             "optimizer": ("sgd", "adam", "adamw", "rmsprop"),
             "schedule": ("constant", "step", "cosine", "onecycle"),
-            "loss": ("cross-entropy", "focal", "mse", "l1", "charbonnier", "hinge", "ns"),
+            "loss": ("cross-entropy", "focal", "mse", "l1", "charbonnier", "hinge", "ns", "dice", "cross-entropy+dice",
+                     "focal+dice"),
             "sn": ("on", "off"),
             "precision": ("auto", "bf16", "fp32"),
             "channels_last": ("auto", "on", "off"),

@@ -23,8 +23,8 @@ class Spec:
 
 
 REGISTRY: dict[str, tuple[Callable[[Spec], nn.Module], str, str]] = {}
-# what a model's output is: class scores, an image, a larger image, boxes, new images
-KINDS = ("classify", "restore", "upscale", "detect", "generate")
+# what a model's output is: class scores, an image, a larger image, boxes, new images, class scores per pixel
+KINDS = ("classify", "restore", "upscale", "detect", "generate", "segment")
 
 
 def register(name: str, description: str, kind: str = "classify"):

@@ -1,4 +1,5 @@
-"""A small U-Net for denoising and deblurring: strided-conv down, pixel-shuffle up, additive skips, residual output."""
+"""A small U-Net: strided-conv down, pixel-shuffle up, additive skips. As a restorer (denoising, deblurring) its
+output is the input plus a residual; as a segmenter it ends in class scores per pixel, with BatchNorm."""
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -13,29 +14,32 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, stride, padding=k // 2 if stride == 1 else 0, bias=False)
 
 
-def _convs(cin: int, cout: int, k: int, act: str, n: int = 2) -> list[nn.Module]:
+def _convs(cin: int, cout: int, k: int, act: str, n: int = 2, norm: bool = False) -> list[nn.Module]:
     layers = []
     for i in range(n):
-        layers += [_conv(cin if i == 0 else cout, cout, k), activation(act)]
+        layers += [_conv(cin if i == 0 else cout, cout, k), *([nn.BatchNorm2d(cout)] if norm else []), activation(act)]
     return layers
 
 
 class UNet(nn.Module):
-    """output = input + net(input); any H, W (reflect-padded to a multiple of 2**(levels-1), cropped back)."""
+    """output = input + net(input), or with `classes` the (B, classes, H, W) scores of each pixel; any H, W
+    (reflect-padded to a multiple of 2**(levels-1), cropped back)."""
 
-    def __init__(self, channels: int, widths: list[int], k: int = 3, act: str = "relu"):
+    def __init__(self, channels: int, widths: list[int], k: int = 3, act: str = "relu", classes: int = 0):
         super().__init__()
         self.factor = 2 ** (len(widths) - 1)
-        self.stem = nn.Sequential(*_convs(channels, widths[0], k, act))
+        self.residual = not classes
+        norm = bool(classes)   # a segmenter has no scale to keep, and BatchNorm trains it faster
+        self.stem = nn.Sequential(*_convs(channels, widths[0], k, act, norm=norm))
         # 2x2 stride-2 convs: a learned down-sampling that sees every pixel once, cheaper than conv + pool
         self.downs = nn.ModuleList(
-            nn.Sequential(_conv(a, b, 2, stride=2), activation(act), *_convs(b, b, k, act))
+            nn.Sequential(_conv(a, b, 2, stride=2), activation(act), *_convs(b, b, k, act, norm=norm))
             for a, b in zip(widths, widths[1:]))
         # 1x1 conv + PixelShuffle: a 2x2 stride-2 transposed conv (no overlapping footprints, so no checkerboard),
         # but faster in bf16 channels-last on CPU
         self.ups = nn.ModuleList(nn.Sequential(_conv(b, 4 * a, 1), nn.PixelShuffle(2)) for a, b in zip(widths, widths[1:]))
-        self.decs = nn.ModuleList(nn.Sequential(*_convs(a, a, k, act)) for a in widths[:-1])
-        self.head = _conv(widths[0], channels, k)
+        self.decs = nn.ModuleList(nn.Sequential(*_convs(a, a, k, act, norm=norm)) for a in widths[:-1])
+        self.head = nn.Conv2d(widths[0], classes, 1) if classes else _conv(widths[0], channels, k)
 
     def forward(self, x):
         h, w = x.shape[-2:]
@@ -50,7 +54,8 @@ class UNet(nn.Module):
         for up, dec in zip(reversed(self.ups), reversed(self.decs)):
             # adding the skip instead of concatenating halves the decoder's first conv
             y = dec(up(y) + skips.pop())
-        return x + self.head(y)[..., :h, :w]
+        out = self.head(y)[..., :h, :w]
+        return x + out if self.residual else out
 
 
 def _unet(spec: Spec, widths: list[int]) -> nn.Module:
@@ -65,3 +70,9 @@ def unet_s(spec: Spec) -> nn.Module:
 @register("unet", "U-Net restorer: 4 levels (32-64-128-256), additive skips, residual output, bias-free, no BatchNorm", kind="restore")
 def unet(spec: Spec) -> nn.Module:
     return _unet(spec, [32, 64, 128, 256])
+
+
+@register("unet-seg", "U-Net segmenter: 4 levels (32-64-128-256), additive skips, BatchNorm, class scores per pixel", kind="segment")
+def unet_seg(spec: Spec) -> nn.Module:
+    return UNet(spec.in_channels, [max(4, round(c * spec.width)) for c in [32, 64, 128, 256]], spec.kernel_size,
+                spec.activation, classes=spec.num_classes)

@@ -7,7 +7,7 @@ import importlib
 from ..errors import UserError
 from .base import Task
 
-BUILT_IN = ("classify", "restore", "detect", "generate", "pretrain", "navigate", "locate", "agent")
+BUILT_IN = ("classify", "restore", "detect", "generate", "segment", "pretrain", "navigate", "locate", "agent")
 _REGISTERED: dict[str, Task] = {}
 
 

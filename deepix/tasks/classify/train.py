@@ -133,7 +133,7 @@ class SemiClassify(Classify):
 
 def check(cfg: Config, ds: Dataset) -> None:
     if cfg.loss not in ("cross-entropy", "focal", "mse"):
-        raise UserError(f"--loss {cfg.loss} is a restoration loss; classification takes cross-entropy, focal or mse")
+        raise UserError(f"--loss {cfg.loss} is not a classification loss; classification takes cross-entropy, focal or mse")
     if len(ds.classes) < 2:
         raise UserError(f"{ds.name} has {len(ds.classes)} class; classification needs at least 2")
     if len(ds.train) == 0 or len(ds.val) == 0:

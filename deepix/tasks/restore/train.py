@@ -148,7 +148,7 @@ def load_data(cfg: Config) -> tuple[dict[str, list[tuple[str, torch.Tensor, torc
 
 def check(cfg: Config, data, deg: Degrade) -> int:
     if cfg.loss not in ("l1", "mse", "charbonnier"):
-        raise UserError(f"--loss {cfg.loss} is for classification; restoration takes l1, mse or charbonnier")
+        raise UserError(f"--loss {cfg.loss} is not a restoration loss; restoration takes l1, mse or charbonnier")
     patch = cfg.patch - cfg.patch % deg.scale  # a clean patch must shrink to whole pixels
     for name, im, _ in data["train"]:
         if min(im.shape[1:]) < patch:
