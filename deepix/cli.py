@@ -172,11 +172,17 @@ def parser(task: str = "classify") -> argparse.ArgumentParser:
 
     da = sub.add_parser("data", help="work with data sets on disk")
     dsub = da.add_subparsers(dest="action", required=True)
-    cv = dsub.add_parser("convert", help="convert detection data between COCO, YOLO and VOC (images copied)")
-    cv.add_argument("src", help="a COCO .json or folder, a YOLO data.yaml or folder, or a VOC folder")
+    cv = dsub.add_parser("convert", help="convert detection (or, with --segment, segmentation) data between "
+                         "COCO, YOLO and VOC (images copied)")
+    cv.add_argument("src", help="a COCO .json or folder, a YOLO data.yaml or folder, or a VOC folder "
+                    "(with --segment also a folder of images/ + masks/)")
     cv.add_argument("dst", help="a new (or empty) folder to write")
-    cv.add_argument("--to", required=True, choices=("coco", "yolo", "voc"))
-    cv.add_argument("--from", dest="fmt", choices=("coco", "yolo", "voc"), help="the source format (default: told from SRC)")
+    cv.add_argument("--to", required=True, choices=("coco", "yolo", "voc", "masks"),
+                    help="masks (images/ + masks/ folder pairs) only with --segment")
+    cv.add_argument("--from", dest="fmt", choices=("coco", "yolo", "voc", "masks"),
+                    help="the source format (default: told from SRC)")
+    cv.add_argument("--segment", action="store_true", help="read SRC as segmentation data (masks, VOC "
+                    "SegmentationClass, COCO polygons/RLE, YOLO-seg polygons); --to yolo is lossy (outlines)")
 
     ge = sub.add_parser("generate", help="make new images with a trained generation run")
     ge.add_argument("run")
@@ -290,7 +296,15 @@ def run(argv: list[str] | None = None) -> int:
     elif args.verb == "denoise":
         from .tasks.restore.denoise import denoise_files  # on use: `import deepix` and `deepix --help` stay light
         denoise_files(args.source, args.output, args.sigma, ensemble=not args.fast)
+    elif args.verb == "data" and getattr(args, "segment", False):
+        from .data.seg_write import convert_segmentation  # on use: `import deepix` and `deepix --help` stay light
+        ds = convert_segmentation(args.src, args.dst, args.to, args.fmt)
+        splits = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
+        print(f"converted {ds.info['format']} segmentation -> {args.to}: {len(ds.images())} images, "
+              f"{len(ds.classes)} classes, splits {splits} -> {args.dst}")
     elif args.verb == "data":
+        if "masks" in (args.to, args.fmt):
+            raise UserError("the masks format (images/ + masks/) is segmentation data: add --segment")
         from .data.detection import convert  # on use: `import deepix` and `deepix --help` stay light
         ds = convert(args.src, args.dst, args.to, args.fmt)
         images = ds.images()
