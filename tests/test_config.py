@@ -45,10 +45,12 @@ def test_imgsz_has_one_documented_default_per_task():
     from deepix.tasks.detect.train import FOLDER_SIZE
     assert Config().imgsz == 0
     assert get("detect").folder_imgsz == FOLDER_SIZE
-    assert {get(t).folder_imgsz for t in names() if t not in ("detect", "navigate")} == {DEFAULT_SIZE}
+    assert {get(t).folder_imgsz for t in names() if t not in ("detect", "navigate", "segment")} == {DEFAULT_SIZE}
+    from deepix.tasks.segment.data import FOLDER_SIZE as SEGMENT_SIZE
+    assert get("segment").folder_imgsz == SEGMENT_SIZE
     from deepix.tasks.navigate.train import GRID
     assert get("navigate").folder_imgsz == get("navigate").defaults["imgsz"] == GRID   # maps of mixed sizes: its grid
-    for task in ("classify", "detect"):
+    for task in ("classify", "detect", "segment"):
         text = parser(task).format_help() + "".join(
             a.format_help() for a in parser(task)._subparsers._group_actions[0].choices.values())
         assert f"images of mixed sizes on disk: {get(task).folder_imgsz})" in " ".join(text.split())

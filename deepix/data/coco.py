@@ -16,8 +16,8 @@ def read_coco(json_path: str | Path, images_dir: str | Path | None = None) -> De
     ../images/<split> or ../<split>. Category ids become labels 0..K-1 in id order; crowd
     annotations are skipped and counted in info["crowd"].
     """
-    files = _json_files(Path(json_path))
-    docs = {f: _load(f) for f in files}
+    files = json_files(Path(json_path))
+    docs = {f: load_json(f) for f in files}
     cats = {}
     for f, doc in docs.items():
         for c in doc.get("categories", []):
@@ -34,7 +34,7 @@ def read_coco(json_path: str | Path, images_dir: str | Path | None = None) -> De
                       [cats[i] for i in ids], splits, info)
 
 
-def _json_files(path: Path) -> list[Path]:
+def json_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     for pattern in ("annotations/instances_*.json", "annotations/*.json", "*.json", "*/*.json"):
@@ -44,7 +44,7 @@ def _json_files(path: Path) -> list[Path]:
     raise UserError(f"no COCO .json in {path} (looked in annotations/ and the folder itself)")
 
 
-def _load(f: Path) -> dict:
+def load_json(f: Path) -> dict:
     try:
         doc = json.loads(f.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -56,7 +56,7 @@ def _load(f: Path) -> dict:
 
 def _read_split(f: Path, doc: dict, images_dir, split: str, label_of: dict, ncls: int, info: dict) -> list[DetImage]:
     images = doc["images"]
-    root = _images_root(f, images, images_dir, split)
+    root = images_root(f, images, images_dir, split)
     check_exist([root / im["file_name"] for im in images], f)
     per_image = {im["id"]: ([], []) for im in images}
     for a in doc.get("annotations", []):
@@ -84,7 +84,7 @@ def _read_split(f: Path, doc: dict, images_dir, split: str, label_of: dict, ncls
     return out
 
 
-def _images_root(f: Path, images: list, images_dir, split: str) -> Path:
+def images_root(f: Path, images: list, images_dir, split: str) -> Path:
     if images_dir is not None:
         return Path(images_dir)
     here, up = f.parent, f.parent.parent

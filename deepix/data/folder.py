@@ -158,13 +158,13 @@ def _decode(src: str | os.PathLike | Image.Image, channels: int,
 
 def _to_tensor(img: Image.Image, channels: int, imgsz: int) -> tuple[torch.Tensor, str | None]:
     source_mode = img.mode
-    img = _to_l_or_rgb(ImageOps.exif_transpose(img)).convert("RGB" if channels == 3 else "L")
+    img = to_l_or_rgb(ImageOps.exif_transpose(img)).convert("RGB" if channels == 3 else "L")
     # PIL widens the bilinear filter when shrinking, so this is antialiased
     img = img.resize((imgsz, imgsz), Image.Resampling.BILINEAR)
     return pil_to_tensor(img), None if img.mode == source_mode else f"{source_mode}->{img.mode}"
 
 
-def _to_l_or_rgb(img: Image.Image) -> Image.Image:
+def to_l_or_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode as L or RGB: high bit depths scaled to 8 bit, alpha composited on white."""
     if img.mode in ("L", "RGB"):
         return img

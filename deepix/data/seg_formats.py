@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw, ImageOps
 from ..errors import UserError
 from . import yolo
 from .box_files import split_name
-from .coco import _images_root, _json_files, _load
-from .folder import IMAGE_EXTENSIONS, _to_l_or_rgb
+from .coco import images_root, json_files, load_json
+from .folder import IMAGE_EXTENSIONS, to_l_or_rgb
 from .masks import SegDataset, SegImage, palette
 
 SEG_FORMATS = ("masks", "voc", "coco", "yolo")
@@ -78,7 +78,7 @@ def load_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()   # truncated files only fail once the pixels are read
-            return np.asarray(_to_l_or_rgb(ImageOps.exif_transpose(im)).convert("RGB"))
+            return np.asarray(to_l_or_rgb(ImageOps.exif_transpose(im)).convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"cannot read image {path}: {e}; replace or remove the file") from None
 
@@ -149,7 +149,7 @@ def _class_file(*folders: Path) -> tuple[list[str] | None, list | None, str]:
                 raise UserError(f"cannot read {f}: {e}") from None
             if not isinstance(cfg, dict) or cfg.get("names") is None:
                 continue
-            names = yolo._classes(cfg, f)
+            names = yolo.class_names(cfg, f)
             colours = cfg.get("colors", cfg.get("colours"))
             if colours is not None:
                 ok = isinstance(colours, list) and all(isinstance(c, list) and len(c) == 3 for c in colours)
@@ -258,8 +258,8 @@ def _read_coco(path: Path, ignore: int) -> SegDataset:
     Overlapping instances: larger ones are painted first and smaller ones on top, so an object lying on
     another (a cup on a table) stays visible; crowd regions become void only where no instance lies.
     """
-    files = _json_files(path)
-    docs = {f: _load(f) for f in files}
+    files = json_files(path)
+    docs = {f: load_json(f) for f in files}
     cats = {}
     for doc in docs.values():
         for c in doc.get("categories", []):
@@ -272,7 +272,7 @@ def _read_coco(path: Path, ignore: int) -> SegDataset:
     items, info = [], {"crowd": 0, "no_mask": 0}
     for f, doc in docs.items():
         split = split_name(f.stem.removeprefix("instances_")) or split_name(f.parent.name) or "train"
-        root = _images_root(f, doc["images"], None, split)
+        root = images_root(f, doc["images"], None, split)
         anns = {}
         for a in doc.get("annotations", []):
             if a.get("category_id") not in index:
@@ -336,22 +336,22 @@ def _read_yolo(path: Path, ignore: int) -> SegDataset:
     Polygons are filled in file order, class c as index c + 1 over background 0, the way Ultralytics draws
     them (vertices at x * width, edges included); an image without a label file is all background.
     """
-    yaml_file = yolo._yaml_file(path)
+    yaml_file = yolo.find_yaml(path)
     try:
         cfg = yaml.safe_load(yaml_file.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise UserError(f"cannot read {yaml_file}: {e}") from None
     if not isinstance(cfg, dict):
         raise UserError(f"{yaml_file} is not a YOLO data.yaml: expected keys train, val, names")
-    names = yolo._classes(cfg, yaml_file)
+    names = yolo.class_names(cfg, yaml_file)
     if len(names) > 254:
         raise UserError(f"{yaml_file}: {len(names)} classes do not fit a uint8 mask (254 at most)")
-    root = yolo._root(cfg, yaml_file)
+    root = yolo.root_of(cfg, yaml_file)
     items = []
     for key in SPLITS:
         if cfg.get(key) is None:
             continue
-        for f in yolo._split_images(cfg[key], root, yaml_file, key):
+        for f in yolo.split_images(cfg[key], root, yaml_file, key):
             image = load_image(f)
             lp = yolo.label_path(f)
             items.append((key, f, image, lp, _yolo_mask(lp, *image.shape[:2], len(names))))

@@ -21,22 +21,22 @@ def read_yolo(path: str | Path) -> DetDataset:
     each image's labels are the image path with the last /images/ made /labels/ and the
     suffix .txt, one `class cx cy w h` line (normalised to 0-1) per box. No label file: background.
     """
-    yaml_file = _yaml_file(Path(path))
+    yaml_file = find_yaml(Path(path))
     try:
         cfg = yaml.safe_load(yaml_file.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise UserError(f"cannot read {yaml_file}: {e}") from None
     if not isinstance(cfg, dict):
         raise UserError(f"{yaml_file} is not a YOLO data.yaml: expected keys train, val, names")
-    classes = _classes(cfg, yaml_file)
-    root = _root(cfg, yaml_file)
+    classes = class_names(cfg, yaml_file)
+    root = root_of(cfg, yaml_file)
     info = new_info("yolo", yaml_file)
     splits = {}
     for key, value in cfg.items():
         if key in NOT_SPLITS or value is None or (key not in ("train", "val", "test") and not _is_path(root, value)):
             continue
         images = []
-        for p in _split_images(value, root, yaml_file, key):
+        for p in split_images(value, root, yaml_file, key):
             size = image_size(p)
             boxes, labels = _read_labels(label_path(p), size)
             boxes, labels = clean_boxes(boxes, labels, size, len(classes), str(label_path(p)), info)
@@ -54,7 +54,7 @@ def label_path(image: str | Path) -> Path:
     return Path(head + b + tail if sep else s).with_suffix(".txt")
 
 
-def _yaml_file(p: Path) -> Path:
+def find_yaml(p: Path) -> Path:
     if p.is_file():
         return p
     for name in ("data.yaml", "data.yml", "dataset.yaml"):
@@ -66,7 +66,7 @@ def _yaml_file(p: Path) -> Path:
     raise UserError(f"no data.yaml in {p}: give the YOLO data set's .yaml file")
 
 
-def _classes(cfg: dict, yaml_file: Path) -> list[str]:
+def class_names(cfg: dict, yaml_file: Path) -> list[str]:
     names = cfg.get("names")
     if isinstance(names, dict):
         n = max(int(k) for k in names) + 1 if names else 0
@@ -79,7 +79,7 @@ def _classes(cfg: dict, yaml_file: Path) -> list[str]:
     raise UserError(f"{yaml_file} has no 'names': list the class names")
 
 
-def _root(cfg: dict, yaml_file: Path) -> Path:
+def root_of(cfg: dict, yaml_file: Path) -> Path:
     # Ultralytics reads a relative `path` from its own datasets folder; beside the yaml is what works offline
     if cfg.get("path"):
         p = yaml_file.parent / str(cfg["path"])   # an absolute path stays itself
@@ -99,7 +99,7 @@ def _is_path(root: Path, value) -> bool:
         return False
 
 
-def _split_images(value, root: Path, yaml_file: Path, key: str) -> list[Path]:
+def split_images(value, root: Path, yaml_file: Path, key: str) -> list[Path]:
     out = []
     for v in value if isinstance(value, list) else [value]:
         p = Path(str(v))

@@ -86,7 +86,7 @@ def test_mostly_hidden_objects_leave_the_boxes_and_partly_hidden_ones_shrink(ant
         return _Object(1, "square", left + 14.142, 32, 20, np.pi / 4, 0, np.full(3, 90.0))
 
     def draw(objects, max_hidden=0.6):
-        return _draw(np.zeros((64, 64, 3), np.float32), objects, max_hidden=max_hidden, antialias=antialias)
+        return _draw(np.zeros((64, 64, 3), np.float32), objects, max_hidden=max_hidden, antialias=antialias)[:3]
 
     boxes, labels, dropped = draw([circle, square_from(32)])            # right half of the circle covered
     assert labels.tolist() == [0, 1] and dropped == 0

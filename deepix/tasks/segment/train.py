@@ -17,7 +17,7 @@ from ...data.types import Split
 from ...engine.checkpoint import load_weights
 from ...engine.fit import autocast
 from ...errors import UserError
-from ...models import REGISTRY, Spec, build_model, kind_of
+from ...models import REGISTRY, Spec, build_model, count_params, kind_of
 from ..base import Job, Step
 from . import data as segdata
 from .augment import SegAugment
@@ -179,7 +179,7 @@ def setup(cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
 
     def finish(run: Path, result: dict) -> tuple[dict, dict]:
         load_weights(model, run / "weights" / "best.safetensors")
-        fields = {"model": {"summary": str(model), "name": cfg.model}}
+        fields = {"model": {"summary": str(model), "name": cfg.model, "params": count_params(model)}}
         for name in ("val", "test"):
             if ds.splits.get(name):
                 fields[name] = score(task, model, ds.splits[name], side, dev, bf16,
