@@ -11,7 +11,7 @@ from ..tasks import get
 
 
 def explain(run, images, layer: str | None = None, cls=None, out=None, conf: float = 0.25) -> dict:
-    """Explain a classify or detect run's predictions for `images` (paths; for classify also PIL images or
+    """Explain a classify, detect or segment run's predictions for `images` (paths; for classify also PIL images or
     arrays): writes OUT/explain.html (one self-contained page) and its PNGs, OUT defaulting to RUN/explain.
     `layer` names the layer Grad-CAM looks at (default: the last convolution), `cls` a class (name or index)
     whose maps are drawn beside the predicted one's (detect: whose boxes alone are explained; `conf` is the

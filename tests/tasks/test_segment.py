@@ -140,3 +140,41 @@ def test_bad_input_is_one_line(tmp_path, cli):
     assert r.returncode == 2 and "--loss" in r.stderr
     r = cli("train", "segment", "--model", "vgg7", "--epochs", 1, "--project", tmp_path / "runs")
     assert r.returncode == 2 and "not a segmenter" in r.stderr
+
+
+def test_export_onnx_predicts_as_the_run_and_serves(seg_run, cli, tmp_path, start_server):
+    import base64
+    import io
+
+    import httpx
+
+    from deepix.serve.app import make_app
+    run, data = seg_run
+    onnx = tmp_path / "seg.onnx"
+    r = cli("export", run, "-o", onnx)
+    assert r.returncode == 0, r.stderr
+    parity = json.loads((tmp_path / "seg.onnx.json").read_text())["parity"]
+    assert parity["ok"] and parity["pixel_agreement"] > 0.99, parity
+    img = data / "images" / "3.png"
+    ours = cli("predict", run, img, "-o", tmp_path / "a")
+    theirs = cli("predict", onnx, img, "-o", tmp_path / "b")
+    assert ours.returncode == theirs.returncode == 0, theirs.stderr
+    a, b = (np.asarray(Image.open(tmp_path / d / "3.png")) for d in ("a", "b"))
+    assert (a == b).mean() > 0.99
+    s = start_server(make_app([str(run)]))
+    buf = io.BytesIO()
+    Image.open(img).save(buf, format="PNG")
+    res = httpx.post(f"{s.url}/v1/models/{run.name}/predict", files={"file": ("x.png", buf.getvalue())}).json()
+    answer = res["results"][0]
+    assert res["task"] == "segment" and set(answer["shares"]) <= {"background", "square", "disc"}
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["mask_png"]))))
+    assert mask.shape == (32, 32, 4) and (mask[..., 3] > 0).any()   # the classes drawn, the background clear
+
+
+def test_explain_maps_a_class_region(seg_run, cli, tmp_path):
+    run, data = seg_run
+    r = cli("explain", run, data / "images" / "5.png", "--class", "square", "-o", tmp_path / "x")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "x" / "5_regions.png").is_file() and "square" in (tmp_path / "x" / "explain.html").read_text()
+    r = cli("explain", run, data / "images" / "5.png", "--class", "tree", "-o", tmp_path / "x")
+    assert r.returncode == 2 and "tree" in r.stderr

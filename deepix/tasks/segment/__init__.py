@@ -63,5 +63,21 @@ class Segment(Task):
         from .report import findings  # on use: `import deepix` and `deepix --help` stay light
         return findings(rows, summary)
 
+    def exportable(self, run: Path, weights: str, data: str | None):
+        from .export import exportable  # on use: `import deepix` and `deepix --help` stay light
+        return exportable(self.load(run, weights), data)
+
+    def exported(self, file):
+        from .export import ExportedSegmenter  # on use: `import deepix` and `deepix --help` stay light
+        return ExportedSegmenter(file)
+
+    def explain(self, run: Path, images, layer, cls, out: Path, conf: float) -> dict:
+        from .explain import explain_images, page_body  # on use: `import deepix` and `deepix --help` stay light
+        r = explain_images(self.load(run), images, layer, cls, out)
+        r["lines"] = [f"{p['image']}: " + (", ".join(f"{c} {v:.1%}" for c, v in p["classes"].items())
+                                           or "background only") for p in r["predictions"]]
+        r["html"] = page_body(r, out)
+        return r
+
 
 TASK = Segment()

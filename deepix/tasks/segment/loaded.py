@@ -37,35 +37,26 @@ def read_rgb(source) -> np.ndarray:
         raise UserError(f"cannot read image {source}: {e}") from None
 
 
-class Segmenter(Loaded):
-    """`deepix.load(run).predict("field.jpg")` gives each image's mask (class index per pixel) and class shares."""
+class Segmentation(Loaded):
+    """What every segmenter gives from `scores(image)`: masks, files and the service's answers."""
 
     task = "segment"
-
-    def __init__(self, run: Path, weights: str = "best"):
-        self.run, self.cfg, meta = open_run(run)
-        self.classes, self.imgsz = meta["classes"], meta["imgsz"]
-        self.colours = [tuple(c) for c in meta["colours"]]
-        self.scale = float(meta.get("scale", 1.0))
-        self.dev = machine.device()
-        self.bf16 = machine.use_bf16(self.cfg.precision, self.dev)
-        self.model = build(self.cfg, len(self.classes), self.imgsz).to(self.dev)
-        path = self.run / "weights" / f"{weights}.safetensors"
-        if not path.is_file():
-            raise UserError(f"{path} not found; is {self.run} a finished segmentation run?")
-        load_weights(self.model, path)
-        self.model.eval()
-        self.step = Segment(self.classes, self.cfg.ignore_index, self.cfg.loss, None, None, False)
+    classes: list[str]
+    colours: list[tuple[int, int, int]]
+    net: torch.nn.Module      # image batch -> class scores: the network, or an exported file run as one
+    scale: float = 1.0        # what images were resized by for training (data read from disk)
+    tile: int = 256
+    bf16: bool = False
+    dev = torch.device("cpu")
 
     def scores(self, image: np.ndarray) -> torch.Tensor:
-        """(K, H, W) class probabilities for one uint8 (H, W, 3) image."""
+        """(K, H, W) class probabilities for one uint8 (H, W, 3) image, scored at the scale it learned at."""
         h, w = image.shape[:2]
         x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(self.dev)
-        # the scale it learned at: data read from disk was resized to --imgsz for training
         side = (round(h * self.scale), round(w * self.scale))
         if side != (h, w):
             x = F.interpolate(x, size=side, mode="bilinear", antialias=self.scale < 1, align_corners=False)
-        s = predict_tiled(self.model, x, tile=max(self.cfg.tile, self.imgsz), overlap=OVERLAP, bf16=self.bf16)
+        s = predict_tiled(self.net, x, tile=self.tile, overlap=OVERLAP, bf16=self.bf16)
         if side != (h, w):
             s = F.interpolate(s.float(), size=(h, w), mode="bilinear", align_corners=False)
         return s[0].float().softmax(0).cpu()
@@ -117,5 +108,25 @@ class Segmenter(Loaded):
             buf = io.BytesIO()
             Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
             answers.append({"shares": r["shares"], "classes": self.classes,
-                            "mask_png": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()})
+                            "mask_png": base64.b64encode(buf.getvalue()).decode()})
         return answers
+
+
+class Segmenter(Segmentation):
+    """`deepix.load(run).predict("field.jpg")` gives each image's mask (class index per pixel) and class shares."""
+
+    def __init__(self, run: Path, weights: str = "best"):
+        self.run, self.cfg, meta = open_run(run)
+        self.classes, self.imgsz = meta["classes"], meta["imgsz"]
+        self.colours = [tuple(c) for c in meta["colours"]]
+        self.scale = float(meta.get("scale", 1.0))
+        self.dev = machine.device()
+        self.bf16 = machine.use_bf16(self.cfg.precision, self.dev)
+        self.model = build(self.cfg, len(self.classes), self.imgsz).to(self.dev)
+        path = self.run / "weights" / f"{weights}.safetensors"
+        if not path.is_file():
+            raise UserError(f"{path} not found; is {self.run} a finished segmentation run?")
+        load_weights(self.model, path)
+        self.model.eval()
+        self.step = Segment(self.classes, self.cfg.ignore_index, self.cfg.loss, None, None, False)
+        self.net, self.tile = self.model, max(self.cfg.tile, self.imgsz)
