@@ -76,13 +76,17 @@ class FCOS(nn.Module):
         nn.init.normal_(self.box.weight, std=0.01)
         nn.init.zeros_(self.box.bias)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each stage's output (strides 4, 8, 16, 32)."""
         x = self.stem(x)
         outs = []
         for s in self.stages:
             x = s(x)
             outs.append(x)
-        c3, c4, c5 = outs[-3:]
+        return outs
+
+    def features(self, x: torch.Tensor, outs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        c3, c4, c5 = (outs or self.backbone(x))[-3:]
         p5 = self.lateral[2](c5)
         p4 = self.lateral[1](c4) + F.interpolate(p5, size=c4.shape[-2:], mode="nearest")
         p3 = self.lateral[0](c3) + F.interpolate(p4, size=c3.shape[-2:], mode="nearest")
@@ -135,3 +139,32 @@ def fcos_n(spec: Spec) -> nn.Module:
 @register("fcos-s", "anchor-free detector (FCOS heads, 3-level pyramid), small: wider and deeper", kind="detect")
 def fcos_s(spec: Spec) -> nn.Module:
     return _build("fcos-s", spec)
+
+
+class FCOSSeg(FCOS):
+    """The detector's backbone and pyramid (so a detector's or a pretrained backbone's weights load by name) with
+    a light segmentation head in place of the box heads: the stride-8 pyramid level refined by the stride-4
+    stage, class scores at stride 4, resized to the input."""
+
+    def __init__(self, in_channels: int, num_classes: int, widths: list[int], blocks: list[int], neck: int):
+        super().__init__(in_channels, num_classes, widths, blocks, neck, head_convs=0)
+        for name in ("cls_tower", "box_tower", "cls", "box", "ctr"):
+            setattr(self, name, None)
+        del self.scales
+        self.lateral4 = nn.Conv2d(widths[-4], neck, 1)
+        self.seg = nn.Sequential(conv_bn(neck, neck), nn.Conv2d(neck, num_classes, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = self.backbone(x)
+        p3 = self.features(x, outs)[0]
+        p2 = self.lateral4(outs[0]) + F.interpolate(p3, size=outs[0].shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(self.seg(p2), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@register("fcos-n-seg", "segmenter on fcos-n's backbone and pyramid, a light head at stride 4 (loads a detector's "
+          "or pretrained backbone's weights)", kind="segment")
+def fcos_n_seg(spec: Spec) -> nn.Module:
+    widths, blocks, neck = PRESETS["fcos-n"]
+    w = spec.width
+    return FCOSSeg(spec.in_channels, spec.num_classes, [max(8, round(c * w)) for c in widths], blocks,
+                   max(16, round(neck * w)))

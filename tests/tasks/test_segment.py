@@ -178,3 +178,14 @@ def test_explain_maps_a_class_region(seg_run, cli, tmp_path):
     assert (tmp_path / "x" / "5_regions.png").is_file() and "square" in (tmp_path / "x" / "explain.html").read_text()
     r = cli("explain", run, data / "images" / "5.png", "--class", "tree", "-o", tmp_path / "x")
     assert r.returncode == 2 and "tree" in r.stderr
+
+
+def test_fcos_n_seg_shares_the_detectors_backbone():
+    from deepix.models import Spec, build_model
+    seg = build_model("fcos-n-seg", Spec(3, 4, (64, 64)))
+    det = build_model("fcos-n", Spec(3, 5, (64, 64)))
+    seg_keys, det_keys = seg.state_dict(), det.state_dict()
+    shared = [k for k in det_keys if k.startswith(("stem.", "stages.", "lateral.", "smooth."))]
+    assert shared and all(seg_keys[k].shape == det_keys[k].shape for k in shared)
+    assert not any(k.startswith(("cls", "box", "ctr", "scales")) for k in seg_keys)
+    assert seg(torch.rand(2, 3, 45, 70)).shape == (2, 4, 45, 70)
