@@ -189,3 +189,30 @@ def test_fcos_n_seg_shares_the_detectors_backbone():
     assert shared and all(seg_keys[k].shape == det_keys[k].shape for k in shared)
     assert not any(k.startswith(("cls", "box", "ctr", "scales")) for k in seg_keys)
     assert seg(torch.rand(2, 3, 45, 70)).shape == (2, 4, 45, 70)
+
+
+def test_diagnosis_names_the_classic_failures():
+    from deepix.tasks.segment.report import findings
+    summary = {"data": {"classes": ["background", "road", "sign"], "imgsz": 128,
+                        "pixels_per_class": {"train": [9000, 900, 100]}},
+               "test": {"miou": 0.55, "pixel_accuracy": 0.9, "dice": 0.6,
+                        "confusion": [[900, 10, 0], [20, 80, 0], [5, 5, 0]],   # "sign" is never predicted
+                        "objects_found": {"small": {"found": 2, "objects": 20, "share": 0.1},
+                                          "large": {"found": 18, "objects": 20, "share": 0.9}},
+                        "boundary_accuracy": 0.6, "interior_accuracy": 0.97}}
+    found = {f["finding"].split(":")[0]: f for f in findings([], summary)}
+    assert "Never predicted" in found and "--class-weights auto" in " ".join(found["Never predicted"]["remedies"])
+    assert "Small objects are missed" in found and "--imgsz 256" in " ".join(found["Small objects are missed"]["remedies"])
+    assert "Blurred boundaries" in found
+    healthy = dict(summary, test=dict(summary["test"], confusion=[[900, 10, 0], [20, 80, 0], [1, 1, 8]],
+                                      boundary_accuracy=0.95, objects_found={}))
+    assert [f["finding"].split(":")[0] for f in findings([], healthy)] == ["mIoU 0.55"]
+
+
+def test_torchvision_segmenters_build_without_downloading():
+    from types import SimpleNamespace
+
+    from deepix.tasks.segment.train import build
+    cfg = SimpleNamespace(model="tv:lraspp_mobilenet_v3_large", width=1.0)
+    m = build(cfg, 3, 64).eval()
+    assert m(torch.rand(1, 3, 64, 80)).shape == (1, 3, 64, 80)
