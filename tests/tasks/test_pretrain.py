@@ -246,5 +246,9 @@ def test_detectors_and_restorers_start_from_an_encoder_of_their_own_backbone(tmp
     n = init_from(target, str(run), standardised=False)
     own = target.state_dict()
     assert n > 4 and all(torch.equal(own[k[2:]], v) for k, v in enc.items() if k.startswith("1."))
+    if model == "fcos-n":   # the segmenter on the detector's backbone starts from the same encoder
+        seg = build_model("fcos-n-seg", Spec(3, 2, (32, 32), width=0.25))
+        assert init_from(seg, str(run), standardised=False) > 4
+        assert torch.equal(seg.state_dict()["stem.0.weight"], enc["1.stem.0.weight"])
     with pytest.raises(UserError, match="does not fit"):
         init_from(build_model("dncnn-xs", Spec(channels, 2, (32, 32))), str(run), standardised=False)
