@@ -21,18 +21,23 @@ def overlay(image: np.ndarray, mask: np.ndarray, colours, ignore: int = 255, alp
     return out.round().astype(np.uint8)
 
 
-def overlays(images, preds, colours, ignore: int, titles: list[str], out: Path) -> Path:
-    """Rows of image | truth | prediction, titled with each image's mean IoU."""
+def overlays(images, preds, colours, ignore: int, titles: list[str], out: Path, classes: list[str] | None = None) -> Path:
+    """Rows of image | truth | prediction, titled with each image's mean IoU; the classes' colours as a legend."""
     n = max(1, len(images))
     fig = figure(6.0, 2.0 * n)
     for i, (im, p) in enumerate(zip(images, preds)):
-        for j, (pic, name) in enumerate(((im.image, im.name), (overlay(im.image, im.mask, colours, ignore), "truth"),
-                                         (overlay(im.image, p, colours, ignore), f"predicted (IoU {titles[i]})"))):
+        # more opaque than ALPHA: in a small picture the classes' colours must win over the objects' own
+        for j, (pic, name) in enumerate(((im.image, im.name), (overlay(im.image, im.mask, colours, ignore, 0.8), "truth"),
+                                         (overlay(im.image, p, colours, ignore, 0.8), f"predicted (IoU {titles[i]})"))):
             ax = fig.add_subplot(n, 3, 3 * i + j + 1)
             ax.imshow(pic, interpolation="nearest")
             ax.set_axis_off()
             ax.set_title(name, fontsize=7, pad=2)
     fig.subplots_adjust(wspace=0.05, hspace=0.2)
+    if classes:
+        from matplotlib.patches import Patch  # matplotlib: only when a figure is drawn
+        fig.legend([Patch(color=np.asarray(c) / 255) for c in colours[1:len(classes)]], classes[1:], loc="upper center",
+                   ncol=min(6, len(classes) - 1), fontsize=7, frameon=False, bbox_to_anchor=(0.5, 0.95 + 0.1 / n))
     return save(fig, out)
 
 

@@ -230,9 +230,9 @@ def score(task: Segment, model, images: list[SegImage], side: int, dev, bf16: bo
         plots.mkdir(parents=True, exist_ok=True)
         picks = list(range(min(8, len(images))))
         overlays([images[i] for i in picks], [preds[i] for i in picks], colours, task.ignore,
-                 [f"{ious[i]:.2f}" for i in picks], plots / "masks.png")
+                 [f"{ious[i]:.2f}" for i in picks], plots / "masks.png", task.classes)
         overlays([images[i] for i in order[:6]], [preds[i] for i in order[:6]], colours, task.ignore,
-                 [f"{ious[i]:.2f}" for i in order[:6]], plots / "worst.png")
+                 [f"{ious[i]:.2f}" for i in order[:6]], plots / "worst.png", task.classes)
         per_class_bars(result["iou_per_class"], plots / "iou_per_class.png")
         plot_confusion(result["confusion"], task.classes, plots / "confusion.png")
     return result
