@@ -190,3 +190,14 @@ def test_generation_trains_under_two_processes(tmp_path):
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "runs" / "generate" / "exp1" / "summary.json").read_text())
     assert summary["train"]["epochs_run"] == 1 and summary["test"]["fid"] >= 0
+
+
+def test_segmentation_trains_under_two_processes(tmp_path):
+    # torchmetrics syncs across processes by itself unless told not to: rank 0 alone scores, so it would wait forever
+    from tests.tasks.test_segment import square_pairs
+    data = square_pairs(tmp_path / "pairs", n=24)
+    r = deepix_cli("train", "segment", "--data", str(data), "--epochs", "2", "--threads", "1", "--quiet", "--nproc", "2",
+                   cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "runs" / "segment" / "exp1"
+    assert len(rows(run)) == 2 and "miou" in json.loads((run / "summary.json").read_text())["test"]

@@ -16,7 +16,7 @@ from ...engine import distributed as dist, machine
 from ...engine.checkpoint import load_weights
 from ...engine.tiles import predict_tiled
 from ...errors import UserError
-from ...predict import chunks, mine
+from ...predict import chunks, dist_sum, mine
 from ...runs import open_run
 from ..base import Loaded
 from .pictures import overlay
@@ -74,6 +74,8 @@ class Segmentation(Loaded):
     def predict_files(self, sources: list[str], output: str | None, options: dict) -> None:
         """Prints each image's classes by share; with -o, writes NAME.png (index mask, palette in the class
         colours) and NAME_overlay.png per image."""
+        if output is None and dist.world() > 1:
+            raise UserError("under several processes give -o FOLDER: each process writes its share of the masks there")
         out = Path(output) if output else None
         if out:
             out.mkdir(parents=True, exist_ok=True)
@@ -85,12 +87,13 @@ class Segmentation(Loaded):
                 n += 1
                 if options.get("json"):
                     print(json.dumps({"image": str(path), "shares": r["shares"]}))
-                else:
+                elif dist.world() == 1:
                     top = sorted(r["shares"].items(), key=lambda kv: -kv[1])[:6]
                     print(f"{path}: " + ", ".join(f"{c} {s:.1%}" for c, s in top))
                 if out:
                     save_mask(r["mask"], self.colours, out / f"{path.stem}.png")
                     Image.fromarray(overlay(image, r["mask"], self.colours)).save(out / f"{path.stem}_overlay.png")
+        n = dist_sum(n)   # every process's images, under --nproc
         if out and dist.is_main():
             print(f"{n} images -> {out}/ (NAME.png: class index per pixel; NAME_overlay.png: drawn over the image)")
 

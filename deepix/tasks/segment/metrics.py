@@ -12,7 +12,9 @@ class PixelCounts:
     """Accumulates the confusion matrix (rows: truth, columns: prediction) over batches; void pixels skipped."""
 
     def __init__(self, classes: int, ignore_index: int):
-        self.matrix = MulticlassConfusionMatrix(classes, ignore_index=ignore_index, validate_args=False)
+        # no sync: under --nproc rank 0 alone scores (the engine's rule), and torchmetrics would wait for the others
+        self.matrix = MulticlassConfusionMatrix(classes, ignore_index=ignore_index, validate_args=False,
+                                                sync_on_compute=False)
 
     def update(self, pred: torch.Tensor, truth: torch.Tensor) -> None:
         """(B, H, W) class indices, predicted and true."""
