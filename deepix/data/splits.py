@@ -35,3 +35,26 @@ def _carve(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[
         # a class too small to appear on both sides: a plain random split still works
         kept, taken = train_test_split(idx, test_size=n_take, random_state=seed)
     return kept, taken
+
+
+def hold_out(ds, val_fraction: float, test_fraction: float, seed: int):
+    """Carve val (and test) from the training images where the source has no such split: for a data set
+    with `splits` (name -> list of images) and `info` (detection's DetDataset, segmentation's SegDataset)."""
+    splits = dict(ds.splits)
+    if "train" not in splits:
+        splits["train"] = [im for name in list(splits) for im in splits.pop(name)]
+    rng = np.random.default_rng(seed)
+    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
+        if name in splits or not fraction:
+            continue
+        order = rng.permutation(len(splits["train"]))
+        n = int(round(len(order) * fraction))
+        if n < 1 or n >= len(order):
+            raise UserError(f"{len(splits['train'])} training images are too few to hold out a {name} split "
+                            f"of {fraction:.0%}; add a {name} split to the data or change --{name}-fraction")
+        taken = set(order[:n].tolist())
+        splits[name] = [im for i, im in enumerate(splits["train"]) if i in taken]
+        splits["train"] = [im for i, im in enumerate(splits["train"]) if i not in taken]
+        ds.info[f"{name}_from"] = f"{fraction:.0%} of train, seed {seed}"
+    ds.splits = splits
+    return ds

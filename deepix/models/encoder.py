@@ -43,3 +43,18 @@ def init_from_encoder(model: torch.nn.Module, cfg, standardised: bool) -> None:
     n = init_from(model, cfg.init, standardised)
     if not cfg.quiet:
         print(f"init: {n} tensors from the encoder of {cfg.init}" + (" (frozen: a linear probe)" if cfg.freeze else ""))
+
+
+def start_from(model: torch.nn.Module, cfg, resume: str | None, standardised: bool = False) -> None:
+    """A new run's starting weights: --weights FILE (the tensors that fit) and --init RUN (a pretrain run's encoder),
+    each said in one line unless quiet; a resumed run keeps its own."""
+    if resume:
+        return
+    if cfg.weights:
+        from ..engine.checkpoint import load_weights  # the engine's reader: safetensors or a plain state dict
+        skipped = load_weights(model, Path(cfg.weights), strict=False)
+        if not cfg.quiet:
+            own = len(model.state_dict())
+            print(f"weights: {own - len(skipped)} of {own} tensors from {cfg.weights} (the rest start fresh)")
+    if cfg.init:
+        init_from_encoder(model, cfg, standardised)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ...config import Config
 from ...data.boxes import DetDataset, DetImage
 from ...data.loader import Batches
+from ...data.splits import hold_out
 from ...data.types import Split
 from . import fcos_head
 from .augment import BoxAugment
@@ -20,7 +21,7 @@ from .images import letterbox, pixels
 from ...engine.checkpoint import load_weights
 from ...engine.fit import autocast
 from ...errors import UserError
-from ...models.encoder import init_from_encoder
+from ...models.encoder import start_from
 from ..base import Job, Step
 from .explain import report_figures
 from ...models import REGISTRY, Spec, build_model, kind_of
@@ -141,29 +142,7 @@ def load_data(cfg: Config) -> DetDataset:
     if cfg.data == "shapes":
         return load_shapes()
     ds = read_detection(cfg.data)
-    return split(ds, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-
-
-def split(ds: DetDataset, val_fraction: float, test_fraction: float, seed: int) -> DetDataset:
-    """Carve val (and test) from the training images where the source has no such split."""
-    splits = dict(ds.splits)
-    if "train" not in splits:
-        splits["train"] = [im for name in list(splits) for im in splits.pop(name)]
-    rng = np.random.default_rng(seed)
-    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
-        if name in splits or not fraction:
-            continue
-        order = rng.permutation(len(splits["train"]))
-        n = int(round(len(order) * fraction))
-        if n < 1 or n >= len(order):
-            raise UserError(f"{len(splits['train'])} training images are too few to hold out a {name} split "
-                            f"of {fraction:.0%}; add a {name} split to the data or change --{name}-fraction")
-        taken = set(order[:n].tolist())
-        splits[name] = [im for i, im in enumerate(splits["train"]) if i in taken]
-        splits["train"] = [im for i, im in enumerate(splits["train"]) if i not in taken]
-        ds.info[f"{name}_from"] = f"{fraction:.0%} of train, seed {seed}"
-    ds.splits = splits
-    return ds
+    return hold_out(ds, cfg.val_fraction, cfg.test_fraction, cfg.seed)
 
 
 def pick_imgsz(cfg: Config, ds: DetDataset) -> int:
@@ -229,7 +208,7 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
         raise UserError("detection takes --data shapes, a COCO / YOLO / VOC data set or a DetDataset; arrays and "
                         "own models are not supported yet")
     check_model(cfg.model)
-    ds = split(dataset, cfg.val_fraction, cfg.test_fraction, cfg.seed) if dataset is not None else load_data(cfg)
+    ds = hold_out(dataset, cfg.val_fraction, cfg.test_fraction, cfg.seed) if dataset is not None else load_data(cfg)
     if resume:
         was = json.loads((Path(resume) / "dataset.json").read_text())
         if was["images"] != {s: len(v) for s, v in ds.splits.items()} or was["classes"] != ds.classes:
@@ -246,13 +225,7 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
     task = Detect((imgsz, imgsz), make_augment(cfg), channels_last, cfg.iou, tv, cfg.multiscale).to(dev)
 
     def begin(run: Path) -> None:
-        if cfg.weights and not resume:
-            skipped = load_weights(model, Path(cfg.weights), strict=False)
-            if not cfg.quiet:
-                own = len(model.state_dict())
-                print(f"weights: {own - len(skipped)} of {own} tensors from {cfg.weights} (the rest start fresh)")
-        if cfg.init and not resume:
-            init_from_encoder(model, cfg, standardised=False)
+        start_from(model, cfg, resume)
 
     x, t, _ = letterbox(ds.splits["train"], imgsz)
     val_x, _, val_s = letterbox(ds.splits["val"], imgsz)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ...data.splits import hold_out
 from ...data.masks import SegDataset, SegImage, load_shapes_masks, pixels_per_class
 from ...errors import UserError
 
@@ -19,29 +20,7 @@ def load(cfg) -> SegDataset:
         return load_shapes_masks(*SHAPES, size=cfg.imgsz or 128, seed=0)
     from ...data.seg_formats import read_segmentation  # on use: pycocotools and friends only when reading files
     ds = read_segmentation(cfg.data, ignore_index=cfg.ignore_index)
-    return split(ds, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-
-
-def split(ds: SegDataset, val_fraction: float, test_fraction: float, seed: int) -> SegDataset:
-    """Carve val (and test) from the training images where the source has no such split."""
-    splits = dict(ds.splits)
-    if "train" not in splits:
-        splits["train"] = [im for name in list(splits) for im in splits.pop(name)]
-    rng = np.random.default_rng(seed)
-    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
-        if splits.get(name) or not fraction:
-            continue
-        n = int(round(len(splits["train"]) * fraction))
-        if n < 1 or n >= len(splits["train"]):
-            raise UserError(f"{len(splits['train'])} training images are too few to hold out a {name} split of "
-                            f"{fraction:.0%}; add a {name} split to the data or change --{name}-fraction")
-        order = rng.permutation(len(splits["train"]))
-        taken = set(order[:n].tolist())
-        splits[name] = [im for i, im in enumerate(splits["train"]) if i in taken]
-        splits["train"] = [im for i, im in enumerate(splits["train"]) if i not in taken]
-        ds.info[f"{name}_from"] = f"{fraction:.0%} of train, seed {seed}"
-    ds.splits = splits
-    return ds
+    return hold_out(ds, cfg.val_fraction, cfg.test_fraction, cfg.seed)
 
 
 def check(ds: SegDataset, ignore_index: int) -> None:

@@ -18,6 +18,7 @@ from ...engine.checkpoint import load_weights
 from ...engine.fit import autocast
 from ...errors import UserError
 from ...models import REGISTRY, Spec, build_model, count_params, kind_of
+from ...models.encoder import start_from
 from ..base import Job, Step
 from . import data as segdata
 from .augment import SegAugment
@@ -165,14 +166,7 @@ def setup(cfg, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
                    make_augment(cfg), channels_last)
 
     def begin(run: Path) -> None:
-        if cfg.weights and not resume:
-            skipped = load_weights(model, Path(cfg.weights), strict=False)
-            if not cfg.quiet:
-                own = len(model.state_dict())
-                print(f"weights: {own - len(skipped)} of {own} tensors from {cfg.weights} (the rest start fresh)")
-        if cfg.init and not resume:
-            from ...models.encoder import init_from_encoder
-            init_from_encoder(model, cfg, standardised=False)
+        start_from(model, cfg, resume)
 
     x, y = segdata.tensors(ds.splits["train"], side)
     val = segdata.tensors(ds.splits["val"], side)
