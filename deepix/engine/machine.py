@@ -25,19 +25,50 @@ def device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
-def cpu_has_bf16() -> bool:
-    # AVX-512 BF16 or AMX make bf16 matmuls several times faster than fp32 on the CPU
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them (empty elsewhere)."""
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_bf16_why() -> tuple[bool, str]:
+    """Whether bf16 pays on this CPU, and why. Only AVX-512 BF16 and AMX compute bf16 natively; oneDNN
+    also "supports" bf16 on plain AVX-512 by emulating it, which is never faster than fp32 and less precise,
+    so there (and wherever the flags cannot be read) the answer is fp32."""
+    flags = cpu_flags()
+    native = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    if native:
+        return True, f"bf16: the CPU computes it natively ({' + '.join(native)})"
+    try:
+        emulated = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
-        return False
+        emulated = False
+    if emulated:
+        return False, "fp32: this CPU has no AVX-512 BF16 or AMX, so bf16 would be emulated"
+    return False, "fp32: this CPU has no native bf16"
+
+
+def cpu_has_bf16() -> bool:
+    return cpu_bf16_why()[0]
+
+
+def precision(setting: str, dev: torch.device) -> tuple[bool, str]:
+    """Whether to compute in bf16, and the reason, for --precision SETTING on DEV."""
+    if setting == "bf16":
+        return True, "bf16: asked for (--precision bf16)"
+    if setting == "fp32":
+        return False, "fp32: asked for (--precision fp32)"
+    if dev.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, "bf16: the GPU supports it" if ok else "fp32: the GPU has no bf16"
+    return cpu_bf16_why()
 
 
 def use_bf16(setting: str, dev: torch.device) -> bool:
-    if setting == "bf16":
-        return True
-    if setting == "fp32":
-        return False
-    if dev.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_bf16()
+    return precision(setting, dev)[0]

@@ -22,7 +22,7 @@ def train(task, cfg, dataset=None, resume: str | None = None, callbacks=(), net=
     threads = machine.set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     dev = machine.device()
-    bf16 = machine.use_bf16(cfg.precision, dev)
+    bf16, why = machine.precision(cfg.precision, dev)
     job = task.setup(cfg, dataset, net, dev, bf16, resume)
     run = Path(resume) if resume else dist.new_run(cfg.project, task.name, cfg.name)
     if job.begin is not None:
@@ -34,8 +34,8 @@ def train(task, cfg, dataset=None, resume: str | None = None, callbacks=(), net=
             for name, text in job.files.items():
                 (run / name).write_text(text)
     if not cfg.quiet and dist.is_main():
-        print(f"run: {run}  ({job.about}, {'bf16' if bf16 else 'fp32'}, {threads} threads"
-              + (f" x {dist.world()} processes" if dist.world() > 1 else "") + ")")
+        print(f"run: {run}  ({job.about}, {threads} threads"
+              + (f" x {dist.world()} processes" if dist.world() > 1 else "") + f"; {why})")
     t0 = time.perf_counter()
     try:
         result = fit(cfg, job.step, job.model, job.train, job.val, run, dev, bf16, resume=bool(resume),
@@ -43,7 +43,7 @@ def train(task, cfg, dataset=None, resume: str | None = None, callbacks=(), net=
     except KeyboardInterrupt:
         print(f"\nstopped; continue with: deepix train {task.name} --resume {run}", file=sys.stderr)
         raise
-    result.update(precision="bf16" if bf16 else "fp32", threads=threads, device=str(dev), processes=dist.world())
+    result.update(precision="bf16" if bf16 else "fp32", precision_why=why, threads=threads, device=str(dev), processes=dist.world())
     if task.result_unit != "images":
         result[f"{task.result_unit}_per_s"] = result.pop("images_per_s")
     if not dist.is_main():  # rank 0 tests and reports; the rest wait so that nobody reads a half-written run

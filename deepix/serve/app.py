@@ -1,11 +1,14 @@
 """The HTTP service: runs (or exported files) loaded once, requests batched per model through a bounded
-queue, uploads size- and pixel-limited and decoded safely, one-line JSON errors, a web page."""
+queue, work bounded per model (503 when full, 504 past the time limit), bodies refused as they stream in
+once past the limit, uploads decoded safely, one-line JSON errors, a web page."""
 from __future__ import annotations
 
 import asyncio
 import hmac
 import io
+import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,11 @@ class Limits:
     max_wait_ms: float = 5.0           # how long a batch waits for company
     queue: int = 256                   # requests waiting per model; more are refused (503)
     timeout_s: float = 30.0            # a request not answered by then gets 504
+
+    @property
+    def max_body(self) -> int:
+        """A whole request body: every file at its limit, and room for the form's fields and headers."""
+        return self.max_bytes * self.max_files + 2**16
 
 
 class Refused(Exception):
@@ -61,7 +69,7 @@ def decode(data: bytes, limits: Limits) -> Image.Image:
 
 
 class Model:
-    """One run (or exported file) loaded once, with its batcher."""
+    """One run (or exported file) loaded once, with its batcher and its one thread of work."""
 
     def __init__(self, name: str, source: str, batching: bool, limits: Limits):
         self.name, self.source, self.limits = name, source, limits
@@ -69,7 +77,10 @@ class Model:
         self.task = self.pred.task
         self.batching = batching and self.pred.batching
         self.queue: asyncio.Queue | None = None
-        self.lock = asyncio.Lock()  # one forward pass at a time per model: requests wait, threads don't pile up
+        # one forward pass at a time per model, on one thread: a pass that outlives its request's time
+        # limit finishes there but spawns nothing, and what waits behind it is bounded by `admitted`
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"deepix-{name}")
+        self.admitted = 0  # calls waiting for or running on the pool (counted on the event loop)
 
     def info(self) -> dict:
         return {"name": self.name, "task": self.task, "classes": self.pred.classes, "batching": self.batching,
@@ -79,10 +90,28 @@ class Model:
         """The answers for a list of images (one forward pass where the task allows)."""
         return self.pred.answer(images, options)
 
+    async def call(self, fn, *args):
+        """fn(*args) on the model's thread: 503 when `queue` calls already wait there, 504 when it is not done
+        within the time limit. A call that timed out before it started is dropped; one already running
+        finishes and keeps its place until then."""
+        if self.admitted >= self.limits.queue:
+            raise Refused(503, f"{self.name} has {self.admitted} requests waiting; try again shortly")
+        loop = asyncio.get_running_loop()
+        self.admitted += 1
+        work: Future = self.pool.submit(fn, *args)
+        work.add_done_callback(lambda _: _soon(loop, self._release))
+        done, _ = await asyncio.wait({asyncio.wrap_future(work)}, timeout=self.limits.timeout_s)
+        if not done:
+            work.cancel()
+            raise Refused(504, f"{self.name} did not answer within {self.limits.timeout_s:g} s")
+        return done.pop().result()
+
+    def _release(self) -> None:
+        self.admitted -= 1
+
     async def submit(self, images: list[Image.Image], options: dict) -> list[dict]:
         if not self.batching:
-            async with self.lock:
-                return await asyncio.to_thread(self.run, images, options)
+            return await self.call(self.run, images, options)
         loop = asyncio.get_running_loop()
         futures = []
         for im in images:
@@ -90,9 +119,14 @@ class Model:
             try:
                 self.queue.put_nowait((im, options, fut))
             except asyncio.QueueFull:
+                for f in futures:
+                    f.cancel()  # the images already queued are not worked on
                 raise Refused(503, f"{self.name} has {self.limits.queue} requests waiting; try again shortly") from None
             futures.append(fut)
-        return list(await asyncio.gather(*futures))
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*futures), self.limits.timeout_s))
+        except asyncio.TimeoutError:  # gather cancelled the futures: the worker skips what has not started
+            raise Refused(504, f"{self.name} did not answer within {self.limits.timeout_s:g} s") from None
 
     async def worker(self) -> None:
         """Takes what is waiting (up to max_batch, waiting max_wait_ms for more) and answers it in one pass."""
@@ -112,10 +146,13 @@ class Model:
             # only when they agree; the rest go in their own pass
             groups: dict[str, list] = {}
             for item in batch:
+                if item[2].done():  # its request timed out or went away while it waited
+                    continue
                 groups.setdefault(repr(sorted(item[1].items())), []).append(item)
             for items in groups.values():
                 try:
-                    answers = await asyncio.to_thread(self.run, [i[0] for i in items], items[0][1])
+                    answers = await asyncio.get_running_loop().run_in_executor(
+                        self.pool, self.run, [i[0] for i in items], items[0][1])
                     for (_, _, fut), a in zip(items, answers):
                         if not fut.done():
                             fut.set_result(a)
@@ -125,10 +162,54 @@ class Model:
                             fut.set_exception(e)
 
 
+def _soon(loop: asyncio.AbstractEventLoop, fn) -> None:
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # the loop has closed: the service is stopping
+        pass
+
+
+class BodyLimit:
+    """ASGI middleware: answers 413 as soon as a request body passes `limit` bytes while it streams in,
+    whether or not it said its length (chunked uploads carry no Content-Length). The app is then told the
+    client went away, and whatever it answers to that is dropped."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        seen, started, refused = 0, False, False
+
+        async def counted():
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit and not started:
+                refused = True
+                body = json.dumps({"error": f"the request passed {self.limit:,} bytes, its limit"}).encode()
+                await send({"type": "http.response.start", "status": 413,
+                            "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return {"type": "http.disconnect"}
+            return message
+
+        async def sent(message):
+            nonlocal started
+            if refused:
+                return
+            started = True
+            await send(message)
+        await self.app(scope, counted, sent)
+
+
 def make_app(sources: list[str], api_key: str | None = None, batching: bool = True, limits: Limits | None = None):
     """The FastAPI app serving these runs or exported files."""
     limits = limits or Limits()
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels  # PIL's own bomb check, as a second guard
     models: dict[str, Model] = {}
     for src in sources:
         stem = Path(src).stem if Path(src).suffix in (".onnx", ".torchscript") else Path(src).name
@@ -147,9 +228,12 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
         yield
         for t in tasks:
             t.cancel()
+        for m in models.values():
+            m.pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="deepix", version="1", lifespan=lifespan,
-                  description="Models trained with deepix: classify, detect, restore, generate.")
+                  description="Models trained with deepix: classify, detect, segment, restore, generate.")
+    app.state.models = models
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message.splitlines()[0] if message else "error"}, status_code=status)
@@ -175,9 +259,11 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
             if not hmac.compare_digest(given.encode(), api_key.encode()):
                 return error(401, "a valid API key is needed (header X-API-Key or Authorization: Bearer KEY)")
         size = request.headers.get("content-length")
-        if size and size.isdigit() and int(size) > limits.max_bytes * limits.max_files + 2**20:
-            return error(413, f"the request is {int(size):,} bytes; the limit is {limits.max_bytes * limits.max_files:,}")
+        if size and size.isdigit() and int(size) > limits.max_body:
+            return error(413, f"the request is {int(size):,} bytes; the limit is {limits.max_body:,}")
         return await call_next(request)
+
+    app.add_middleware(BodyLimit, limit=limits.max_body)
 
     def model_named(name: str) -> Model:
         if name not in models:
@@ -210,9 +296,7 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
         try:
             options = m.pred.options({"top_k": top_k, "conf": conf, "max_det": max_det, "start": start, "goal": goal})
             t0 = time.perf_counter()
-            results = await asyncio.wait_for(m.submit(images, options), limits.timeout_s)
-        except asyncio.TimeoutError:
-            raise Refused(504, f"{name} did not answer within {limits.timeout_s:g} s") from None
+            results = await m.submit(images, options)
         except UserError as e:  # e.g. a navigate start inside a wall
             raise Refused(422, str(e)) from None
         return {"model": name, "task": m.task, "results": results, "ms": round((time.perf_counter() - t0) * 1000, 1)}
@@ -226,8 +310,7 @@ def make_app(sources: list[str], api_key: str | None = None, batching: bool = Tr
             raise Refused(422, "n must be in [1, 256]")
         t0 = time.perf_counter()
         try:
-            async with m.lock:
-                g = await asyncio.wait_for(asyncio.to_thread(m.pred.grid, n, cls, seed), limits.timeout_s)
+            g = await m.call(m.pred.grid, n, cls, seed)
         except UserError as e:
             raise Refused(422, str(e)) from None
         return {"model": name, "task": m.task, "n": n, "grid": png_base64(g),
