@@ -63,13 +63,11 @@ def read_folder(root: str, imgsz: int, val_fraction: float, test_fraction: float
     conversions: Counter = Counter()
     data = {}
     for split, (paths, labels) in found.items():
-        if in_memory:
-            data[split] = decode_all(paths, labels, channels, imgsz, strict, base, corrupt, conversions)
-        else:  # decoded on the fly by the loader, which also meets any corrupt files
-            data[split] = Split(None, torch.tensor(labels, dtype=torch.int64), [str(p) for p in paths],
-                                [str(p.relative_to(base)) for p in paths])
-    if in_memory:
-        _check_readable(base, classes, data["train"], corrupt)
+        # too large for memory: every file is still decoded once here, so corrupt ones are skipped and
+        # counted (or refused under --strict) exactly as in memory, and the loader only meets good files
+        data[split] = decode_all(paths, labels, channels, imgsz, strict, base, corrupt, conversions,
+                                 keep_pixels=in_memory)
+    _check_readable(base, classes, data["train"], corrupt)
 
     carved = [s for s in ("val", "test") if s not in found]
     if carved:
@@ -188,9 +186,10 @@ def to_l_or_rgb(img: Image.Image) -> Image.Image:
 
 
 def decode_all(paths: list[Path], labels: list[int], channels: int, imgsz: int, strict: bool, base: Path,
-                corrupt: list[str], conversions: Counter) -> Split:
-    """Decode files into one Split, skipping (or, if strict, refusing) unreadable ones."""
-    x = torch.empty((len(paths), channels, imgsz, imgsz), dtype=torch.uint8)
+               corrupt: list[str], conversions: Counter, keep_pixels: bool = True) -> Split:
+    """Decode files into one Split, skipping (or, if strict, refusing) unreadable ones; without
+    `keep_pixels` the Split holds the readable files' paths, for the loader to decode again."""
+    x = torch.empty((len(paths) if keep_pixels else 0, channels, imgsz, imgsz), dtype=torch.uint8)
     keep = []
     # PIL releases the GIL while decoding and resizing, so threads overlap well
     pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1))
@@ -202,14 +201,18 @@ def decode_all(paths: list[Path], labels: list[int], channels: int, imgsz: int, 
                     raise UserError(f"corrupt image {path} ({result}): remove it or run without --strict")
                 corrupt.append(str(path.relative_to(base)))
                 continue
-            x[len(keep)], note = result
+            if keep_pixels:
+                x[len(keep)] = result[0]
             keep.append(i)
+            note = result[1]
             if note:
                 conversions[note] += 1
     finally:
         pool.shutdown(cancel_futures=True)
     y = torch.tensor(labels, dtype=torch.int64)[keep]
     ids = [str(paths[i].relative_to(base)) for i in keep]
+    if not keep_pixels:
+        return Split(None, y, [str(paths[i]) for i in keep], ids)
     return Split(x[:len(keep)].clone() if len(keep) < len(paths) else x, y, ids=ids)
 
 

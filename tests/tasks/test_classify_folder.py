@@ -1,10 +1,14 @@
 """Training on a user's folder: in memory, and streamed when it does not fit."""
+import json
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import deepix
 from deepix.data.folder import read_folder
+from deepix.errors import UserError
 
 
 @pytest.fixture
@@ -26,7 +30,6 @@ def test_folder_trains_and_predicts(folder, tmp_path, fast):
     r = deepix.train(project=str(tmp_path / "runs"), **{**fast, "data": str(folder), "imgsz": 16, "epochs": 4,
                                                            "batch": 8, "augment": "natural"})
     assert r["test"]["accuracy"] >= 0.75
-    import json
     info = json.loads((r["run"] / "dataset.json").read_text())
     assert info["classes"] == ["blue", "red"] and info["channels"] == 3 and info["size"] == [16, 16]
     assert info["info"]["corrupt_files"] == 1 and info["info"]["ignored_files"] == 1
@@ -37,14 +40,18 @@ def test_folder_trains_and_predicts(folder, tmp_path, fast):
     assert pred[0]["class"] == "red"
 
 
-def test_folder_too_large_for_memory_streams(folder, tmp_path, fast):
+def test_folder_too_large_for_memory_streams_and_skips_corrupt_files_as_in_memory(folder, tmp_path, fast):
     ds = read_folder(str(folder), 16, 0.2, 0.2, 0, memory_budget_bytes=0)
     assert ds.train.x is None and len(ds.train.paths) == len(ds.train)
-    ok = [p for p in ds.train.paths if not p.endswith("broken.png")]
-    keep = [i for i, p in enumerate(ds.train.paths) if p in ok]
-    ds.train.paths, ds.train.y = ok, ds.train.y[keep]
-    for split in (ds.val, ds.test):
-        keep = [i for i, p in enumerate(split.paths) if not p.endswith("broken.png")]
-        split.paths, split.y = [split.paths[i] for i in keep], split.y[keep]
+    assert ds.info["in_memory"] is False and ds.info["corrupt_files"] == 1  # broken.png stays in the folder
+    assert ds.info["corrupt_examples"] == ["red/broken.png"]
+    everything = ds.train.paths + ds.val.paths + ds.test.paths
+    assert not any(p.endswith("broken.png") for p in everything) and len(everything) == 48
+    in_memory = read_folder(str(folder), 16, 0.2, 0.2, 0)
+    assert [in_memory.info[k] for k in ("corrupt_files", "counts")] == [ds.info[k] for k in ("corrupt_files", "counts")]
+    assert torch.equal(in_memory.test.y, ds.test.y) and in_memory.test.ids == ds.test.ids
+    with pytest.raises(UserError, match="broken.png"):
+        read_folder(str(folder), 16, 0.2, 0.2, 0, strict=True, memory_budget_bytes=0)
     r = deepix.train(project=str(tmp_path / "runs"), **{**fast, "data": ds, "epochs": 4, "batch": 8})
     assert r["test"]["accuracy"] >= 0.75
+    assert json.loads((r["run"] / "dataset.json").read_text())["info"]["corrupt_files"] == 1
