@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..errors import UserError
 from .boxes import DetDataset, DetImage
-from .folder import IMAGE_EXTENSIONS
+from .folder import IMAGE_EXTENSIONS, upright_size
 
 
 def clean_boxes(boxes, labels, size: tuple[int, int], ncls: int, where: str,
@@ -41,13 +41,12 @@ def new_info(fmt: str, source: str | Path) -> dict:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) from the image file's header, without decoding the pixels."""
+    """(H, W) of the upright image (EXIF orientation applied) from the file's header, without decoding."""
     try:
         with Image.open(path) as im:
-            w, h = im.size
+            return upright_size(im)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read image {path}: {e}") from None
-    return h, w
 
 
 def check_exist(paths: list[Path], where: str | Path, what: str = "images") -> None:

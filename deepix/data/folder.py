@@ -43,6 +43,22 @@ def load_image(src: str | os.PathLike | Image.Image, channels: int, imgsz: int) 
         raise UserError(f"cannot read image {getattr(src, 'filename', '') or src}: {e}") from e
 
 
+def read_rgb(src: str | os.PathLike | Image.Image) -> np.ndarray:
+    """An image (file or PIL) as uint8 H x W x 3, upright: its EXIF orientation applied, as a photo viewer
+    shows it, any mode made RGB. Every reader and predict path takes pixels this way; boxes and masks are in
+    the coordinates of the upright image."""
+    if isinstance(src, Image.Image):
+        return np.asarray(to_l_or_rgb(ImageOps.exif_transpose(src)).convert("RGB")).copy()
+    with Image.open(src) as img:
+        return np.asarray(to_l_or_rgb(ImageOps.exif_transpose(img)).convert("RGB")).copy()
+
+
+def upright_size(img: Image.Image) -> tuple[int, int]:
+    """(H, W) of the image as shown, from its header: EXIF orientations 5 to 8 turn it a quarter."""
+    w, h = img.size
+    return (w, h) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (h, w)
+
+
 def read_folder(root: str, imgsz: int, val_fraction: float, test_fraction: float, seed: int,
                 strict: bool = False, memory_budget_bytes: int = 2**31) -> Dataset:
     """Read an image folder into a Dataset, splitting off val/test where no folder gives them."""

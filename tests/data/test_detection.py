@@ -264,3 +264,36 @@ def test_cli_convert_prints_one_line_and_bad_path_exits_2(tmp_path, cli):
     assert (tmp_path / "out" / "data.yaml").is_file()
     r = cli("data", "convert", tmp_path / "missing", tmp_path / "out2", "--to", "voc")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "not found" in r.stderr
+
+
+def exif_rotated_jpeg(path: Path) -> None:
+    """A phone-style JPEG: stored 40 wide x 20 high with a red block at its top left, EXIF orientation 6
+    (turn a quarter clockwise to show), so a viewer shows it 20 wide x 40 high with the block at top right."""
+    a = torch.full((20, 40, 3), 30, dtype=torch.uint8)
+    a[:8, :8] = torch.tensor([230, 20, 20], dtype=torch.uint8)
+    im = Image.fromarray(a.numpy())
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(path, quality=95, exif=exif)
+
+
+def test_every_reader_and_predict_take_an_exif_rotated_photo_upright(tmp_path):
+    from deepix.data.folder import load_image
+    from deepix.tasks.detect.images import pixels, unlabelled
+    root = tmp_path / "yolo"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    exif_rotated_jpeg(root / "images" / "phone.jpg")
+    # the box is given on the upright picture: the block at the top right, x 12..20, y 0..8 of 20 x 40
+    (root / "labels" / "phone.txt").write_text("0 0.8 0.1 0.4 0.2\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames: [block]\n")
+    im = read_yolo(str(root / "data.yaml")).splits["train"][0]
+    assert im.size == (40, 20)
+    assert im.boxes.tolist() == [[12.0, 0.0, 20.0, 8.0]]
+    upright = pixels(im)  # what training, val and predict see
+    assert upright.shape == (3, 40, 20)
+    inside = upright[:, 1:7, 13:19].float().mean((1, 2))
+    assert inside[0] > 180 and inside[1] < 80  # the red block lies inside its box
+    assert pixels(unlabelled(root / "images" / "phone.jpg")).shape == (3, 40, 20)
+    # the classify folder reader turns it the same way
+    assert load_image(root / "images" / "phone.jpg", 3, 40)[0, :8, 30:].float().mean() > 180

@@ -9,6 +9,7 @@ import torch
 
 from . import fcos_head
 from .images import letterbox, unlabelled
+from ...data.folder import upright_size
 from ...errors import UserError
 from ...report.html import img, table
 from ...report.plots import COLORS
@@ -85,7 +86,7 @@ def explain_images(det, images, layer: str | None, cls, out: Path, conf: float =
     notes, sizes = [], []
     for p, s in zip(paths, scales.tolist()):
         with Image.open(p) as f:
-            w, h, mode = f.width, f.height, f.mode
+            (h, w), mode = upright_size(f), f.mode
         sizes.append((max(1, round(h * s)), max(1, round(w * s))))
         if (w, h) != (det.imgsz, det.imgsz) or mode != "RGB":
             notes.append(f"{p.stem}: {w}x{h} {mode}, " + ("converted to RGB and " if mode != "RGB" else "")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from ...data.boxes import DetImage, empty_boxes
+from ...data.folder import read_rgb
 from ...errors import UserError
 from .augment import FILL
 
@@ -24,8 +24,7 @@ def pixels(im: DetImage) -> torch.Tensor:
         x = im.image
     else:
         try:
-            with Image.open(im.file) as f:
-                x = torch.from_numpy(np.array(f.convert("RGB"))).permute(2, 0, 1).contiguous()
+            x = torch.from_numpy(read_rgb(im.file)).permute(2, 0, 1).contiguous()
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise UserError(f"cannot read image {im.file}: {e}") from None
     return x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3]

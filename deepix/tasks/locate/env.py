@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from deepix.data.boxes import DetImage
+from deepix.data.folder import read_rgb
 from deepix.errors import UserError
 
 ALPHA = 0.2            # each transform moves or resizes the box by this share of its width or height
@@ -88,8 +89,7 @@ def pixels(im: DetImage) -> np.ndarray:
         a = np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a[:3]
         return np.ascontiguousarray(a.transpose(1, 2, 0)).astype(np.uint8)
     try:
-        with Image.open(im.file) as f:
-            return np.asarray(f.convert("RGB"), np.uint8).copy()
+        return read_rgb(im.file)
     except OSError as e:
         raise UserError(f"locate: cannot read image {im.file!r}: {e}") from e
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ...data.folder import read_rgb
 from ...engine import machine
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
@@ -66,12 +67,11 @@ class Finder(Loaded):
     def read(self, image, name: str) -> np.ndarray:
         if isinstance(image, (str, Path)):
             try:
-                with Image.open(image) as f:
-                    return np.asarray(f.convert("RGB"), np.uint8).copy()
+                return read_rgb(image)
             except OSError as e:
                 raise UserError(f"{name}: not a readable image ({type(e).__name__})") from None
         if isinstance(image, Image.Image):
-            return np.asarray(image.convert("RGB"), np.uint8).copy()
+            return read_rgb(image)
         a = np.asarray(image)
         return np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a[..., :3].astype(np.uint8)
 
