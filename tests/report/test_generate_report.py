@@ -98,12 +98,18 @@ def test_loss_and_coverage_plots(tmp_path):
 
 def test_neighbours_finds_the_copy(tmp_path):
     train = digits(4000, seed=1)
-    feats = train.flatten(1)[:, :64]
-    samples = train[[5, 17]] + 0.0
-    out = pictures.neighbours(samples, train, feats[[5, 17]], feats, tmp_path / "nn.png", k=3, n=2,
+    feats = train.flatten(1)
+    # two planted near-copies (training images 5 and 1717, faintly noised) among fresh images
+    planted = train[[5, 1717]] + 0.02 * torch.randn(2, *train.shape[1:], generator=torch.Generator().manual_seed(0))
+    samples = torch.cat([planted, digits(3, seed=2)])
+    dist, idx = pictures.nearest(samples.flatten(1), feats, k=3)
+    assert idx[:2, 0].tolist() == [5, 1717]
+    assert (dist[:2, 0] < 0.5 * dist[2:, 0].min()).all()  # the copies stand out from real samples
+    assert (dist[:, :-1] <= dist[:, 1:]).all()             # nearest first
+    out = pictures.neighbours(samples, train, samples.flatten(1), feats, tmp_path / "nn.png", k=3, n=5,
                               space="raw pixels")
     with Image.open(out) as im:
-        assert im.format == "PNG"
+        assert im.format == "PNG" and im.size[1] > im.size[0] * 0.9  # five rows of four
 
 
 def test_interpolation(tmp_path):

@@ -67,10 +67,23 @@ def test_resume_extends_a_finished_run(finished, copy_run):
 
 
 def test_nan_loss_stops_with_the_last_good_weights(tmp_path, fast):
-    with pytest.raises(UserError, match="loss became"):
-        deepix.train(project=str(tmp_path), **{**fast, "epochs": 3, "lr": 1e6, "optimizer": "sgd", "momentum": 0.0})
+    good = {}
+
+    def poison_after_the_first_epoch(row, model):  # epoch 1 ends well; from epoch 2 every output is NaN
+        good.update({k: v.clone() for k, v in model.state_dict().items()})
+        model.register_forward_hook(lambda m, i, out: out * float("nan"))
+
+    with pytest.raises(UserError, match="loss became nan at epoch 2, step 1.*the last good weights are in"):
+        deepix.train(project=str(tmp_path), callbacks=(poison_after_the_first_epoch,), **{**fast, "epochs": 3})
     run = next((tmp_path / "classify").iterdir())
     assert (run / "config.yaml").is_file()
+    kept = load_file(str(run / "weights" / "last.safetensors"))
+    assert kept.keys() == good.keys() and all(torch.equal(kept[k], good[k]) for k in kept)
+    assert all(torch.isfinite(v.float()).all() for v in kept.values())
+    assert len((run / "metrics.csv").read_text().splitlines()) == 2  # the header and epoch 1
+    # a run that is NaN from its first step says that no epoch finished, and leaves no weights
+    with pytest.raises(UserError, match="no epoch had finished"):
+        deepix.train(project=str(tmp_path), **{**fast, "epochs": 3, "lr": 1e6, "optimizer": "sgd", "momentum": 0.0})
 
 
 def test_early_stopping(tmp_path, fast):

@@ -135,14 +135,18 @@ def plot_coverage(coverage: list[float], classes: list[str], out: Path, floor: f
     return save(fig, out)
 
 
+def nearest(samples_feats, train_feats, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distances, indices) of each sample's k nearest training items by Euclidean distance, nearest first."""
+    d = torch.cdist(torch.as_tensor(samples_feats).float(), torch.as_tensor(train_feats).float())  # (n, len(train))
+    return d.topk(min(k, d.shape[1]), dim=1, largest=False)
+
+
 def neighbours(samples, train, samples_feats, train_feats, out: Path, k: int = 5, n: int = 8,
                space: str = "the classifier's features") -> Path:
     """For each of the first n samples, the sample then its k nearest training images by Euclidean
     distance in the given feature space, distances written under them."""
     samples = _tensor(samples[:n])
-    sf = torch.as_tensor(samples_feats[:len(samples)]).float()
-    d = torch.cdist(sf, torch.as_tensor(train_feats).float())  # (n, len(train)): small
-    dist, idx = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+    dist, idx = nearest(samples_feats[:len(samples)], train_feats, k)
     fig = figure(1.1 * (k + 1), 1.25 * len(samples) + 0.4)
     for r in range(len(samples)):
         shown = [(samples[r], "sample" if r == 0 else "", None)]
