@@ -150,14 +150,19 @@ def test_fine_tuning_starts_from_the_encoder_and_freeze_keeps_it(pretrained, tmp
     assert "bought by the pretraining" in (r2["run"] / "report.html").read_text()
 
 
-def test_semi_supervised_training_learns_from_confident_guesses_on_unlabelled_images(tmp_path):
-    r = deepix.train("classify", data=shapes_16(), labels_per_class=5, semi=True, project=str(tmp_path), name="s",
-                     epochs=2, batch=8, threads=1, quiet=True, width=0.25)
+def test_semi_supervised_training_beats_the_supervised_run_on_the_same_labels(tmp_path):
+    # one label per digit class: the unlabelled rest of the 8x8 digits is what the semi-supervised run adds
+    same = dict(data="digits", model="seed-cnn", labels_per_class=1, epochs=3, batch=32, threads=1, quiet=True,
+                precision="fp32", project=str(tmp_path))
+    alone = deepix.train("classify", name="supervised", **same)
+    r = deepix.train("classify", semi=True, name="semi", **same)
+    # measured on this recipe (fp32): 0.650 against 0.622 at seed 0; ahead by 0.022 and 0.028 at seeds 1 and 2
+    assert r["test"]["accuracy"] > alone["test"]["accuracy"]
     rows = (r["run"] / "metrics.csv").read_text().splitlines()
     head = rows[0].split(",")
     assert {"train_unlabelled_loss", "train_confident", "train_accuracy", "val_accuracy"} <= set(head)
     last = dict(zip(head, rows[-1].split(",")))
-    assert 0 <= float(last["train_confident"]) <= 1 and float(last["train_unlabelled_loss"]) >= 0
+    assert 0 < float(last["train_confident"]) <= 1 and float(last["train_unlabelled_loss"]) > 0
 
 
 def test_a_resumed_byol_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
