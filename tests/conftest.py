@@ -134,14 +134,20 @@ def restore_run(tmp_path_factory, photos):
                         name="r", project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
 
 
+# one class of plain squares at 32x32: the smallest set on which fcos-n learns real boxes in seconds
+EASY_SQUARES = dict(classes=("square",), max_objects=1, min_side=0.3, max_side=0.6, background="plain",
+                    occlusion=False, empty_fraction=0)
+
+
 @pytest.fixture(scope="session")
 def detect_run(tmp_path_factory):
-    """fcos-n, 2 epochs on 48 shapes scenes at 64x64: {"run", "data", "test"}."""
+    """fcos-n, 30 epochs on 64 scenes of one square at 32x32 (16 val, 16 test): {"run", "data", "test"}.
+    Measured: test mAP@.5 0.68, mAP 0.23 (fp32, 15 s on 2 threads)."""
     import deepix
     from deepix.data.shapes import load_shapes
-    ds = load_shapes(48, 16, 16, size=64, seed=1)
-    r = deepix.train("detect", data=ds, epochs=2, batch=16, precision="fp32", name="d", quiet=True, threads=2,
-                     project=str(tmp_path_factory.mktemp("runs")))
+    ds = load_shapes(64, 16, 16, size=32, seed=1, **EASY_SQUARES)
+    r = deepix.train("detect", data=ds, epochs=30, batch=4, augment="none", precision="fp32", name="d", quiet=True,
+                     threads=2, project=str(tmp_path_factory.mktemp("runs")))
     r["data"] = ds
     return r
 

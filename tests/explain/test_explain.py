@@ -155,13 +155,13 @@ def test_a_torchvision_resnet_is_explained_at_a_block(root, images):
 
 def test_a_detect_run_gets_per_box_maps(detect_run, tmp_path, cli):
     from deepix.data.shapes import make_shapes
-    run = detect_run["run"]  # the shared fcos-n run on 64x64 shapes scenes
+    run = detect_run["run"]  # the shared fcos-n run on 32x32 square scenes
     assert (run / "plots" / "explain_boxes.png").is_file()
     assert "What the detector looks at" in (run / "report.html").read_text()
     path = tmp_path / "scene.png"
     Image.fromarray(make_shapes(1, size=(64, 80), seed=9)[0].image.permute(1, 2, 0).numpy()).save(path)
     r = cli("explain", run, path, "--conf", "0", "-o", tmp_path / "out", check=True)
-    assert "letterboxed to the detector's 64x64 input" in r.stdout and "scene: " in r.stdout
+    assert "letterboxed to the detector's 32x32 input" in r.stdout and "scene: " in r.stdout
     res = deepix.explain(run, [path], conf=0.0, out=tmp_path / "out2")
     boxes = res["predictions"][0]["boxes"]
     assert 1 <= len(boxes) <= 4 and res["layer"] == "stages.1"

@@ -132,9 +132,10 @@ def test_detections_are_the_boxes_the_run_finds_in_the_uploads_own_pixels(runs, 
                        data={"conf": "0.05"}).json()["results"][0]["detections"]
     top = lambda found: np.asarray(max(found, key=lambda d: d["score"])["box"])  # noqa: E731
     np.testing.assert_allclose(top(got), 2 * top(small), atol=3)
-    # and the best box sits on the shape: its centre inside the true box
-    cx, cy = (top(got)[:2] + top(got)[2:]) / 2
-    assert any(t[0] < cx < t[2] and t[1] < cy < t[3] for t in im.boxes.numpy() * 2)
+    # and the best box is the square's: IoU over 0.5 with the true box, doubled
+    (x1, y1, x2, y2), (a1, b1, a2, b2) = top(got), im.boxes.numpy()[0] * 2
+    inter = max(0, min(x2, a2) - max(x1, a1)) * max(0, min(y2, b2) - max(y1, b1))
+    assert inter / ((x2 - x1) * (y2 - y1) + (a2 - a1) * (b2 - b1) - inter) > 0.5
 
 
 def slowed(app, name, seconds):
