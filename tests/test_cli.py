@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from tests.kill import killed_run, same_end
+
 ENV = {**os.environ, "DEEPIX_DATA": "/nonexistent-deepix-data"}
 BASE = ["--data", "digits", "--model", "seed-cnn", "--threads", "1", "--quiet", "--batch", "16"]
 
@@ -22,26 +24,24 @@ def deepix(*args, check=False):
     return r
 
 
-def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, cli):
-    args = ["train", *BASE, "--epochs", "6", "--project", str(tmp_path)]
-    cli(*args, "--name", "whole", check=True)  # the uninterrupted reference needs no process of its own
-    proc = subprocess.Popen([sys.executable, "-m", "deepix", *args, "--name", "killed"], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = tmp_path / "classify" / "killed" / "state" / "last.pt"
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)  # into the next epoch
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    rows = (tmp_path / "classify" / "killed" / "metrics.csv").read_text().splitlines()
-    assert len(rows) - 1 < 6, "the run finished before it could be killed"
-    cli("train", "--resume", str(tmp_path / "classify" / "killed"), "--quiet", check=True)
-    a = load_file(str(tmp_path / "classify" / "whole" / "weights" / "last.safetensors"))
-    b = load_file(str(tmp_path / "classify" / "killed" / "weights" / "last.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    epochs = [r.split(",")[0] for r in (tmp_path / "classify" / "killed" / "metrics.csv").read_text().splitlines()[1:]]
-    assert epochs == ["1", "2", "3", "4", "5", "6"]
+@pytest.mark.parametrize("kill", [dict(at_step=37), dict(in_checkpoint=2)], ids=["at a step", "mid-checkpoint"])
+def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path_factory, cli, kill):
+    # 4 epochs of 12 steps (digits' 1,000-odd training images, batch 96); killed in epoch 4, or while epoch 2's
+    # checkpoint is half written (its weights saved, its training state not yet)
+    args = ["train", *BASE, "--batch", "96", "--epochs", "4", "--project", str(whole_root(tmp_path_factory))]
+    whole = whole_root(tmp_path_factory) / "classify" / "whole"
+    if not whole.exists():
+        cli(*args, "--name", "whole", check=True)  # the uninterrupted reference needs no process of its own
+    root = tmp_path_factory.mktemp("killed")
+    assert killed_run([*args[:-1], root, "--name", "killed"], **kill) == -signal.SIGKILL
+    run = root / "classify" / "killed"
+    assert not (run / "summary.json").exists()
+    cli("train", "--resume", str(run), "--quiet", check=True)
+    assert same_end(whole, run)
+
+
+def whole_root(factory):
+    return factory.getbasetemp() / "whole-classify"
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,10 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
     state = {"epoch": 0, "best": -math.inf if higher else math.inf, "best_epoch": 0, "bad_epochs": 0}
     if resume:
         saved = load_state(run / "state" / "last.pt")
-        load_weights(model, run / "weights" / "last.safetensors")
+        if "model" in saved:  # the weights of the same epoch as the rest of the state
+            model.load_state_dict(saved["model"])
+        else:  # a run saved before the state held its weights
+            load_weights(model, run / "weights" / "last.safetensors")
         saved_opts = saved.get("optimizers", {"": saved.get("optimizer")})  # runs saved before several optimizers
         saved_scheds = saved.get("schedulers", {"": saved.get("scheduler")})
         for k in opts:
@@ -124,7 +127,10 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             if cfg.time_limit:  # a resumed run may have been given more time
                 fit_time_limit(cfg, run, state.get("seconds", 0.0), state["epoch"])
         cfg.epochs = dist.broadcast(cfg.epochs)
-    if state["epoch"] >= cfg.epochs:
+    # killed after its last epoch's checkpoint but before its test and report: resuming only finishes it
+    trained = resume and not (run / "summary.json").exists() and (
+        state["epoch"] >= cfg.epochs or bool(cfg.patience and state["bad_epochs"] >= cfg.patience))
+    if state["epoch"] >= cfg.epochs and not trained:
         raise UserError(f"the run already has {state['epoch']} epochs; pass --epochs N with N > {state['epoch']} to extend it")
 
     images, seconds, stopped_early = 0, 0.0, False
@@ -138,7 +144,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[stats]}")]
     with Progress(*columns, disable=cfg.quiet or not main, transient=False) as progress:
-        epoch = state["epoch"]
+        epoch = cfg.epochs if trained else state["epoch"]
         while epoch < cfg.epochs:
             t0 = time.perf_counter()
             bar = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(train), stats="")
@@ -206,7 +212,10 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
             else:
                 state["bad_epochs"] += 1
             save_weights(model, run / "weights" / "last.safetensors")
-            save_state(run / "state" / "last.pt", {"optimizers": {k: o.state_dict() for k, o in opts.items()},
+            # written last, and holding its own copy of the weights: a kill at any point of this checkpoint
+            # resumes from one consistent epoch (the files above are rewritten by the epoch run again)
+            save_state(run / "state" / "last.pt", {"model": model.state_dict(),
+                                                   "optimizers": {k: o.state_dict() for k, o in opts.items()},
                                                    "schedulers": {k: v.state_dict() for k, v in scheds.items()},
                                                    "rng": torch.get_rng_state(), "loop": dict(state)})
             for callback in callbacks:
@@ -221,6 +230,7 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
                 break
     dist.manual_grads(False)
     history.close()
+    stopped_early = stopped_early or bool(trained and state["epoch"] < cfg.epochs)
     return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "best": state["best"],
             "monitor": monitor, "stopped_early": stopped_early, "seconds": round(seconds, 3),
             "images_per_s": round(images / seconds, 1) if seconds else 0.0}
