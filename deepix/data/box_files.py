@@ -1,9 +1,11 @@
 """What the detection readers and writers (COCO, YOLO, VOC) share, so that bad input means the same in
 every format: boxes clipped to the image (counted), empty ones dropped (counted), unknown classes and missing
-images a UserError naming the file; image sizes from headers; output file names."""
+or unreadable images a UserError naming the file; image sizes (each image decoded once); output file names."""
 from __future__ import annotations
 
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -40,13 +42,29 @@ def new_info(fmt: str, source: str | Path) -> dict:
     return {"format": fmt, "source": str(source), "clipped": 0, "dropped": 0}
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) of the upright image (EXIF orientation applied) from the file's header, without decoding."""
+def image_sizes(paths: list[Path], where: str | Path) -> list[tuple[int, int]]:
+    """(H, W) of each upright image (EXIF orientation applied). Each file is decoded once (JPEGs at a reduced
+    scale, several files at a time), so that a damaged image is a UserError naming it when the data is read,
+    not a failure once training has begun; a header claiming too many pixels is refused before decoding."""
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        sizes = list(pool.map(_decoded_size, paths))
+    for path, size in zip(paths, sizes):
+        if isinstance(size, Exception):
+            reason = (str(size).splitlines() or [type(size).__name__])[0]
+            raise UserError(f"cannot read image {path} (listed in {where}): {reason}; "
+                            "replace it, or remove it and its labels")
+    return sizes
+
+
+def _decoded_size(path: Path) -> tuple[int, int] | Exception:
     try:
         with Image.open(path) as im:
-            return upright_size(im)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
+            size = upright_size(im)
+            im.draft(None, (64, 64))
+            im.load()  # truncated files only fail once the pixels are read
+        return size
+    except Exception as e:  # a damaged file fails in many ways (OSError, SyntaxError, DecompressionBombError, ...)
+        return e
 
 
 def check_exist(paths: list[Path], where: str | Path, what: str = "images") -> None:

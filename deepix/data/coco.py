@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .boxes import DetDataset, DetImage
-from .box_files import check_exist, clean_boxes, image_size, name_of, new_info, output_names, put_image, split_name
+from .box_files import check_exist, clean_boxes, image_sizes, name_of, new_info, output_names, put_image, split_name
 
 
 def read_coco(json_path: str | Path, images_dir: str | Path | None = None) -> DetDataset:
@@ -57,7 +57,9 @@ def load_json(f: Path) -> dict:
 def _read_split(f: Path, doc: dict, images_dir, split: str, label_of: dict, ncls: int, info: dict) -> list[DetImage]:
     images = doc["images"]
     root = images_root(f, images, images_dir, split)
-    check_exist([root / im["file_name"] for im in images], f)
+    paths = [root / im["file_name"] for im in images]
+    check_exist(paths, f)
+    decoded = image_sizes(paths, f)
     per_image = {im["id"]: ([], []) for im in images}
     for a in doc.get("annotations", []):
         if a.get("iscrowd", 0):
@@ -75,9 +77,8 @@ def _read_split(f: Path, doc: dict, images_dir, split: str, label_of: dict, ncls
         per_image[a["image_id"]][0].append([x, y, x + w, y + h])
         per_image[a["image_id"]][1].append(label_of[a["category_id"]])
     out = []
-    for im in images:
-        path = root / im["file_name"]
-        size = (im["height"], im["width"]) if im.get("height") and im.get("width") else image_size(path)
+    for im, path, found in zip(images, paths, decoded):
+        size = (im["height"], im["width"]) if im.get("height") and im.get("width") else found
         boxes, labels = per_image[im["id"]]
         boxes, labels = clean_boxes(boxes, labels, size, ncls, f"{f} (image {im['file_name']})", info)
         out.append(DetImage(str(path), size, boxes, labels, id=im["id"]))

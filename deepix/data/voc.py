@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .boxes import DetDataset, DetImage
-from .box_files import check_exist, clean_boxes, image_size, name_of, new_info, output_names, put_image, split_name
+from .box_files import check_exist, clean_boxes, image_sizes, name_of, new_info, output_names, put_image, split_name
 
 IMAGE_FOLDERS = ("JPEGImages", "images")
 
@@ -38,9 +38,10 @@ def read_voc(path: str | Path) -> DetDataset:
     classes, listed = _classes(root, [a for _, _, a in parsed])
     images = [_image_for(xml, a["filename"]) for _, xml, a in parsed]
     check_exist(images, root)
+    decoded = image_sizes(images, root)
     index = {c: i for i, c in enumerate(classes)}
     splits = {}
-    for (split, xml, a), image in zip(parsed, images):
+    for (split, xml, a), image, found in zip(parsed, images, decoded):
         objects = a["objects"]
         for name, _, _ in objects:
             if name not in index:
@@ -50,7 +51,7 @@ def read_voc(path: str | Path) -> DetDataset:
         kept = [(name, box) for name, box, _ in objects if box is not None]
         boxes = [[x1 - 1, y1 - 1, x2, y2] for _, (x1, y1, x2, y2) in kept]
         labels = [index[name] for name, _ in kept]
-        size = a["size"] or image_size(image)
+        size = a["size"] or found
         boxes, labels = clean_boxes(boxes, labels, size, len(classes), str(xml), info)
         splits.setdefault(split, []).append(DetImage(str(image), size, boxes, labels, id=xml.stem))
     return DetDataset(root.name, classes, splits, info)

@@ -8,7 +8,7 @@ import yaml
 
 from ..errors import UserError
 from .boxes import DetDataset, DetImage
-from .box_files import check_exist, clean_boxes, find_images, image_size, name_of, new_info, output_names, put_image
+from .box_files import check_exist, clean_boxes, find_images, image_sizes, name_of, new_info, output_names, put_image
 
 # keys of a data.yaml that are never splits
 NOT_SPLITS = {"path", "names", "nc", "download", "yaml_file", "channels", "kpt_shape", "flip_idx"}
@@ -36,8 +36,8 @@ def read_yolo(path: str | Path) -> DetDataset:
         if key in NOT_SPLITS or value is None or (key not in ("train", "val", "test") and not _is_path(root, value)):
             continue
         images = []
-        for p in split_images(value, root, yaml_file, key):
-            size = image_size(p)
+        paths = split_images(value, root, yaml_file, key)
+        for p, size in zip(paths, image_sizes(paths, yaml_file)):
             boxes, labels = _read_labels(label_path(p), size)
             boxes, labels = clean_boxes(boxes, labels, size, len(classes), str(label_path(p)), info)
             images.append(DetImage(str(p), size, boxes, labels, id=p.stem))
