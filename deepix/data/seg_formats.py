@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image, ImageDraw, ImageOps
 
 from ..errors import UserError
@@ -143,10 +142,7 @@ def _class_file(*folders: Path) -> tuple[list[str] | None, list | None, str]:
             f = folder / name
             if not f.is_file():
                 continue
-            try:
-                cfg = yaml.safe_load(f.read_text())
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-                raise UserError(f"cannot read {f}: {e}") from None
+            cfg = yolo.load_yaml(f)
             if not isinstance(cfg, dict) or cfg.get("names") is None:
                 continue
             names = yolo.class_names(cfg, f)
@@ -337,10 +333,7 @@ def _read_yolo(path: Path, ignore: int) -> SegDataset:
     them (vertices at x * width, edges included); an image without a label file is all background.
     """
     yaml_file = yolo.find_yaml(path)
-    try:
-        cfg = yaml.safe_load(yaml_file.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read {yaml_file}: {e}") from None
+    cfg = yolo.load_yaml(yaml_file)
     if not isinstance(cfg, dict):
         raise UserError(f"{yaml_file} is not a YOLO data.yaml: expected keys train, val, names")
     names = yolo.class_names(cfg, yaml_file)

@@ -22,10 +22,7 @@ def read_yolo(path: str | Path) -> DetDataset:
     suffix .txt, one `class cx cy w h` line (normalised to 0-1) per box. No label file: background.
     """
     yaml_file = find_yaml(Path(path))
-    try:
-        cfg = yaml.safe_load(yaml_file.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read {yaml_file}: {e}") from None
+    cfg = load_yaml(yaml_file)
     if not isinstance(cfg, dict):
         raise UserError(f"{yaml_file} is not a YOLO data.yaml: expected keys train, val, names")
     classes = class_names(cfg, yaml_file)
@@ -45,6 +42,18 @@ def read_yolo(path: str | Path) -> DetDataset:
     if not splits:
         raise UserError(f"{yaml_file} names no splits: add train: and val: image folders")
     return DetDataset(yaml_file.parent.name, classes, splits, info)
+
+
+def load_yaml(f: Path):
+    """The YAML file's contents; a UserError of one line naming the file and where a malformed one breaks."""
+    try:
+        return yaml.safe_load(f.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {f}: {e}") from None
+    except yaml.YAMLError as e:  # PyYAML's own message spans several lines, quoting the text
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"cannot read {f}: {getattr(e, 'problem', None) or 'not valid YAML'}{where}") from None
 
 
 def label_path(image: str | Path) -> Path:
