@@ -440,6 +440,10 @@ def _print_advice(console, a: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # a file name that is not UTF-8 reaches Python with surrogates in it: print it as the bytes it is (as ls
+    # does) rather than fail on a terminal that takes only UTF-8
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         code = run(argv)
     except UserError as e:

@@ -15,7 +15,8 @@ from .data.folder import IMAGE_EXTENSIONS
 
 
 def iter_images(sources: list[str]) -> Iterator[Path]:
-    """Image files in the order given, folders walked in sorted order, one directory listed at a time."""
+    """Image files in the order given, folders walked in sorted order, one directory listed at a time; a folder
+    reached again through a symbolic link (a loop) is walked once."""
     found = False
     for s in sources:
         path = Path(s)
@@ -23,9 +24,13 @@ def iter_images(sources: list[str]) -> Iterator[Path]:
             found = True
             yield path
         elif path.is_dir():
-            stack = [path]
+            stack, seen = [path], set()
             while stack:
                 d = stack.pop()
+                st = d.stat()
+                if (st.st_dev, st.st_ino) in seen:  # a symbolic link back to a folder already walked
+                    continue
+                seen.add((st.st_dev, st.st_ino))
                 entries = sorted(os.scandir(d), key=lambda e: e.name)
                 for e in entries:
                     if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS:
@@ -51,12 +56,14 @@ def chunks(it, size: int):
 
 
 class Lines:
-    """One JSON object per line into OUT/NAME: this rank's part under torchrun, merged by rank 0 on close."""
+    """One JSON object per line into OUT/NAME: this rank's part under torchrun, merged by rank 0 on close.
+    OUT/NAME is replaced only on close, so a run that stops on a bad image leaves an earlier file as it was
+    (and what it had written in OUT/.NAME.part)."""
 
     def __init__(self, out: Path, name: str):
         self.out, self.name = out, name
         out.mkdir(parents=True, exist_ok=True)
-        self.path = out / (name if dist.world() == 1 else f".{name}.rank{dist.rank()}")
+        self.path = out / (f".{name}.part" if dist.world() == 1 else f".{name}.rank{dist.rank()}")
         self.f = self.path.open("w")
 
     def write(self, obj: dict) -> None:
@@ -66,7 +73,9 @@ class Lines:
         """The merged file (on every rank, once all have finished)."""
         self.f.close()
         target = self.out / self.name
-        if dist.world() > 1:
+        if dist.world() == 1:
+            self.path.replace(target)
+        else:
             dist.barrier()
             if dist.is_main():
                 parts = [(self.out / f".{self.name}.rank{r}").open() for r in range(dist.world())]
