@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ...data.folder import is_image_file
 from ...errors import UserError
@@ -46,12 +47,12 @@ def as_float(a: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def read(path: str | Path, channels: int = 0) -> tuple[torch.Tensor, int]:
-    """(C, H, W) float tensor in [0, 1] and the file's bit depth; channels 0 keeps the file's."""
+    """(C, H, W) float tensor in [0, 1], upright as shown, and the file's bit depth; channels 0 keeps the file's."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
     try:
-        a = np.asarray(iio.imread(path))
+        a = np.asarray(iio.imread(path, **_as_shown(path)))
     except Exception as e:  # damaged files fail in many ways inside the codecs
         raise UserError(f"cannot read image {path}: {str(e).splitlines()[0][:120]}") from None
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 2, 3, 4):
@@ -61,6 +62,23 @@ def read(path: str | Path, channels: int = 0) -> tuple[torch.Tensor, int]:
     a, depth = as_float(a)
     a = to_channels(a, channels or (1 if a.ndim == 2 or a.shape[2] in (1, 2) else 3))
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))), depth
+
+
+def _as_shown(path: Path) -> dict:
+    """imageio's options to read a file as a viewer shows it: upright by its EXIF orientation, CMYK made RGB
+    (as it is, its four channels would pass for RGBA), a palette's transparent colour made alpha (which
+    to_channels lays on white, as every reader does)."""
+    try:
+        with Image.open(path) as im:
+            # PIL decodes a PNG to find EXIF after its pixels: only EXIF before them is looked at, not to decode twice
+            exif = im.getexif() if im.format != "PNG" or "exif" in im.info else {}
+            turned = exif.get(0x0112, 1) != 1
+            mode = "RGB" if im.mode == "CMYK" else "RGBA" if im.mode == "P" and "transparency" in im.info else None
+    except Exception:  # not for PIL: imageio's other plugins decide, or say why they cannot
+        return {}
+    if not (turned or mode):
+        return {}
+    return {"plugin": "pillow", "rotate": True, **({"mode": mode} if mode else {})}
 
 
 def write(path: str | Path, image: torch.Tensor, depth: int = 8) -> Path:
