@@ -23,16 +23,21 @@ def train(task, cfg, dataset=None, resume: str | None = None, callbacks=(), net=
     torch.manual_seed(cfg.seed)
     dev = machine.device()
     bf16, why = machine.precision(cfg.precision, dev)
+    run = Path(resume) if resume else None
+    if run is not None and not (run / "state" / "last.pt").exists():
+        # killed before its first epoch's checkpoint: it starts again, in its own folder, from its own config
+        resume = None
+        (run / "metrics.csv").unlink(missing_ok=True)
     job = task.setup(cfg, dataset, net, dev, bf16, resume)
-    run = Path(resume) if resume else dist.new_run(cfg.project, task.name, cfg.name)
-    if job.begin is not None:
-        job.begin(run)
-    if dist.is_main():
+    run = run or dist.new_run(cfg.project, task.name, cfg.name)
+    if dist.is_main():  # first, so that a run killed in what comes next can always be resumed
         cfg.save(run / "config.yaml")
         (run / "dataset.json").write_text(json.dumps(job.data, indent=1))
         if not resume:
             for name, text in job.files.items():
                 (run / name).write_text(text)
+    if job.begin is not None:
+        job.begin(run)
     if not cfg.quiet and dist.is_main():
         print(f"run: {run}  ({job.about}, {threads} threads"
               + (f" x {dist.world()} processes" if dist.world() > 1 else "") + f"; {why})")

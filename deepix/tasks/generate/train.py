@@ -4,6 +4,7 @@ its features, precision/recall, class coverage, conditional accuracy)."""
 from __future__ import annotations
 
 import json
+import shutil
 import math
 import time
 from pathlib import Path
@@ -164,7 +165,10 @@ def load_data(cfg: Config):
 def train_classifier(cfg: Config, ds, run: Path):
     """The judge: a classifier trained on the generator's own training split, saved with the run."""
     found = run / "classify" / "classifier"
-    if not dist.broadcast((found / "weights" / "best.safetensors").is_file()):  # every rank trains it, or none
+    if not dist.broadcast((found / "summary.json").is_file()):  # every rank trains it, or none
+        if dist.is_main() and found.exists():  # killed while it trained: it trains again, from its start
+            shutil.rmtree(found)
+        dist.barrier()
         ccfg = make_config(task="classify", data=cfg.data, imgsz=cfg.imgsz, model="vgg7", epochs=cfg.judge_epochs,
                            batch=min(128, max(8, len(ds.train) // 4)),
                            seed=cfg.seed, threads=cfg.threads, precision=cfg.precision, project=str(run),
@@ -204,6 +208,9 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
 
     def begin(run: Path) -> None:
         judge, judged["accuracy"] = train_classifier(cfg, ds, run)
+        # the judge's training draws from the global generator, or not when a restarted run finds it trained:
+        # the GAN's own draws start from one place either way
+        torch.manual_seed(cfg.seed + 1)
         judged["judge"] = judge.to(dev)
         task.evaluator = Evaluator(judged["judge"], val_real, len(ds.classes), seed=cfg.seed)
         (run / "samples").mkdir(exist_ok=True)
