@@ -15,6 +15,8 @@ import pytest
 
 # tests must never reach the network or a user's cache
 os.environ.setdefault("DEEPIX_DATA", "/nonexistent-deepix-data")
+# the reports' figures at half their resolution: drawing them is most of a tiny run's time, and no test reads pixels
+os.environ.setdefault("DEEPIX_PLOT_DPI", "55")
 
 
 def in_process(*args, check=False):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from torchvision.utils import draw_bounding_boxes
 
 TRAIN, VAL, TEST = "#1f77b4", "#ff7f0e", "#2ca02c"
-DPI = 110
+DPI = int(os.environ.get("DEEPIX_PLOT_DPI", "110"))  # the reports' figures; lower is smaller and faster
 
 
 def figure(w: float, h: float) -> Figure:

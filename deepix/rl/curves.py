@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from ..report.plots import DPI
 
 
 def training_curves(run: Path, out: Path) -> Path | None:
@@ -31,7 +32,7 @@ def training_curves(run: Path, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path = out / "episodes.png"
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=min(90, DPI))
     plt.close(fig)
     return path
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ...report.plots import DPI
 from ...rl.curves import training_curves
 from . import baselines
 from .env import Locate
@@ -57,7 +58,7 @@ def steps_histogram(test: dict, out: Path) -> Path | None:
     ax.set_title(f"{len(steps)} objects found on the test images, median {np.median(steps):.0f} steps")
     fig.tight_layout()
     path = out / "steps.png"
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=min(90, DPI))
     plt.close(fig)
     return path
 

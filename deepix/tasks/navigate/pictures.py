@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ...engine.fit import autocast
+from ...report.plots import DPI
 from ...rl.curves import strips_gif, training_curves
 from . import baselines
 from .env import GridWorld
@@ -51,7 +52,7 @@ def value_map(model, maps, dev, bf16, out: Path, n: int = 3) -> Path:
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     path = out / "value_map.png"
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=min(90, DPI))
     plt.close(fig)
     return path
 
