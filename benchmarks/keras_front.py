@@ -31,7 +31,7 @@ VENVS = {"tensorflow": (HERE / ".venv-keras", HERE / "setup_keras_env.sh"),
 def run_listing(framework: str, data: Path, epochs: int, threads: int, seed: int, out: Path) -> None:
     """Runs in the framework's own venv; writes timings, accuracy and peak memory as JSON."""
     import numpy as np
-    if framework == "deepix":
+    if framework.startswith("deepix"):
         import torch
         from deepix.keras import training
         from deepix.keras.callbacks import Callback
@@ -39,6 +39,7 @@ def run_listing(framework: str, data: Path, epochs: int, threads: int, seed: int
         from deepix.keras.models import Sequential
         from deepix.keras.utils import set_random_seed, to_categorical
         training.THREADS = threads
+        training.PRECISION = "fp32" if framework == "deepix-fp32" else "auto"  # auto: bf16 on this CPU
         versions = {"torch": torch.__version__}
     else:
         os.environ["KERAS_BACKEND"] = framework
@@ -114,7 +115,7 @@ def write_split(path: Path) -> None:
 
 
 def python_for(framework: str) -> str:
-    if framework == "deepix":
+    if framework.startswith("deepix"):
         return sys.executable
     venv, setup = VENVS[framework]
     if not (venv / "bin" / "python").exists():
@@ -139,7 +140,8 @@ def measure(framework: str, data: Path, epochs: int, threads: int, seed: int, tm
 def table(rows: list[dict]) -> str:
     """One row per framework: accuracy over the seeds run, epoch times pooled over them."""
     names = {"tensorflow": "Keras {keras} / TensorFlow {tensorflow}", "torch": "Keras {keras} / PyTorch {torch}",
-             "deepix": "deepix.keras / PyTorch {torch}"}
+             "deepix": "deepix.keras / PyTorch {torch} (bf16)",
+             "deepix-fp32": "deepix.keras / PyTorch {torch} (fp32, as Keras)"}
     lines = ["| run | epochs | seeds | test acc (mean, min-max) | s/epoch (mean) | s/epoch (median) | total s "
              "(mean) | peak MB |", "|---|---|---|---|---|---|---|---|"]
     pooled = {}
@@ -154,10 +156,11 @@ def table(rows: list[dict]) -> str:
                      f"({min(accs):.3f}-{max(accs):.3f}) | {statistics.mean(seconds):.2f} | "
                      f"{statistics.median(seconds):.2f} | {statistics.mean(r['fit_seconds'] for r in runs):.1f} | "
                      f"{max(r['peak_rss_mb'] for r in runs):.0f} |")
-    if "tensorflow" in pooled and "deepix" in pooled:
-        for label, f in (("mean", statistics.mean), ("median", statistics.median)):
-            ratio = f(pooled["tensorflow"]) / f(pooled["deepix"])
-            lines.append(f"\nKeras/TF s/epoch / deepix.keras s/epoch ({label}): {ratio:.2f}x")
+    for ours in ("deepix", "deepix-fp32"):
+        if "tensorflow" in pooled and ours in pooled:
+            for label, f in (("mean", statistics.mean), ("median", statistics.median)):
+                ratio = f(pooled["tensorflow"]) / f(pooled[ours])
+                lines.append(f"\nKeras/TF s/epoch / {ours} s/epoch ({label}): {ratio:.2f}x")
     return "\n".join(lines)
 
 
@@ -169,8 +172,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="run each framework once per seed")
     # Keras/TF and deepix.keras back to back, so that both see the machine in the same state
-    parser.add_argument("--only", nargs="*", choices=["tensorflow", "torch", "deepix"],
-                        default=["tensorflow", "deepix", "torch"])
+    parser.add_argument("--only", nargs="*", choices=["tensorflow", "torch", "deepix", "deepix-fp32"],
+                        default=["tensorflow", "deepix", "deepix-fp32", "torch"])
     parser.add_argument("--json", help="also write every run's numbers here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
