@@ -119,7 +119,7 @@ def main() -> None:
 
     from deepix.data.shapes import load_shapes
     from deepix.data.yolo import read_yolo, write_yolo
-    from deepix.tasks.detect.coco_eval import evaluate
+    from deepix.data.coco_eval import evaluate
     ds = load_shapes()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
