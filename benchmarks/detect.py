@@ -8,7 +8,7 @@ txt with its data.yaml; deepix trains from that folder, Ultralytics from the sam
 smallest model from its own model YAML, no pretrained weights, in its own venv). Each trains in its
 own process with the same threads for the same minutes (deepix: --time-limit; Ultralytics: its
 `time` argument), then predicts the test images at conf 0.001, at most 100 boxes per image. Both
-sets of predictions are scored here by deepix.tasks.detect.coco_eval (pycocotools COCOeval) against the
+sets of predictions are scored here by deepix.data.coco_eval (pycocotools COCOeval) against the
 same ground truth. Prints a Markdown table. This file also runs in the Ultralytics venv, so it
 imports only the standard library at the top.
 """
