@@ -207,6 +207,11 @@ def coco_detection(root: Path, kind: str) -> tuple[Path, list[str]]:
                                    "bbox": extra[kind]})
     elif kind == LOOP:
         loop(images)
+    return write_coco(ann, doc, kind)
+
+
+def write_coco(ann: Path, doc: dict, kind: str) -> tuple[Path, list[str]]:
+    """The COCO file (cut short when it should be malformed) and the names an error should mention."""
     ann.parent.mkdir()
     text = json.dumps(doc)
     ann.write_text(text[:-20] if kind == MALFORMED else text)
@@ -334,10 +339,7 @@ def seg_coco(root: Path, kind: str) -> tuple[Path, list[str]]:
         doc["images"].append({"id": 2, "file_name": write_image(kind, images).name})
     elif kind == LOOP:
         loop(images)
-    ann.parent.mkdir()
-    text = json.dumps(doc)
-    ann.write_text(text[:-20] if kind == MALFORMED else text)
-    return ann, [IMAGES[kind][0] if kind in IMAGES else ann.name]
+    return write_coco(ann, doc, kind)
 
 
 def seg_yolo(root: Path, kind: str) -> tuple[Path, list[str]]:
