@@ -39,12 +39,12 @@ SHARED = HERE.parent.parent / "shared" / "data" / "denoise"
 PUBLISHED = {"BM3D (published)": {15: 32.37, 25: 29.97, 50: 26.72}, "DnCNN-S (published)": {15: 32.86, 25: 30.44, 50: 27.18}}
 
 
-def layout(tmp: Path) -> Path:
-    """train400 (less 8 for validation) and set12 as the train / val / test folders deepix reads."""
+def layout(tmp: Path, val: int = 8) -> Path:
+    """train400 (less the last `val` for validation) and set12 as the train / val / test folders deepix reads."""
     train400 = sorted((SHARED / "train400").glob("*.png"))
     if not train400:
         sys.exit(f"no images under {SHARED}/train400: this benchmark needs the shared denoising data")
-    for split, files in (("train", train400[:-8]), ("val", train400[-8:]), ("test", sorted((SHARED / "set12").glob("*.png")))):
+    for split, files in (("train", train400[:-val]), ("val", train400[-val:]), ("test", sorted((SHARED / "set12").glob("*.png")))):
         (tmp / split).mkdir(parents=True)
         for f in files:
             (tmp / split / f.name).symlink_to(f)
