@@ -198,6 +198,10 @@ def parser(task: str = "classify") -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", help="the file to write (default: RUN/weights/best.onnx or .torchscript)")
     ex.add_argument("--weights", default="best", choices=("best", "last"))
     ex.add_argument("--data", help="where the run's data now lives (the parity check reads its test images)")
+    ex.add_argument("--int8", action="store_true",
+                    help="quantise to int8 (ONNX, onnxruntime's static quantisation) and measure what it costs")
+    ex.add_argument("--calibrate", type=int, default=256, metavar="N",
+                    help="with --int8: the training images that set the activation ranges (default 256)")
 
     sv = sub.add_parser("serve", help="an HTTP API and a web page for trained runs (or exported files)")
     sv.add_argument("runs", nargs="+", help="run folders or exported .onnx / .torchscript files")
@@ -322,8 +326,10 @@ def run(argv: list[str] | None = None) -> int:
         console.print(f"{args.n} images -> {paths[0] if len(paths) == 1 else Path(args.output)}")
     elif args.verb == "export":
         from .export import export  # on use: `import deepix` and `deepix --help` stay light
-        r = export(args.run, args.format, args.output, args.weights, args.data)
+        r = export(args.run, args.format, args.output, args.weights, args.data, args.int8, args.calibrate)
         par = r["parity"]
+        if args.int8:
+            return int8_lines(r, console)
         # figures the task's own parity check added (a classifier's top1_agreement), as fractions
         agree = "".join(f", {k.replace('_', ' ')} {v:.1%}" for k, v in par.items()
                         if k not in ("inputs", "max_abs_diff", "tolerance", "ok"))
@@ -437,6 +443,21 @@ def _print_advice(console, a: dict) -> None:
         console.print(table)
         say(curve["answer"][0].upper() + curve["answer"][1:])
     say(f"report: {a['report']}")
+
+
+def int8_lines(r: dict, console) -> int:
+    """What `deepix export --int8` prints: the file, and what int8 costs on the test split."""
+    par, m = r["parity"], r["parity"]["metric"]
+    agree = f", agreement {par['agreement']:.1%}" if "agreement" in par else ""
+    console.print(f"int8 onnx: {r['file']} ({r['bytes'] / 1e6:.2f} MB against {r['float_bytes'] / 1e6:.2f} MB in float, "
+                  f"{r['export_seconds']:.1f} s, calibrated on {r['calibration']})")
+    console.print(f"{m} on {par['images']} {par['split']} images: float {par['float'][m]:.4f}, int8 {par['int8'][m]:.4f}"
+                  f"{agree}: {'ok' if par['ok'] else 'TOO MUCH LOST'}")
+    if not par["ok"]:
+        console.print(f"int8 loses {par['loss']:.4f} of {m}, more than the {par['allowed']} allowed: serve the float "
+                      f"file for this run (deepix export without --int8)")
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:

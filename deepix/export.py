@@ -1,11 +1,15 @@
 """A trained run as a file that runs without deepix: ONNX (torch.onnx's exporter, onnxruntime for the check)
 or TorchScript, with what a caller must do to the pixels written into the file, and a parity check of the
-file's outputs against deepix's own on real inputs, reported and kept in export.json."""
+file's outputs against deepix's own on real inputs, reported and kept in FILE.json.
+`int8=True`: onnxruntime's static quantisation (QDQ, per-channel int8 weights, activations calibrated on the
+run's own training images), and the task's test figure measured for the float file and the int8 one."""
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -23,13 +27,18 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 TOLERANCE = 1e-4   # largest |difference| allowed, relative to the outputs' own scale (fp32 both sides)
 
 
-def real_images(cfg, n: int) -> tuple[torch.Tensor, str]:
-    """Up to n test images of the run's own data, as floats in [0, 1]."""
+def own_data(cfg):
+    """The run's own labelled data (a Dataset), or one line on where to point --data."""
     try:
-        ds = load_data(cfg)
+        return load_data(cfg)
     except UserError as e:
         raise UserError(f"the parity check runs on the run's own test images, and they could not be read ({e}); "
                         f"pass --data to point at them") from None
+
+
+def real_images(cfg, n: int, ds=None) -> tuple[torch.Tensor, str]:
+    """Up to n test images of the run's own data, as floats in [0, 1]."""
+    ds = ds or own_data(cfg)
     split = ds.test if len(ds.test) else ds.val
     return split.x[:n].float().div(255), f"{min(n, len(split))} {'test' if len(ds.test) else 'val'} images of {ds.name}"
 
@@ -48,21 +57,29 @@ def photos(channels: int, side: int = 96) -> torch.Tensor:
 
 
 def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None, weights: str = "best",
-           data: str | None = None) -> dict:
-    """Writes the file and checks it against deepix's own outputs; returns what export.json records."""
+           data: str | None = None, int8: bool = False, calibrate: int = 256) -> dict:
+    """Writes the file and checks it against deepix's own outputs; returns what FILE.json records."""
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    if int8 and fmt != "onnx":
+        raise UserError("--int8 writes an ONNX file (onnxruntime's quantisation): leave out --format torchscript")
+    if int8 and calibrate < 1:
+        raise UserError(f"--calibrate takes a number of training images, 1 or more (got {calibrate})")
     run = find_run(run)
     if not (run / "weights" / f"{weights}.safetensors").is_file():
         raise UserError(f"{run} has no weights/{weights}.safetensors: is it a finished run?")
     cfg = make_config(run / "config.yaml")
     task = get(cfg.task)
+    if int8 and task.no_int8:
+        raise UserError(f"--int8 does not apply to {task.name} runs: {task.no_int8}")
     ex = task.exportable(run, weights, data)
     model, inputs, names, outputs, dynamic, about = ex.module, ex.inputs, ex.input_names, ex.output_names, ex.dynamic, ex.about
     info = {"deepix_task": task.name, "model": cfg.model, "weights": weights, **ex.info}
     model.eval()
-    path = Path(out) if out else run / "weights" / f"{weights}{FORMATS[fmt]}"
+    path = Path(out) if out else run / "weights" / f"{weights}{'.int8' if int8 else ''}{FORMATS[fmt]}"
     path.parent.mkdir(parents=True, exist_ok=True)
+    if int8:
+        return _int8(ex, info, path, calibrate)
     t0 = time.perf_counter()
     if fmt == "onnx":
         _to_onnx(model, inputs, names, outputs, dynamic, info, path, ex.optimize)
@@ -87,8 +104,93 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None, we
     return record
 
 
-def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path, optimize: bool = True) -> None:
+def _int8(ex, info: dict, path: Path, n: int) -> dict:
+    """The float ONNX file quantised to int8 (QDQ: onnxruntime fuses it into integer kernels), its size and
+    its task figure on the run's test split beside the float file's; `ok` when int8 loses no more than the
+    task allows (FILE.json says so either way)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, batches):
+            self.batches = iter(batches)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        fp32, pre, q = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        _to_onnx(ex.module, ex.inputs, ex.input_names, ex.output_names, ex.dynamic, info, fp32, ex.optimize)
+        batches = ex.calibration(n)
+        seen = sum(len(b[0]) for b in batches)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_logs():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)  # it gives up on free H and W
+            quantize_static(str(pre), str(q), Reader([{k: v.numpy() for k, v in zip(ex.input_names, b)}
+                                                      for b in batches]),
+                            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
+        _add_metadata(q, {**info, "precision": "int8", "calibration": f"{seen} training images"})
+        os.replace(q, path)
+        seconds = time.perf_counter() - t0
+        float_bytes = fp32.stat().st_size
+        want, want_answers = ex.score(FileNet(fp32))
+    got, got_answers = ex.score(FileNet(path))
+    metric, allowed = ex.int8_budget
+    loss = want[metric] - got[metric] if ex.higher else got[metric] - want[metric]
+    parity = {"split": want.pop("split"), "images": want.pop("images"), "metric": metric,
+              "float": want, "int8": {k: v for k, v in got.items() if k not in ("split", "images")},
+              "loss": loss, "allowed": allowed, "ok": loss <= allowed}
+    if want_answers is not None:
+        parity["agreement"] = float((want_answers == got_answers).mean())
+    record = {"file": str(path), "format": "onnx", "precision": "int8", "bytes": path.stat().st_size,
+              "float_bytes": float_bytes, "export_seconds": round(seconds, 2), "calibration": f"{seen} training images",
+              "parity": parity, **info}
+    (path.parent / f"{path.name}.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+@contextlib.contextmanager
+def _quiet_logs():
+    """onnxruntime's quantiser logs a line per tensor through `logging`; a user needs none of them."""
+    import logging
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+class FileNet(torch.nn.Module):
+    """An exported file as a module: tensors in, its outputs as tensors (one, or a tuple), so that code written
+    for the network (tiles, a task's scoring) runs the file instead."""
+
+    def __init__(self, path: str | Path):
+        super().__init__()
+        self.path = Path(path)
+        m = _loaded(self.path)
+        self.names = [i.name for i in m.get_inputs()] if self.path.suffix == ".onnx" else None
+
+    def forward(self, *xs):
+        names = self.names or [f"input{i}" for i in range(len(xs))]
+        outs = run_file(self.path, {k: x.float().contiguous() for k, x in zip(names, xs)}, every=True)
+        outs = tuple(torch.from_numpy(o) for o in outs)
+        return outs[0] if len(outs) == 1 else outs
+
+
+def _add_metadata(path: Path, info: dict) -> None:
     import onnx  # onnx: only export needs it
+    proto = onnx.load(str(path))
+    for k, v in info.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+    onnx.save(proto, str(path))
+
+
+def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path, optimize: bool = True) -> None:
     def dim(name: str, label: str):
         return torch.export.Dim("batch", min=1, max=4096) if label == "batch" else \
             torch.export.Dim(f"{name}_{label}", min=16, max=8192)
@@ -97,11 +199,7 @@ def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path, optimize:
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes
         torch.onnx.export(model, inputs, str(path), input_names=names, output_names=outputs, dynamic_shapes=shapes,
                           dynamo=True, external_data=False, optimize=optimize)
-    proto = onnx.load(str(path))
-    for k, v in info.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
-    onnx.save(proto, str(path))
+    _add_metadata(path, info)
 
 
 def _to_torchscript(model, inputs, info, path: Path) -> None:

@@ -108,6 +108,12 @@ class Exportable:
     parity: Callable | None = None              # optional: (file's output, deepix's) -> more parity figures
     optimize: bool = True                       # the ONNX exporter's own graph optimisation (off for a huge unrolled
                                                 # graph, where it takes most of the time; onnxruntime optimises on load)
+    # int8 export (tasks whose `no_int8` is empty give all three):
+    calibration: Callable | None = None         # n -> batches (tuples of input tensors) of up to n training images
+    score: Callable | None = None               # module -> (figures on the test split: the budget's metric, "split",
+                                                # "images"; answers to compare, e.g. top-1 classes, or None)
+    int8_budget: tuple[str, float] = ("", 0.0)  # (metric, the most int8 may lose of it)
+    higher: bool = True                         # whether the metric improves upward
 
 
 @dataclass
@@ -136,6 +142,8 @@ class Task:
     result_unit: str = "images"           # what train/images_per_s counts
     folder_imgsz: int = 64                # --imgsz 0 on images of mixed sizes from disk: they are read at this side
     data_help: str = ""                   # what --data takes, where it is not images with labels (--help's line)
+    no_int8: str = "its exported file has no test figure deepix can check an int8 copy by"  # why `export --int8`
+                                          # does not apply ("" where it does: its Exportable gives calibration, score)
 
     def higher_is_better(self, monitor: str) -> bool:
         """Whether the monitored figure improves upward (accuracy) or downward (a loss)."""

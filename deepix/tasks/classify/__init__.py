@@ -17,6 +17,7 @@ class Classify(Task):
                       "weights", "channels_last", "loss", "label_smoothing", "init", "freeze", "labels_per_class",
                       "label_fraction", "baseline", "semi"})
     learning_curve = True
+    no_int8 = ""
     fit_verdict = True
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):

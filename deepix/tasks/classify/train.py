@@ -26,7 +26,7 @@ from ...models.encoder import encoder_file, init_from_encoder
 from ...report.plots import image_grid
 from ...engine.run import train as run_task
 from .. import get
-from ...export import real_images
+from ...export import own_data, real_images
 from ..base import Exportable, Job, Step
 from .explain import report_figures
 
@@ -360,11 +360,24 @@ def exportable(pred, data: str | None) -> Exportable:
     """The classifier with its standardisation, checked on the run's own test images."""
     if data:
         pred.cfg.data = data
-    x, about = real_images(pred.cfg, 64)
+    ds = own_data(pred.cfg)
+    x, about = real_images(pred.cfg, 64, ds)
     grey = "gray" if pred.channels == 1 else "RGB"
     info = dict(classes=pred.classes, channels=pred.channels, size=list(pred.size),
                 input=f"images: float32 (N, C, H, W), pixels scaled to [0, 1], {grey}, {pred.size[0]}x{pred.size[1]}; "
                       "the standardisation is inside the graph",
                 output="logits (N, classes): softmax gives the probabilities")
+    def calibration(n: int) -> list[tuple]:
+        pick = torch.randperm(len(ds.train), generator=torch.Generator().manual_seed(0))[:n]
+        cal = ds.train.x[pick].float().div(255)
+        return [(cal[i:i + 64],) for i in range(0, len(cal), 64)]
+
+    def score(module) -> tuple[dict, object]:
+        split, name = (ds.test, "test") if len(ds.test) else (ds.val, "val")
+        with torch.no_grad():
+            top1 = torch.cat([module(split.x[i:i + 256].float().div(255)).argmax(1) for i in range(0, len(split), 256)])
+        return {"accuracy": float((top1 == split.y).float().mean()), "split": name, "images": len(split)}, top1.numpy()
+
     return Exportable(pred.model, (x,), ["images"], ["logits"], {"images": {0: "batch"}}, info, about,
-                      parity=lambda got, want: {"top1_agreement": float((got.argmax(1) == want.argmax(1)).mean())})
+                      parity=lambda got, want: {"top1_agreement": float((got.argmax(1) == want.argmax(1)).mean())},
+                      calibration=calibration, score=score, int8_budget=("accuracy", 0.01))

@@ -21,6 +21,7 @@ class Restore(Task):
     augment_presets = False  # flips and turns of the patches: on or off
     dropout = False
     result_unit = "patches"
+    no_int8 = ""
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):
         from .train import setup  # on use: `import deepix` and `deepix --help` stay light
@@ -66,7 +67,7 @@ class Restore(Task):
 
     def exportable(self, run: Path, weights: str, data: str | None):
         from .export import exportable  # on use: `import deepix` and `deepix --help` stay light
-        return exportable(self.load(run, weights))
+        return exportable(self.load(run, weights), data)
 
     def exported(self, file):
         from .export import ExportedRestorer  # on use: `import deepix` and `deepix --help` stay light
