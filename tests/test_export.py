@@ -1,5 +1,6 @@
 """`deepix export`: ONNX and TorchScript files of classify, restore, detect and GAN runs, their metadata, the parity
 check against deepix's own outputs, predicting with an exported file, and bad requests."""
+import dataclasses
 import json
 
 import numpy as np
@@ -91,3 +92,38 @@ def test_a_diffusion_model_exports_its_whole_sampler(tmp_path, ddpm_run, cli):
     assert "batches of exactly 16" in meta["input"]
     images = run_file(out, {"z": torch.randn(16, 1, 28, 28), "labels": torch.arange(16) % 10})
     assert images.shape == (16, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+
+
+@pytest.mark.parametrize("task", ["classify", "restore", "detect"])
+def test_an_int8_export_keeps_the_tasks_figure_and_says_what_it_lost(runs, task, tmp_path, cli):
+    out = tmp_path / "q.onnx"
+    r = cli("export", runs[task], "--int8", "--calibrate", 64, "-o", out)
+    record = json.loads((tmp_path / "q.onnx.json").read_text())
+    par = record["parity"]
+    assert record["precision"] == "int8" and read_metadata(out)["precision"] == "int8"
+    assert record["bytes"] < record["float_bytes"] / 2  # int8 weights: about a quarter of float32's bytes
+    assert par["split"] == "test" and par["metric"] in par["float"] and par["metric"] in par["int8"]
+    assert par["ok"] == (par["loss"] <= par["allowed"]) and r.returncode == (0 if par["ok"] else 1)
+    assert ("TOO MUCH LOST" in r.stdout) != par["ok"]
+    if task == "classify":  # the int8 file answers as the float one on most test images, and predict runs it
+        assert par["agreement"] >= 0.9 and par["ok"]
+        img = tmp_path / "digit.png"
+        Image.fromarray(np.asarray(torch.rand(28, 28).mul(255).byte())).save(img)
+        assert json.loads(cli("predict", out, img, "--json", check=True).stdout)["class"] in [str(i) for i in range(10)]
+
+
+def test_int8_that_loses_too_much_says_so_in_one_line_and_exit_1(runs, tmp_path, cli, monkeypatch):
+    from deepix.tasks.classify import train
+    made = train.exportable
+    monkeypatch.setattr(train, "exportable", lambda *a: dataclasses.replace(made(*a), int8_budget=("accuracy", -1.0)))
+    r = cli("export", runs["classify"], "--int8", "--calibrate", 32, "-o", tmp_path / "q.onnx")
+    assert r.returncode == 1 and "more than the -1.0 allowed" in r.stdout
+    assert not json.loads((tmp_path / "q.onnx.json").read_text())["parity"]["ok"]
+
+
+def test_bad_int8_requests_are_one_line_exit_2(runs, tmp_path, cli):
+    for args, says in (([runs["generate"], "--int8"], "does not apply to generate runs"),
+                       ([runs["classify"], "--int8", "--format", "torchscript"], "leave out --format torchscript"),
+                       ([runs["classify"], "--int8", "--calibrate", 0], "1 or more")):
+        r = cli("export", *args, "-o", tmp_path / "x.onnx")
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)

@@ -19,6 +19,7 @@ class Detect(Task):
                       "brightness", "contrast", "mosaic", "multiscale", "iou", "conf", "max_det", "width", "weights",
                       "channels_last", "init"})
     fit_verdict = True
+    no_int8 = ""
     folder_imgsz = 320   # train.FOLDER_SIZE: boxes need more pixels than whole-image labels
 
     def setup(self, cfg, dataset, net, dev, bf16, resume):

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import torch
 
+from ...data.coco_eval import evaluate
 from ...errors import UserError
 from ..base import Exportable
 from .augment import FILL
 from .fcos_head import to_boxes
 from .images import letterbox
+from .loaded import MAX_DETS, from_dense
 from .train import load_data
 
 
@@ -48,5 +50,21 @@ def exportable(det, data: str | None) -> Exportable:
                 output=f"boxes (N, P, 4) x1 y1 x2 y2 in those pixels (divide by the scale for the image's own), "
                        f"scores (N, P, classes); keep scores over a threshold (0.25) and apply class-wise NMS at "
                        f"IoU {cfg.iou}")
+    def calibration(n: int) -> list[tuple]:
+        cal = letterbox(ds.splits["train"][:n], det.imgsz)[0].float().div(255)
+        return [(cal[i:i + 16],) for i in range(0, len(cal), 16)]
+
+    def score(module) -> tuple[dict, None]:
+        test = ds.splits[split]
+        images, _, scales = letterbox(test, det.imgsz)
+        preds = []
+        with torch.no_grad():
+            for i in range(0, len(images), 32):
+                boxes, scores = module(images[i:i + 32].float().div(255))
+                preds += from_dense(boxes, scores, scales[i:i + 32], 0.001, cfg.iou, MAX_DETS)
+        r = evaluate(test, preds, det.classes, MAX_DETS)
+        return {"map50": r["map50"], "map": r["map"], "split": split, "images": len(test)}, None
+
     return Exportable(Dense(det.model.float().cpu(), det.step.points.cpu(), det.imgsz).eval(), (x,), ["images"],
-                      ["boxes", "scores"], {"images": {0: "batch"}}, info, f"{len(x)} {split} images of {ds.name}")
+                      ["boxes", "scores"], {"images": {0: "batch"}}, info, f"{len(x)} {split} images of {ds.name}",
+                      calibration=calibration, score=score, int8_budget=("map50", 0.01))

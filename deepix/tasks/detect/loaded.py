@@ -130,12 +130,18 @@ class ExportedDetector(Detection):
         """Boxes in each image's own pixels."""
         x, _, scales = letterbox([unlabelled(im) for im in images], self.imgsz)
         boxes, scores = (torch.from_numpy(a) for a in self.file.run({"images": x.float().div(255)}, every=True))
-        out = []
-        for b, s, scale in zip(boxes, scores, scales.tolist()):
-            flat = s.flatten()
-            keep = (flat > conf).nonzero().squeeze(1)
-            keep = keep[flat[keep].topk(min(len(keep), 3 * max_dets)).indices]
-            point, label = keep // s.shape[1], keep % s.shape[1]
-            kept = batched_nms(b[point], flat[keep], label, float(self.file.meta.get("iou", 0.6)))[:max_dets]
-            out.append({"boxes": b[point][kept] / scale, "scores": flat[keep][kept], "labels": label[kept]})
-        return out
+        return from_dense(boxes, scores, scales, conf, float(self.file.meta.get("iou", 0.6)), max_dets)
+
+
+def from_dense(boxes, scores, scales, conf: float, iou: float, max_dets: int) -> list[dict]:
+    """An exported detector's dense outputs (boxes (N, P, 4), scores (N, P, C)) as detections in each image's
+    own pixels: thresholded, the best 3 x max_dets, class-wise NMS."""
+    out = []
+    for b, s, scale in zip(boxes, scores, scales.tolist()):
+        flat = s.flatten()
+        keep = (flat > conf).nonzero().squeeze(1)
+        keep = keep[flat[keep].topk(min(len(keep), 3 * max_dets)).indices]
+        point, label = keep // s.shape[1], keep % s.shape[1]
+        kept = batched_nms(b[point], flat[keep], label, iou)[:max_dets]
+        out.append({"boxes": b[point][kept] / scale, "scores": flat[keep][kept], "labels": label[kept]})
+    return out

@@ -13,6 +13,8 @@ from ..base import Report, Task
 class Generate(Task):
     name = "generate"
     title = "new images like the training set"
+    no_int8 = ("a generator is judged by FID over thousands of samples, and int8 shifts it in ways a test split cannot "
+               "check; export it in float")
     defaults = dict(data="mnist-5k", model="cgan", loss="hinge", monitor="val_fid", epochs=40, batch=64, lr=0.0002,
                     d_lr=0.0002, optimizer="adam", schedule="constant", weight_decay=0.0)
     uses = frozenset({"imgsz", "val_fraction", "test_fraction", "strict", "hflip", "loss", "width", "z_dim", "d_lr",

@@ -18,6 +18,7 @@ class Segment(Task):
                       "brightness", "contrast", "loss", "ignore_index", "class_weights", "width", "weights", "init",
                       "channels_last", "tile", "activation", "kernel_size"})
     fit_verdict = True
+    no_int8 = ""
     dropout = False
     folder_imgsz = 256
     data_help = "shapes, or a folder of images/ and masks/ (or Pascal VOC, COCO, YOLO segmentation)"
