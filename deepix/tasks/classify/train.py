@@ -177,12 +177,12 @@ def few_labels(cfg: Config, ds: Dataset) -> Dataset:
 
 
 def scratch_baseline(cfg: Config, ds: Dataset, run: Path) -> dict:
-    """The same run without the pretrained encoder (same labels, augmentation, epochs, seed), in RUN/classify/
-    baseline: what the pretraining bought."""
-    bcfg = dataclasses.replace(cfg, init="", freeze=False, baseline=False, project=str(run), name="baseline",
-                               quiet=True, time_limit=0.0)
+    """The same run without the pretrained encoder or the teacher (same model, labels, augmentation, epochs,
+    seed), in RUN/classify/baseline: what the pretraining or the teacher bought."""
+    bcfg = dataclasses.replace(cfg, init="", freeze=False, teacher="", baseline=False, project=str(run),
+                               name="baseline", quiet=True, time_limit=0.0)
     if not cfg.quiet:
-        print("baseline: the same training from scratch, for the report")
+        print(f"baseline: the same training {'without the teacher' if cfg.teacher else 'from scratch'}, for the report")
     r = run_task(get("classify"), bcfg, dataset=ds)
     return {"accuracy": r["test"]["accuracy"], "seconds": r["train"]["seconds"], "run": "classify/baseline"}
 
@@ -256,6 +256,8 @@ def setup(cfg: Config, dataset: Dataset | None, net, dev, bf16: bool, resume: st
     if cfg.labels_per_class or cfg.label_fraction:
         ds = few_labels(cfg, ds)
     check(cfg, ds)
+    if cfg.semi and cfg.teacher:
+        raise UserError("--teacher and --semi do not go together yet: give one")
     if cfg.semi and unlabelled is None:
         raise UserError("--semi needs the training images in memory (use --imgsz to shrink them)")
     mean, std = channel_stats(ds)
@@ -282,6 +284,11 @@ def setup(cfg: Config, dataset: Dataset | None, net, dev, bf16: bool, resume: st
         task = SemiClassify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last,
                             unlabelled=unlabelled.to(dev), strong=make_views(cfg, ds.kind))
         task.grad_clip = cfg.grad_clip
+    elif cfg.teacher:
+        from .distill import Distill, load_teacher  # only distillation needs it
+        teacher, taught = load_teacher(cfg, ds, dev, channels_last)
+        task = Distill(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last, teacher=teacher,
+                       weight=cfg.distill_weight, temperature=cfg.temperature, bf16=bf16)
     else:
         task = Classify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last)
     data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),
@@ -308,7 +315,9 @@ def setup(cfg: Config, dataset: Dataset | None, net, dev, bf16: bool, resume: st
         metrics = task.test_metrics(out, y)
         metrics["split"] = "test" if len(ds.test) else "val"
         fields = {"model": {"summary": model_summary(model, ds.channels, ds.size)}, "test": metrics}
-        if cfg.init and cfg.baseline and dist.world() == 1:  # the other ranks have gone on
+        if cfg.teacher:
+            fields["teacher"] = {**taught, "student_params": count_params(model)}
+        if (cfg.init or cfg.teacher) and cfg.baseline and dist.world() == 1:  # the other ranks have gone on
             fields["baseline"] = scratch_baseline(cfg, whole, run)
         pictures(run, ds, test, out, y)
         report_figures(run, model, ds.classes, test.x, out, y)
