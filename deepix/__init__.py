@@ -10,7 +10,7 @@ from .sweep import sweep  # noqa: E402,F401
 
 # the rest of the API loads on first use, so that `deepix --help` does not pay for torchvision,
 # scikit-learn and matplotlib (advise, explain and sweep above are kept light for the same reason)
-_LAZY = {"train": "api", "load": "api", "val": "api", "denoise": "tasks.restore.denoise",
+_LAZY = {"train": "api", "load": "api", "val": "api", "prune": "api", "denoise": "tasks.restore.denoise",
          "Predictor": "tasks.classify.loaded"}
 
 

@@ -12,8 +12,10 @@ from .data.builtin import from_arrays
 from .data.types import Dataset
 from .engine import distributed, machine
 from .engine.run import train as run_task
+from .errors import UserError
 from .export import load_exported
 from .runs import find_run
+from .tasks.base import Task
 
 
 def train(task: str = "classify", config: str | None = None, resume: str | None = None, callbacks=(),
@@ -51,6 +53,27 @@ def train(task: str = "classify", config: str | None = None, resume: str | None 
         return run_task(tasks.get(cfg.task), cfg, dataset, resume=str(run), callbacks=callbacks)
     cfg = make_config(config, task=task, **settings)
     return run_task(tasks.get(task), cfg, dataset, callbacks=callbacks, net=net)
+
+
+def prune(run: str | Path, ratio: float, epochs: int = 5, **settings) -> dict:
+    """`deepix.prune("runs/classify/exp1", 0.5)`: a new run (RUN-pruned) whose network is RUN's with `ratio` of its
+    channels removed (Torch-Pruning, by the L2 norm of each channel group), then fine-tuned for `epochs` on
+    RUN's data and settings; its summary records both sizes and RUN's test figure beside its own."""
+    if not 0 < ratio < 1:
+        raise UserError(f"--ratio is the share of channels to remove, in (0, 1) (got {ratio})")
+    found = find_run(run)
+    cfg = make_config(found / "config.yaml")
+    task = tasks.get(cfg.task)
+    if type(task).prune_keep is Task.prune_keep:
+        task.prune_keep(None)  # says which tasks it does not take, in one line
+    if not (found / "weights" / "best.safetensors").is_file():
+        raise UserError(f"{found} has no weights/best.safetensors: is it a finished run?")
+    # the source's own start (its --weights, --init encoder or teacher) is in its weights already
+    unset = {k: "" for k in ("weights", "init", "teacher") if getattr(cfg, k, "")}
+    return train(cfg.task, config=str(found / "config.yaml"), **{
+        "name": f"{found.name}-pruned", "project": str(found.parent.parent), **unset,
+        **{k: v for k, v in settings.items() if v is not None},
+        "prune": ratio, "prune_from": str(found), "epochs": epochs})
 
 
 def load(run: str | Path, weights: str = "best", model: torch.nn.Module | None = None):

@@ -205,6 +205,13 @@ def parser(task: str = "classify") -> argparse.ArgumentParser:
     ex.add_argument("--calibrate", type=int, default=256, metavar="N",
                     help="with --int8: the training images that set the activation ranges (default 256)")
 
+    pr = sub.add_parser("prune", help="remove a share of a run's channels, fine-tune, and write a new run beside it")
+    pr.add_argument("run")
+    pr.add_argument("--ratio", type=float, required=True, help="the share of channels to remove, in (0, 1), e.g. 0.5")
+    pr.add_argument("--epochs", type=int, default=5, help="epochs of fine-tuning after the cut (default 5)")
+    pr.add_argument("--name", help="the new run's folder name (default: RUN-pruned)")
+    pr.add_argument("--threads", type=int, help="CPU threads (default: the run's)")
+
     sv = sub.add_parser("serve", help="an HTTP API and a web page for trained runs (or exported files)")
     sv.add_argument("runs", nargs="+", help="run folders or exported .onnx / .torchscript files")
     sv.add_argument("--host", default="127.0.0.1", help="another host than 127.0.0.1 needs --api-key")
@@ -326,6 +333,16 @@ def run(argv: list[str] | None = None) -> int:
                             f"(deepix train generate)")
         paths = sampler.make_files(args.n, args.cls, args.seed, Path(args.output))
         console.print(f"{args.n} images -> {paths[0] if len(paths) == 1 else Path(args.output)}")
+    elif args.verb == "prune":
+        from .api import prune  # on use: `deepix --help` stays light
+        r = prune(args.run, args.ratio, args.epochs, name=args.name, threads=args.threads)
+        from .tasks import get
+        summary = json.loads((Path(r["run"]) / "summary.json").read_text())
+        p, (name, value) = summary["pruned"], get(summary["task"]).main_figure(r["test"])
+        was = p["source_figure"]["value"]
+        console.print(f"{r['run']}: {p['params_after']:,} parameters ({p['params_after'] / p['params_before']:.0%} of "
+                      f"{p['params_before']:,}); {name} {value:.4f}"
+                      + (f" against {was:.4f} before pruning" if was is not None else ""))
     elif args.verb == "export":
         from .export import export  # on use: `import deepix` and `deepix --help` stay light
         r = export(args.run, args.format, args.output, args.weights, args.data, args.int8, args.calibrate)

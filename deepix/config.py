@@ -95,6 +95,8 @@ class Config:
     baseline: bool = True      # classify with --init: also train from scratch on the same labels, for the report
     semi: bool = False          # classify: also learn from the training images without labels (FixMatch)
     teacher: str = ""           # classify: a trained classify run whose soft targets the model also learns from
+    prune: float = 0.0          # deepix prune: the share of channels removed from prune_from's network (0: none)
+    prune_from: str = ""        # deepix prune: the run whose best weights are pruned, then fine-tuned
     distill_weight: float = 0.5 # classify with --teacher: the share of the loss that follows the teacher
     # agents that learn by reward (navigate)
     bc: float = 0.5             # share of the epochs that clone the planner's demonstrations before PPO (0: PPO only)
@@ -173,6 +175,8 @@ class Config:
                 or self.entropy < 0 or self.wall_threshold > 255:
             raise UserError("--bc must be in [0, 1], --envs, --rollout and --ppo-epochs at least 1, --gamma in (0, 1], "
                             "--entropy at least 0 and --wall-threshold at most 255")
+        if not 0 <= self.prune < 1 or (self.prune and not self.prune_from):
+            raise UserError(f"--ratio must be in (0, 1) (got {self.prune}), and pruning needs the run to prune")
         if not 0 <= self.distill_weight <= 1:
             raise UserError(f"--distill-weight must be in [0, 1] (got {self.distill_weight})")
         if self.labels_per_class and self.label_fraction:
@@ -191,7 +195,7 @@ class Config:
 # what every task reads; a task adds its own (Task.uses) and may drop some (Task.ignores)
 SHARED = frozenset({"task", "data", "model", "epochs", "time_limit", "batch", "optimizer", "lr", "momentum",
                     "nesterov", "weight_decay", "schedule", "warmup_epochs", "grad_clip", "monitor", "patience",
-                    "precision", "threads", "sync_bn", "seed", "project", "name", "quiet"})
+                    "precision", "threads", "sync_bn", "seed", "project", "name", "quiet", "prune", "prune_from"})
 
 
 def settings_of(task: str) -> frozenset[str]:

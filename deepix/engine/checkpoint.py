@@ -38,7 +38,7 @@ def load_weights(model: torch.nn.Module, path: Path, strict: bool = True) -> lis
             raise UserError(f"cannot read weights {path}: {str(e).splitlines()[0][:200]}") from None
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
     if strict:
-        model.load_state_dict(state)
+        load_fitted(model, state)
         return []
     own = model.state_dict()
     fits = _fitting(state, own)
@@ -46,6 +46,52 @@ def load_weights(model: torch.nn.Module, path: Path, strict: bool = True) -> lis
         raise UserError(f"no tensor in {path} fits this model; is it the same architecture?")
     model.load_state_dict(fits, strict=False)
     return sorted(set(own) - set(fits))
+
+
+def load_fitted(model: torch.nn.Module, state: dict) -> None:
+    """load_state_dict, where a file with fewer channels than the model (a pruned run's) first resizes the
+    model's layers to the file's shapes; any other mismatch fails as load_state_dict does."""
+    own = model.state_dict()
+    differ = {k for k, v in state.items() if k in own and own[k].shape != v.shape}
+    if differ and all(state[k].dim() == own[k].dim() and all(a <= b for a, b in zip(state[k].shape, own[k].shape))
+                      for k in differ):
+        fit_shapes(model, state)
+    model.load_state_dict(state)
+
+
+def fit_shapes(model: torch.nn.Module, state: dict) -> None:
+    """Each convolution, linear and batch-norm layer takes the sizes of its tensors in `state` (their values
+    load afterwards), so that a model built from its settings holds a pruned copy's weights."""
+    nn = torch.nn
+    for name, mod in model.named_modules():
+        p = f"{name}." if name else ""
+        if not isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.modules.batchnorm._BatchNorm)):
+            continue
+        w = state.get(p + "weight", state.get(p + "running_mean"))
+        if w is None:
+            continue
+        for n, t in list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False)):
+            new = state.get(p + n)
+            if new is None or new.shape == t.shape:
+                continue
+            fresh = torch.empty(new.shape, dtype=t.dtype, device=t.device)
+            if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+                fresh = fresh.contiguous(memory_format=torch.channels_last)
+            if isinstance(t, nn.Parameter):
+                setattr(mod, n, nn.Parameter(fresh, requires_grad=t.requires_grad))
+            else:
+                setattr(mod, n, fresh)
+        if isinstance(mod, nn.Linear):
+            mod.out_features, mod.in_features = mod.weight.shape
+        elif isinstance(mod, nn.Conv2d):
+            depthwise = mod.groups > 1 and mod.groups == mod.in_channels == mod.out_channels
+            mod.out_channels = mod.weight.shape[0]
+            mod.groups = mod.out_channels if depthwise else mod.groups
+            mod.in_channels = mod.weight.shape[1] * mod.groups
+        elif isinstance(mod, nn.ConvTranspose2d):
+            mod.in_channels, mod.out_channels = mod.weight.shape[0], mod.weight.shape[1] * mod.groups
+        else:
+            mod.num_features = len(w)
 
 
 def _fitting(state: dict, own: dict) -> dict:

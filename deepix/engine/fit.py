@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..data.loader import epoch_generator
 from ..errors import UserError
 from . import distributed as dist
-from .checkpoint import load_state, load_weights, save_state, save_weights
+from .checkpoint import load_fitted, load_state, load_weights, save_state, save_weights
 from .optim import backward_step, make_optimizer, make_scheduler
 
 
@@ -104,17 +104,18 @@ def fit(cfg, task, model: torch.nn.Module, train, val, run: Path, dev: torch.dev
     Under torchrun every rank trains on its share of each batch; rank 0 alone validates, decides
     (best, early stop, time limit) and writes, and tells the others what it decided."""
     # a task with several optimizers (a GAN's generator and discriminator) names them and steps them itself
+    if resume:  # the weights first: a pruned run's layers take their sizes before the optimizers see them
+        saved = load_state(run / "state" / "last.pt")
+        if "model" in saved:  # the weights of the same epoch as the rest of the state
+            load_fitted(model, saved["model"])
+        else:  # a run saved before the state held its weights
+            load_weights(model, run / "weights" / "last.safetensors")
     opts = task.optimizers(cfg, model) or {"": make_optimizer(cfg, model)}
     scheds = {k: make_scheduler(cfg, o, len(train)) for k, o in opts.items()}
     history = History(run)
     monitor = cfg.monitor
     state = {"epoch": 0, "best": -math.inf if higher else math.inf, "best_epoch": 0, "bad_epochs": 0}
     if resume:
-        saved = load_state(run / "state" / "last.pt")
-        if "model" in saved:  # the weights of the same epoch as the rest of the state
-            model.load_state_dict(saved["model"])
-        else:  # a run saved before the state held its weights
-            load_weights(model, run / "weights" / "last.safetensors")
         saved_opts = saved.get("optimizers", {"": saved.get("optimizer")})  # runs saved before several optimizers
         saved_scheds = saved.get("schedulers", {"": saved.get("scheduler")})
         for k in opts:

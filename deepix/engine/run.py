@@ -38,6 +38,13 @@ def train(task, cfg, dataset=None, resume: str | None = None, callbacks=(), net=
                 (run / name).write_text(text)
     if job.begin is not None:
         job.begin(run)
+    pruned = None
+    if cfg.prune and not resume:
+        from .prune import prune  # Torch-Pruning: only `deepix prune` needs it
+        pruned = prune(task, job, cfg, dev)
+        if not cfg.quiet and dist.is_main():
+            print(f"pruned {cfg.prune:.0%} of the channels of {pruned['from']}: {pruned['params_before']:,} -> "
+                  f"{pruned['params_after']:,} parameters; fine-tuning for {cfg.epochs} epochs")
     if not cfg.quiet and dist.is_main():
         print(f"run: {run}  ({job.about}, {threads} threads"
               + (f" x {dist.world()} processes" if dist.world() > 1 else "") + f"; {why})")
@@ -58,7 +65,7 @@ def train(task, cfg, dataset=None, resume: str | None = None, callbacks=(), net=
     result["wall_seconds"] = round(time.perf_counter() - t0, 2)
     summary = {"task": task.name, "data": job.data,
                "model": {"name": cfg.model, "params": count_params(job.model), **fields.pop("model", {})},
-               "train": result, **fields}
+               "train": result, **fields, **({"pruned": pruned} if pruned else {})}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     report = write_report(run)
     dist.barrier()

@@ -191,6 +191,11 @@ class Task:
         """The report's diagnosis: [{finding, evidence, remedies}]."""
         return []
 
+    def prune_keep(self, model) -> list:
+        """Optional: the layers `deepix prune` leaves whole because their outputs are the task's answer (a
+        classifier's last layer); the rest lose channels."""
+        raise UserError(f"deepix prune does not take {self.name} runs yet")
+
     def exportable(self, run: Path, weights: str, data: str | None) -> Exportable:
         """Optional: the module `deepix export` writes."""
         raise UserError(f"export of {self.name} runs is not supported")

@@ -67,6 +67,10 @@ class Classify(Task):
         from ...report.diagnose import diagnose  # on use: `import deepix` and `deepix --help` stay light
         return diagnose(rows, summary, config)
 
+    def prune_keep(self, model) -> list:
+        import torch
+        return [[m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]]  # its outputs are the classes
+
     def exportable(self, run: Path, weights: str, data: str | None) -> Exportable:
         from .train import exportable  # on use: `import deepix` and `deepix --help` stay light
         return exportable(self.load(run, weights), data)

@@ -1,0 +1,37 @@
+"""`deepix prune RUN --ratio R`: whole channels removed (Torch-Pruning), fine-tuned, and a normal run folder that
+val, predict, export and --resume take; bad ratios and tasks it does not take are one line, exit 2."""
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+
+import deepix
+
+
+def convs(model) -> list[int]:
+    return [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_a_pruned_run_has_fewer_channels_loads_and_predicts(classify_run, tmp_path, cli):
+    r = cli("prune", classify_run, "--ratio", 0.5, "--epochs", 1, "--name", "half", "--threads", 1, check=True)
+    run = classify_run.parent / "half"
+    assert f"{run}:" in r.stdout and "before pruning" in r.stdout
+    pruned = json.loads((run / "summary.json").read_text())["pruned"]
+    assert pruned["params_after"] < 0.4 * pruned["params_before"]  # half the channels: about a quarter of the weights
+    small, big = deepix.load(run), deepix.load(classify_run)
+    assert all(a < b for a, b in zip(convs(small.model)[1:], convs(big.model)[1:])) and \
+        len(convs(small.model)) == len(convs(big.model))
+    img = tmp_path / "digit.png"
+    Image.fromarray(np.asarray(torch.rand(28, 28).mul(255).byte())).save(img)
+    assert json.loads(cli("predict", run, img, "--json", check=True).stdout)["class"] in small.classes
+    assert "accuracy" in cli("val", run, check=True).stdout
+    cli("train", "classify", "--resume", run, "--epochs", 2, check=True)  # the state loads into the smaller layers
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_bad_prune_requests_are_one_line_exit_2(classify_run, restore_run, cli):
+    for args, says in (([classify_run, "--ratio", 1], "in (0, 1)"), ([classify_run, "--ratio", 0], "in (0, 1)"),
+                       ([restore_run, "--ratio", 0.5], "does not take restore runs")):
+        r = cli("prune", *args)
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
