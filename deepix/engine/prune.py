@@ -14,6 +14,18 @@ from ..runs import find_run
 from .checkpoint import load_weights
 
 
+def before_shuffle(model) -> list:
+    """Convolutions that feed a PixelShuffle keep their outputs: the shuffle reads them in groups of scale^2, which
+    Torch-Pruning does not follow (the U-Nets' and EDSR's up-sampling). Their inputs still lose channels."""
+    keep = []
+    for seq in model.modules():
+        if isinstance(seq, torch.nn.Sequential):
+            parts = list(seq)
+            keep += [a for a, b in zip(parts, parts[1:])
+                     if isinstance(a, torch.nn.Conv2d) and isinstance(b, torch.nn.PixelShuffle)]
+    return keep
+
+
 def prune(task, job, cfg, dev) -> dict:
     """Loads the source run's best weights into the job's model, removes cfg.prune of its channels in place,
     and returns what the summary records."""
@@ -21,9 +33,9 @@ def prune(task, job, cfg, dev) -> dict:
     source = find_run(cfg.prune_from)
     model = job.model
     load_weights(model, source / "weights" / "best.safetensors")
-    keep = task.prune_keep(model)
-    x, _ = next(iter(job.train.epoch(0)))
-    x, _ = job.step.prepare(x[:2].to(dev), None, False)
+    keep = task.prune_keep(model) + before_shuffle(model)
+    x, y = next(iter(job.train.epoch(0)))
+    x, _ = job.step.prepare(x[:2].to(dev), y[:2].to(dev) if isinstance(y, torch.Tensor) else y, False)
     last = [p for p in model.parameters() if p.dim() == 4]
     channels_last = bool(last) and last[0].is_contiguous(memory_format=torch.channels_last) and \
         not last[0].is_contiguous()
@@ -33,9 +45,11 @@ def prune(task, job, cfg, dev) -> dict:
         pruner = tp.pruner.MetaPruner(model, x, importance=tp.importance.GroupMagnitudeImportance(p=2),
                                       pruning_ratio=cfg.prune, ignored_layers=keep, round_to=4)
         pruner.step()
+        with torch.no_grad():
+            model(x)  # a layer whose channels Torch-Pruning could not follow (e.g. PixelShuffle's groups) fails here
     except Exception as e:  # Torch-Pruning meets an operation its graph does not know
-        raise UserError(f"{cfg.model} could not be pruned ({type(e).__name__}: {str(e).splitlines()[0][:160]})") \
-            from None
+        raise UserError(f"{cfg.model} could not be pruned: Torch-Pruning does not follow its channels through "
+                        f"every layer ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     model.train(training)
     if channels_last:
         model.to(memory_format=torch.channels_last)

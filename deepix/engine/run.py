@@ -5,12 +5,14 @@ from the task's `setup`, through the contract in tasks/base.py."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from ..errors import UserError
 from ..models import count_params
 from ..report.html import write_report
 from . import distributed as dist, machine
@@ -41,7 +43,11 @@ def train(task, cfg, dataset=None, resume: str | None = None, callbacks=(), net=
     pruned = None
     if cfg.prune and not resume:
         from .prune import prune  # Torch-Pruning: only `deepix prune` needs it
-        pruned = prune(task, job, cfg, dev)
+        try:
+            pruned = prune(task, job, cfg, dev)
+        except UserError:
+            shutil.rmtree(run, ignore_errors=True)  # the new folder holds nothing yet; the source run is untouched
+            raise
         if not cfg.quiet and dist.is_main():
             print(f"pruned {cfg.prune:.0%} of the channels of {pruned['from']}: {pruned['params_before']:,} -> "
                   f"{pruned['params_after']:,} parameters; fine-tuning for {cfg.epochs} epochs")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...errors import UserError
 from ..base import Report, Task
 
 # train.py and what it imports (pycocotools, torchvision's detectors) load on first use, not for `deepix --help`
@@ -60,6 +61,11 @@ class Detect(Task):
     def findings(self, rows: list[dict], summary: dict, config: dict) -> list[dict]:
         from .report import findings  # on use: `import deepix` and `deepix --help` stay light
         return findings(rows, summary)
+
+    def prune_keep(self, model) -> list:
+        if not all(hasattr(model, k) for k in ("cls", "box", "ctr")):
+            raise UserError("deepix prune takes deepix's own detectors (fcos-n, fcos-s), not torchvision's")
+        return [model.cls, model.box, model.ctr]  # class scores, box distances, centre-ness
 
     def exportable(self, run: Path, weights: str, data: str | None):
         from .export import exportable  # on use: `import deepix` and `deepix --help` stay light

@@ -65,6 +65,10 @@ class Restore(Task):
         from ...report.diagnose import diagnose  # on use: `import deepix` and `deepix --help` stay light
         return diagnose(rows, summary, config)
 
+    def prune_keep(self, model) -> list:
+        import torch
+        return [[m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]]  # it gives the image
+
     def exportable(self, run: Path, weights: str, data: str | None):
         from .export import exportable  # on use: `import deepix` and `deepix --help` stay light
         return exportable(self.load(run, weights), data)

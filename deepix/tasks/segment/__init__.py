@@ -64,6 +64,10 @@ class Segment(Task):
         from .report import findings  # on use: `import deepix` and `deepix --help` stay light
         return findings(rows, summary)
 
+    def prune_keep(self, model) -> list:
+        import torch
+        return [[m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]]  # it gives the class scores
+
     def exportable(self, run: Path, weights: str, data: str | None):
         from .export import exportable  # on use: `import deepix` and `deepix --help` stay light
         return exportable(self.load(run, weights), data)
