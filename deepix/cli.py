@@ -249,6 +249,10 @@ def parser(task: str = "classify") -> argparse.ArgumentParser:
                     help="classify: retrain on shares of the training data and say whether more data would help")
     ad.add_argument("--fractions", default="0.25,0.5,0.75,1",
                     help="shares of the training data for the learning curve (default: 0.25,0.5,0.75,1)")
+    ad.add_argument("--deploy", action="store_true",
+                    help="measure the run as fp32, bf16 and int8 (and RUN-pruned if there is one) and say which to ship")
+    ad.add_argument("--latency-ms", type=float, help="with --deploy: the single-image latency (p95) you need")
+    ad.add_argument("--threads", type=int, default=1, help="with --deploy: the CPU threads of the target (default 1)")
     ad.add_argument("--json", action="store_true", help="print the advice as JSON")
     xp = sub.add_parser("explain", help="what a classify or detect run's network looks at: filters, feature maps, "
                         "Grad-CAM (per box for detect), on one HTML page")
@@ -383,6 +387,9 @@ def run(argv: list[str] | None = None) -> int:
         from .report.html import write_report  # on use: `import deepix` and `deepix --help` stay light
         console.print(f"report: {write_report(find_run(args.run))}")
     elif args.verb == "advise":
+        if args.deploy:
+            from .deploy import deploy  # on use: `deepix --help` stays light
+            return _print_deploy(console, deploy(args.run, args.latency_ms, args.threads), args.json)
         from .advise import advise, parse_fractions  # on use: `import deepix` and `deepix --help` stay light
         a = advise(args.run, args.learning_curve, parse_fractions(args.fractions))
         if args.json:
@@ -462,6 +469,26 @@ def _print_advice(console, a: dict) -> None:
         console.print(table)
         say(curve["answer"][0].upper() + curve["answer"][1:])
     say(f"report: {a['report']}")
+
+
+def _print_deploy(console, d: dict, as_json: bool) -> int:
+    """`deepix advise RUN --deploy`: the table and the row to ship."""
+    if as_json:
+        print(json.dumps(d))
+        return 0
+    from rich.table import Table
+    t = Table("form", "parameters", "file", "p50 / p95 ms", "images/s", d["metric"],
+              title=f"{d['run']} on {d['threads']} thread(s)")
+    for r in d["rows"]:
+        mark = " <-" if r["row"] == d["pick"] else ""
+        t.add_row(r["row"] + mark, f"{r['params']:,}", f"{r['bytes'] / 1e6:.2f} MB",
+                  f"{r['p50_ms']:.3f} / {r['p95_ms']:.3f}", f"{r['images_per_s']:,.0f}",
+                  "-" if r["figure"] is None else f"{r['figure']:.4f}")
+    console.print(t)
+    console.print(f"ship: {d['pick']} ({d['why']})" if d["pick"] else d["why"])
+    if d["missing"]:
+        console.print(f"note: {d['missing']}")
+    return 0
 
 
 def int8_lines(r: dict, console) -> int:

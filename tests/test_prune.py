@@ -35,3 +35,25 @@ def test_bad_prune_requests_are_one_line_exit_2(classify_run, restore_run, cli):
                        ([restore_run, "--ratio", 0.5], "does not take restore runs")):
         r = cli("prune", *args)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+def test_advise_deploy_measures_each_form_and_picks_one_within_the_latency(classify_run, cli):
+    from deepix.deploy import deploy
+    d = deploy(classify_run, latency_ms=1e4, seconds=0.05)
+    rows = {r["row"]: r for r in d["rows"]}
+    assert {"bf16 (torch)", "fp32 (onnxruntime)", "int8 (onnxruntime)"} <= set(rows)
+    assert rows["int8 (onnxruntime)"]["bytes"] < rows["fp32 (onnxruntime)"]["bytes"] / 2
+    assert all(r["p50_ms"] <= r["p95_ms"] and r["images_per_s"] > 0 for r in d["rows"])
+    best = max(r["figure"] for r in d["rows"])
+    assert rows[d["pick"]]["figure"] == best  # every row fits 10 s: the pick is the best figure
+    assert json.loads((classify_run / "deploy.json").read_text())["pick"] == d["pick"]
+    from deepix.deploy import choose
+    rows = [{"row": "a", "figure": 0.90, "p50_ms": 1.0, "p95_ms": 2.0},
+            {"row": "b", "figure": 0.95, "p50_ms": 3.0, "p95_ms": 6.0},
+            {"row": "c", "figure": 0.945, "p50_ms": 2.0, "p95_ms": 2.5}]
+    assert choose(rows, "acc", True, 5, 0.01)[0] == "c" and choose(rows, "acc", True, 10, 0.01)[0] == "b"
+    assert choose(rows, "acc", True, 1, 0.01)[0] is None and "the fastest is a" in choose(rows, "acc", True, 1, 0)[1]
+    assert choose(rows, "acc", True, None, 0.01)[0] == "c" and choose(rows, "acc", True, None, 0.0)[0] == "b"
+    assert choose(rows, "fid", False, None, 0.0)[0] == "a"  # lower is better
+    r = cli("advise", classify_run, "--deploy", "--latency-ms", 0)
+    assert r.returncode == 2 and "--latency-ms" in r.stderr
