@@ -16,7 +16,8 @@ class Restore(Task):
     defaults = dict(data="photos", model="unet-s", loss="l1", monitor="val_psnr", epochs=30, batch=32, lr=0.001,
                     optimizer="adam", schedule="cosine", weight_decay=0.0)
     uses = frozenset({"val_fraction", "test_fraction", "degrade", "patch", "patches", "channels", "tile", "augment",
-                      "loss", "activation", "kernel_size", "width", "dropout", "weights", "channels_last", "init"})
+                      "loss", "activation", "kernel_size", "width", "dropout", "weights", "channels_last", "init",
+                      "teacher", "distill_weight", "baseline"})
     fit_verdict = True
     augment_presets = False  # flips and turns of the patches: on or off
     dropout = False

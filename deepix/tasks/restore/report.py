@@ -21,7 +21,19 @@ def parts(summary: dict, plots: Path, e) -> tuple[str, str, list[tuple[str, str,
          table(["split", "images"], [[s, ", ".join(v)] for s, v in images.items()])]
     rows = [[m, f"{v['psnr']:.2f}", f"{v['ssim']:.4f}", f"{v['seconds_per_image']:.2f}"] for m, v in
             sorted(methods.items(), key=lambda kv: -kv[1]["psnr"])]
-    t = [f"<p>Mean over the {e(test.get('split', 'test'))} images; every method measured in this run on the "
+    taught, base = summary.get("teacher"), summary.get("baseline")
+    if taught:
+        headline += f"; taught by {taught['model']}"
+        alone = (f"; the same model trained alone on the same patches and epochs ({e(base['run'])}): "
+                 f"<b>{base['psnr']:.2f} dB</b>, <b>{ours.get('psnr', 0) - base['psnr']:+.2f} dB</b> from the teacher"
+                 if base else "")
+        head = [f"<p>Distilled from the teacher {e(taught['run'])} ({e(taught['model'])}, {taught['params']:,} "
+                f"parameters, {taught['teacher_psnr']:.2f} dB here) into this {taught['student_params']:,}-parameter "
+                f"model ({taught['student_params'] / taught['params']:.1%}), weight {taught['weight']}: "
+                f"<b>{ours.get('psnr', 0):.2f} dB</b>{alone}.</p>"]
+    else:
+        head = []
+    t = head + [f"<p>Mean over the {e(test.get('split', 'test'))} images; every method measured in this run on the "
          "same degraded inputs. PSNR on [0, 1] with outputs clipped; SSIM by scikit-image.</p>",
          table(["method", "PSNR (dB)", "SSIM", "s / image"], rows)]
     per = test.get("per_image") or []

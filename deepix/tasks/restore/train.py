@@ -11,11 +11,11 @@ import torch.nn.functional as F
 
 from ...config import Config
 from ...data.loader import epoch_generator
-from ...engine import machine
+from ...engine import distributed as dist, machine
 from ...engine.checkpoint import load_weights
 from ...errors import UserError
 from ...runs import open_run
-from ...models import REGISTRY, Spec, build_model, kind_of
+from ...models import REGISTRY, Spec, build_model, count_params, kind_of
 from ...models.encoder import init_from_encoder
 from ..base import Job, Loaded, Step
 from . import images as imgio
@@ -192,7 +192,13 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(dev)
-    task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired)
+    if cfg.teacher:
+        from .distill import DistillRestore, load_teacher  # only distillation needs it
+        teacher, taught = load_teacher(cfg, channels, deg.scale, dev, channels_last)
+        task = DistillRestore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired,
+                              teacher=teacher, weight=cfg.distill_weight, bf16=bf16)
+    else:
+        task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired)
 
     def begin(run: Path) -> None:
         if cfg.weights and not resume:
@@ -212,7 +218,14 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
         test = data["test"] or data["val"]
         table = evaluate_table(task, model, test, dev, bf16, run / "plots")
         table["split"] = "test" if data["test"] else "val"
-        return table, {"model": {"summary": str(model)}, "test": table}
+        fields = {"model": {"summary": str(model)}, "test": table}
+        if cfg.teacher:
+            from .distill import alone
+            fields["teacher"] = {**taught, "student_params": count_params(model),
+                                 "teacher_psnr": task.evaluate(teacher, test, dev, bf16)["psnr"]}
+            if cfg.baseline and dist.world() == 1:
+                fields["baseline"] = alone(cfg, run)
+        return table, fields
 
     about = (f"{cfg.data}: {len(data['train'])} train / {len(data['val'])} val / {len(data['test'])} test images, "
              f"{count} patches of {patch}x{patch} per epoch; {cfg.model}, {cfg.degrade}")
