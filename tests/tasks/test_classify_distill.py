@@ -1,4 +1,4 @@
-"""`deepix train classify --teacher RUN`: a small model learns from a trained teacher's soft targets, the report
+"""`deepix train classify --teacher RUN` (and restore): a small model learns from a trained teacher, the report
 states its gain over the same model trained alone, and a teacher that answers another question is refused."""
 import json
 
@@ -29,3 +29,10 @@ def test_a_teacher_for_other_classes_or_tasks_is_one_line_exit_2(classify_run, r
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = cli("train", "classify", "--teacher", classify_run, "--distill-weight", 2)
     assert r.returncode == 2 and "--distill-weight" in r.stderr
+
+
+def test_a_restore_teacher_must_do_the_same_job(classify_run, restore_run, photos, tmp_path, cli):
+    for teacher, extra, says in ((restore_run, ["--degrade", "blur:1.6"], "must do the same job"),
+                                 (classify_run, [], "is a classify run")):
+        r = cli("train", "restore", "--data", photos, "--teacher", teacher, *extra, "--epochs", 1, "--project", tmp_path)
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
