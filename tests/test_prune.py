@@ -30,9 +30,9 @@ def test_a_pruned_run_has_fewer_channels_loads_and_predicts(classify_run, tmp_pa
     assert len((run / "metrics.csv").read_text().splitlines()) == 3
 
 
-def test_bad_prune_requests_are_one_line_exit_2(classify_run, restore_run, cli):
+def test_bad_prune_requests_are_one_line_exit_2(classify_run, generate_run, cli):
     for args, says in (([classify_run, "--ratio", 1], "in (0, 1)"), ([classify_run, "--ratio", 0], "in (0, 1)"),
-                       ([restore_run, "--ratio", 0.5], "does not take restore runs")):
+                       ([generate_run, "--ratio", 0.5], "does not take generate runs")):
         r = cli("prune", *args)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
 

@@ -20,6 +20,8 @@ from ...engine import distributed as dist, machine
 from ...engine.checkpoint import load_weights
 from ...engine.fit import autocast
 from ...engine.optim import backward_step
+from ...engine.teach import Taught, frozen
+from ...runs import open_run
 from ...errors import UserError
 from ...models import build_classifier as build, count_params
 from ...models.encoder import encoder_file, init_from_encoder
@@ -187,6 +189,27 @@ def scratch_baseline(cfg: Config, ds: Dataset, run: Path) -> dict:
     return {"accuracy": r["test"]["accuracy"], "seconds": r["train"]["seconds"], "run": "classify/baseline"}
 
 
+def load_teacher(cfg: Config, ds: Dataset, dev, channels_last: bool):
+    """The teacher run's network, frozen, after checking that it answers the student's question: the same
+    classes in the same order, the same channels and image size. Returns (network, what the summary records)."""
+    from .loaded import Predictor
+    run, tcfg, _ = open_run(cfg.teacher)
+    if tcfg.task != "classify":
+        raise UserError(f"the teacher {cfg.teacher} is a {tcfg.task} run; a classifier learns from a classify run")
+    teacher = Predictor(run)
+    if list(teacher.classes) != list(ds.classes):
+        raise UserError(f"the teacher {cfg.teacher} knows the classes {teacher.classes[:6]}, this data has "
+                        f"{ds.classes[:6]}: a teacher must have been trained on the same classes, in the same order")
+    if teacher.channels != ds.channels or tuple(teacher.size) != tuple(ds.size):
+        raise UserError(f"the teacher {cfg.teacher} takes {teacher.channels}x{teacher.size[0]}x{teacher.size[1]} "
+                        f"images, this data is {ds.channels}x{ds.size[0]}x{ds.size[1]}: pass --imgsz to match")
+    net = frozen(teacher.model, dev, channels_last)
+    summary = run / "summary.json"
+    accuracy = (json.loads(summary.read_text()).get("test") or {}).get("accuracy") if summary.is_file() else None
+    return net, {"run": str(run), "model": tcfg.model, "params": count_params(net), "accuracy": accuracy,
+                 "weight": cfg.distill_weight, "temperature": cfg.temperature}
+
+
 def init_encoder(cfg: Config, ds: Dataset, net) -> None:
     """Checks what --init names; the run's architecture settings follow the encoder's."""
     if net is not None:
@@ -285,10 +308,12 @@ def setup(cfg: Config, dataset: Dataset | None, net, dev, bf16: bool, resume: st
                             unlabelled=unlabelled.to(dev), strong=make_views(cfg, ds.kind))
         task.grad_clip = cfg.grad_clip
     elif cfg.teacher:
-        from .distill import Distill, load_teacher  # only distillation needs it
         teacher, taught = load_teacher(cfg, ds, dev, channels_last)
-        task = Distill(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last, teacher=teacher,
-                       weight=cfg.distill_weight, temperature=cfg.temperature, bf16=bf16)
+        t = cfg.temperature  # T^2 keeps the soft part's gradients on the scale of the labels' part
+        task = Taught(Classify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last), teacher,
+                      cfg.distill_weight, lambda out, soft: t * t * F.kl_div(
+                          F.log_softmax(out / t, 1), F.log_softmax(soft / t, 1), reduction="batchmean",
+                          log_target=True), bf16)
     else:
         task = Classify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last)
     data_info = {"name": ds.name, "classes": ds.classes, "channels": ds.channels, "size": list(ds.size),

@@ -2,6 +2,7 @@
 images degraded on the fly; PSNR/SSIM against the classical methods, panels to see the gain."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ...config import Config
 from ...data.loader import epoch_generator
 from ...engine import distributed as dist, machine
 from ...engine.checkpoint import load_weights
+from ...engine.teach import Taught, frozen
 from ...errors import UserError
 from ...runs import open_run
 from ...models import REGISTRY, Spec, build_model, count_params, kind_of
@@ -192,13 +194,10 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(dev)
-    if cfg.teacher:
-        from .distill import DistillRestore, load_teacher  # only distillation needs it
+    task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired)
+    if cfg.teacher:  # the student follows the teacher's output on each degraded patch, beside the clean target
         teacher, taught = load_teacher(cfg, channels, deg.scale, dev, channels_last)
-        task = DistillRestore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired,
-                              teacher=teacher, weight=cfg.distill_weight, bf16=bf16)
-    else:
-        task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired)
+        task = Taught(task, teacher, cfg.distill_weight, F.l1_loss, bf16)
 
     def begin(run: Path) -> None:
         if cfg.weights and not resume:
@@ -220,7 +219,6 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
         table["split"] = "test" if data["test"] else "val"
         fields = {"model": {"summary": str(model)}, "test": table}
         if cfg.teacher:
-            from .distill import alone
             fields["teacher"] = {**taught, "student_params": count_params(model),
                                  "teacher_psnr": task.evaluate(teacher, test, dev, bf16)["psnr"]}
             if cfg.baseline and dist.world() == 1:
@@ -230,6 +228,31 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
     about = (f"{cfg.data}: {len(data['train'])} train / {len(data['val'])} val / {len(data['test'])} test images, "
              f"{count} patches of {patch}x{patch} per epoch; {cfg.model}, {cfg.degrade}")
     return Job(model, task, train_patches, data["val"], data_info, about, finish, begin)
+
+
+def load_teacher(cfg: Config, channels: int, scale: int, dev, channels_last: bool):
+    """The teacher restorer, frozen, after checking that it undoes the same degradation at the same scale."""
+    run, tcfg, _ = open_run(cfg.teacher)
+    if tcfg.task != "restore":
+        raise UserError(f"the teacher {cfg.teacher} is a {tcfg.task} run; a restorer learns from a restore run")
+    teacher = Restorer(run)
+    if teacher.channels != channels or teacher.degrade.scale != scale or tcfg.degrade != cfg.degrade:
+        raise UserError(f"the teacher {cfg.teacher} undoes {tcfg.degrade} on {teacher.channels}-channel images; this "
+                        f"run undoes {cfg.degrade} on {channels}-channel images: a teacher must do the same job")
+    net = frozen(teacher.model, dev, channels_last)
+    return net, {"run": str(run), "model": tcfg.model, "params": count_params(net), "weight": cfg.distill_weight}
+
+
+def alone(cfg: Config, run: Path) -> dict:
+    """The same student trained without the teacher (same data, patches, epochs, seed), in RUN/restore/baseline."""
+    from ...engine.run import train as run_task
+    from .. import get
+    bcfg = dataclasses.replace(cfg, teacher="", baseline=False, project=str(run), name="baseline", quiet=True,
+                               time_limit=0.0)
+    if not cfg.quiet:
+        print("baseline: the same training without the teacher, for the report")
+    r = run_task(get("restore"), bcfg)
+    return {"psnr": r["test"]["methods"]["deepix"]["psnr"], "run": "restore/baseline"}
 
 
 def evaluate_table(task: Restore, model, images, dev, bf16, plots: Path | None = None, panels: int = 3) -> dict:
