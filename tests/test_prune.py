@@ -25,7 +25,6 @@ def test_a_pruned_run_has_fewer_channels_loads_and_predicts(classify_run, tmp_pa
     img = tmp_path / "digit.png"
     Image.fromarray(np.asarray(torch.rand(28, 28).mul(255).byte())).save(img)
     assert json.loads(cli("predict", run, img, "--json", check=True).stdout)["class"] in small.classes
-    assert "accuracy" in cli("val", run, check=True).stdout
     cli("train", "classify", "--resume", run, "--epochs", 2, check=True)  # the state loads into the smaller layers
     assert len((run / "metrics.csv").read_text().splitlines()) == 3
 

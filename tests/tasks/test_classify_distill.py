@@ -6,11 +6,11 @@ import deepix
 
 
 def test_a_student_taught_beats_the_same_student_alone(tmp_path):
-    teacher = deepix.train(data="mnist-5k", model="seed-cnn", batch=64, epochs=2, threads=1, quiet=True,
+    teacher = deepix.train(data="mnist-5k", model="seed-cnn", batch=32, epochs=1, threads=1, quiet=True,
                            project=str(tmp_path), name="teacher")["run"]
     # two labelled images per class: the labels alone say little, the teacher's soft targets say much more
     r = deepix.train(data="mnist-5k", model="seed-cnn", teacher=str(teacher), labels_per_class=2,
-                     distill_weight=0.9, epochs=3, threads=1, quiet=True, project=str(tmp_path), name="s")
+                     distill_weight=0.9, epochs=2, threads=1, quiet=True, project=str(tmp_path), name="s")
     summary = json.loads((tmp_path / "classify" / "s" / "summary.json").read_text())
     taught, alone = summary["test"]["accuracy"], summary["baseline"]["accuracy"]
     assert summary["teacher"]["accuracy"] > alone + 0.05  # the teacher is clearly better than the student alone
