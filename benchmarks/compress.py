@@ -13,54 +13,26 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import deepix
+from deepix.deploy import onnx_speed, torch_speed
 from deepix.engine.machine import cpu_bf16_why
 from deepix.export import export
 from deepix.models import count_params
 
 
-def timings(run_batch, threads: int, seconds: float = 2.0) -> dict:
-    """Single-image latency (p50, p95 ms) and batch-64 throughput of `run_batch(n)`."""
-    for _ in range(10):
-        run_batch(1)
-    lat = []
-    t_end = time.perf_counter() + seconds
-    while time.perf_counter() < t_end or len(lat) < 50:
-        t = time.perf_counter()
-        run_batch(1)
-        lat.append((time.perf_counter() - t) * 1000)
-    run_batch(64)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        run_batch(64)
-        n += 64
-    return {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
-            "throughput": n / (time.perf_counter() - t0)}
-
-
 def onnx_row(path: Path, threads: int, shape) -> dict:
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((64, *shape), dtype=np.float32)
-    return {"bytes": path.stat().st_size, **timings(lambda n: s.run(None, {"images": x[:n]}), threads)}
+    return {"bytes": path.stat().st_size, **onnx_speed(path, "images", x, threads)}
 
 
 def torch_row(run: Path, shape) -> dict:
-    model = deepix.load(run).model.eval().to(memory_format=torch.channels_last)
-    x = torch.rand(64, *shape).contiguous(memory_format=torch.channels_last)
-
-    def go(n):
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            model(x[:n])
-    return {"bytes": (run / "weights" / "best.safetensors").stat().st_size, **timings(go, 0)}
+    return {"bytes": (run / "weights" / "best.safetensors").stat().st_size,
+            **torch_speed(deepix.load(run).model, torch.rand(64, *shape))}
 
 
 def summary(run) -> dict:
@@ -109,16 +81,16 @@ def markdown(name: str, rows: list[dict]) -> str:
            "|---|---|---|---|---|---|"]
     for r in rows:
         alone = f" (alone: {r['alone']:.4f})" if "alone" in r else ""
-        out.append(f"| {r['row']} | {r['params']:,} | {r['bytes'] / 1e3:,.0f} kB | {r['p50']:.3f} / {r['p95']:.3f} | "
-                   f"{r['throughput']:,.0f} | {r['accuracy']:.4f}{alone} |")
+        out.append(f"| {r['row']} | {r['params']:,} | {r['bytes'] / 1e3:,.0f} kB | {r['p50_ms']:.3f} / {r['p95_ms']:.3f} | "
+                   f"{r['images_per_s']:,.0f} | {r['accuracy']:.4f}{alone} |")
     by = {r["row"].split(" (")[0]: r for r in rows}
     q, st, pq = by["int8"], by["distilled student"], by["pruned 50% + int8"]
-    out += ["", f"int8: {q['throughput'] / base['throughput']:.2f}x the fp32 ONNX throughput, "
+    out += ["", f"int8: {q['images_per_s'] / base['images_per_s']:.2f}x the fp32 ONNX throughput, "
                 f"{(q['accuracy'] - base['accuracy']) * 100:+.1f} points; student: "
                 f"{st['params'] / base['params']:.1%} of the parameters, {(st['accuracy'] - base['accuracy']) * 100:+.1f} "
                 f"points ({(st['accuracy'] - st['alone']) * 100:+.1f} over the same student alone); pruned + int8: "
-                f"{base['p50'] / pq['p50']:.2f}x faster single-image latency than fp32 ONNX "
-                f"({by['bf16']['p50'] / pq['p50']:.2f}x against torch bf16), "
+                f"{base['p50_ms'] / pq['p50_ms']:.2f}x faster single-image latency than fp32 ONNX "
+                f"({by['bf16']['p50_ms'] / pq['p50_ms']:.2f}x against torch bf16), "
                 f"{(pq['accuracy'] - base['accuracy']) * 100:+.1f} points.", ""]
     return "\n".join(out)
 

@@ -38,7 +38,8 @@ def timings(run_batch, seconds: float = 2.0, batch: int = 64) -> dict:
             "images_per_s": n / (time.perf_counter() - t0)}
 
 
-def _onnx(path: Path, name: str, x: np.ndarray, threads: int, seconds: float) -> dict:
+def onnx_speed(path: Path, name: str, x: np.ndarray, threads: int, seconds: float = 2.0) -> dict:
+    """timings() of an exported file in onnxruntime at `threads` threads; x holds one batch."""
     import onnxruntime as ort  # onnxruntime: only exported files need it
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
@@ -46,8 +47,10 @@ def _onnx(path: Path, name: str, x: np.ndarray, threads: int, seconds: float) ->
     return timings(lambda n: s.run(None, {name: x[:n]}), seconds, len(x))
 
 
-def _torch(module, x: torch.Tensor, seconds: float) -> dict:
-    module = module.eval()
+def torch_speed(module, x: torch.Tensor, seconds: float = 2.0) -> dict:
+    """timings() of a network in torch as deepix runs it on a CPU: bf16 autocast, channels-last."""
+    module = module.eval().to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
 
     def go(n):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -68,20 +71,20 @@ def rows_of(run: Path, label: str, threads: int, tmp: Path, seconds: float) -> t
     key = metric.removeprefix("test_")
     rows = [{"row": f"{label}bf16 (torch)", "run": str(run), "params": params,
              "bytes": (run / "weights" / "best.safetensors").stat().st_size, "figure": own,
-             **_torch(ex.module, x, seconds)}]
+             **torch_speed(ex.module, x, seconds)}]
     if task.no_int8:  # the float file only; the figure is the run's own
         f = export(run, out=tmp / f"{label}float.onnx")
         return rows + [{"row": f"{label}fp32 (onnxruntime)", "run": str(run), "params": params,
                         "bytes": Path(f["file"]).stat().st_size, "figure": own,
-                        **_onnx(Path(f["file"]), name, x.numpy(), threads, seconds)}], 0.0
+                        **onnx_speed(Path(f["file"]), name, x.numpy(), threads, seconds)}], 0.0
     q = export(run, out=tmp / f"{label}int8.onnx", int8=True)
     f = export(run, out=tmp / f"{label}float.onnx")
     par = q["parity"]
     return rows + [
         {"row": f"{label}fp32 (onnxruntime)", "run": str(run), "params": params, "bytes": q["float_bytes"],
-         "figure": par["float"].get(key, par["float"][par["metric"]]), **_onnx(Path(f["file"]), name, x.numpy(), threads, seconds)},
+         "figure": par["float"].get(key, par["float"][par["metric"]]), **onnx_speed(Path(f["file"]), name, x.numpy(), threads, seconds)},
         {"row": f"{label}int8 (onnxruntime)", "run": str(run), "params": params, "bytes": q["bytes"],
-         "figure": par["int8"].get(key, par["int8"][par["metric"]]), **_onnx(Path(q["file"]), name, x.numpy(), threads, seconds)}], float(par["allowed"])
+         "figure": par["int8"].get(key, par["int8"][par["metric"]]), **onnx_speed(Path(q["file"]), name, x.numpy(), threads, seconds)}], float(par["allowed"])
 
 
 def deploy(run, latency_ms: float | None = None, threads: int = 1, seconds: float = 2.0) -> dict:
