@@ -92,12 +92,12 @@ class Config:
     freeze: bool = False        # classify: train only the last layer on the --init encoder (a linear probe)
     labels_per_class: int = 0   # classify: train on only this many labelled images of each class (0: all)
     label_fraction: float = 0.0 # classify: train on only this share of each class's labelled images (0: all)
-    baseline: bool = True      # classify with --init: also train from scratch on the same labels, for the report
+    baseline: bool = True      # with --init or --teacher: also train from scratch on the same labels, for the report
     semi: bool = False          # classify: also learn from the training images without labels (FixMatch)
-    teacher: str = ""           # classify: a trained classify run whose soft targets the model also learns from
+    teacher: str = ""           # classify, restore, detect: a trained run whose outputs the model also learns from
     prune: float = 0.0          # deepix prune: the share of channels removed from prune_from's network (0: none)
     prune_from: str = ""        # deepix prune: the run whose best weights are pruned, then fine-tuned
-    distill_weight: float = 0.5 # classify with --teacher: the share of the loss that follows the teacher
+    distill_weight: float = 0.5 # with --teacher: the share of the loss that follows the teacher
     # agents that learn by reward (navigate)
     bc: float = 0.5             # share of the epochs that clone the planner's demonstrations before PPO (0: PPO only)
     envs: int = 32              # environments stepped together

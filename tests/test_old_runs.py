@@ -134,7 +134,8 @@ def test_an_encoder_loads_and_gives_features(runs):
 
 def test_val_of_a_classifier_repeats_its_test_figures(runs):
     m, was = deepix.val(runs["classify"]), summary("classify")["test"]
-    assert m["accuracy"] == pytest.approx(was["accuracy"], abs=0.006)  # at most 2 of 360 images
+    # another CPU rounds bf16 otherwise: 3 of 360 answers changed on one host (2026-12-06)
+    assert m["accuracy"] == pytest.approx(was["accuracy"], abs=0.015)  # at most 5 of 360 images
     assert m["loss"] == pytest.approx(was["loss"], rel=1e-3)
     assert m["top5"] == pytest.approx(was["top5"], abs=0.006)
 
@@ -170,7 +171,8 @@ def test_val_of_an_encoder_repeats_its_few_label_figures(runs):
     assert m["images"] == was["images"] and set(m["few_labels"]) == set(was["few_labels"])
     for k, row in was["few_labels"].items():
         for key, v in row.items():
-            assert m["few_labels"][k][key] == pytest.approx(v, abs=0.006), (k, key)  # at most 2 of 360 images
+            # at most 5 of 360 images (another CPU's bf16 rounding moved 4 on one host)
+            assert m["few_labels"][k][key] == pytest.approx(v, abs=0.015), (k, key)
 
 
 # -- resume: one more epoch

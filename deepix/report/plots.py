@@ -279,11 +279,19 @@ def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None, i
     """t-SNE of (N, D) features (L2-normalised first: their directions, not their lengths), coloured by
     class; `wrong` (a boolean mask) rings the misclassified points in black."""
     from sklearn.manifold import TSNE  # scikit-learn takes ~1 s to import: only this path pays it
-    f = torch.nn.functional.normalize(torch.as_tensor(f).float(), dim=1).numpy()
+    f = torch.nn.functional.normalize(torch.nan_to_num(torch.as_tensor(f).float()), dim=1).numpy()
     y = np.asarray(y)
-    xy = TSNE(2, init="pca", perplexity=min(30, len(f) // 4), random_state=0, max_iter=iterations).fit_transform(f)
     fig = figure(6, 5)
     ax = fig.add_subplot()
+    if len(np.unique(f.round(4), axis=0)) < 3:
+        # a network whose units have all died maps every image to the same point: t-SNE has nothing to place
+        # (and scikit-learn's Barnes-Hut tree crashes the process on such input)
+        ax.text(0.5, 0.5, f"all {len(f):,} images have the same features:\nthe network has collapsed "
+                "(dead units; lower the learning rate)", ha="center", va="center", fontsize=10)
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=10)
+        return save(fig, out)
+    xy = TSNE(2, init="pca", perplexity=min(30, len(f) // 4), random_state=0, max_iter=iterations).fit_transform(f)
     for c, name in enumerate(classes):
         pts = xy[y == c]
         ax.scatter(pts[:, 0], pts[:, 1], s=4, label=name)

@@ -129,3 +129,12 @@ def test_plots_edge_cases(tmp_path):
     many = [f"class_{i}" for i in range(30)]
     assert plot_confusion(np.eye(30, dtype=int).tolist(), many, tmp_path / "cm.png").is_file()
     assert plot_class_counts({"train": list(range(1, 31))}, many, tmp_path / "cc.png").is_file()
+
+
+def test_the_embedding_map_of_a_collapsed_network_says_so_instead_of_crashing(tmp_path):
+    # every unit dead: all images share one feature vector, on which scikit-learn's Barnes-Hut t-SNE segfaults
+    from deepix.report.plots import embedding_map
+    out = embedding_map(np.zeros((200, 16), np.float32), np.arange(200) % 4, list("abcd"), tmp_path / "e.png", "t")
+    assert out.is_file() and out.stat().st_size > 1000
+    spread = np.random.default_rng(0).normal(size=(120, 16)).astype(np.float32)
+    assert embedding_map(spread, np.arange(120) % 4, list("abcd"), tmp_path / "f.png", "t", iterations=250).is_file()

@@ -20,14 +20,12 @@ from ...engine import distributed as dist, machine
 from ...engine.checkpoint import load_weights
 from ...engine.fit import autocast
 from ...engine.optim import backward_step
-from ...engine.teach import Taught, frozen
+from ...engine.teach import Taught, alone, frozen
 from ...runs import open_run
 from ...errors import UserError
 from ...models import build_classifier as build, count_params
 from ...models.encoder import encoder_file, init_from_encoder
 from ...report.plots import image_grid
-from ...engine.run import train as run_task
-from .. import get
 from ...export import own_data, real_images
 from ..base import Exportable, Job, Step
 from .explain import report_figures
@@ -181,11 +179,7 @@ def few_labels(cfg: Config, ds: Dataset) -> Dataset:
 def scratch_baseline(cfg: Config, ds: Dataset, run: Path) -> dict:
     """The same run without the pretrained encoder or the teacher (same model, labels, augmentation, epochs,
     seed), in RUN/classify/baseline: what the pretraining or the teacher bought."""
-    bcfg = dataclasses.replace(cfg, init="", freeze=False, teacher="", baseline=False, project=str(run),
-                               name="baseline", quiet=True, time_limit=0.0)
-    if not cfg.quiet:
-        print(f"baseline: the same training {'without the teacher' if cfg.teacher else 'from scratch'}, for the report")
-    r = run_task(get("classify"), bcfg, dataset=ds)
+    r = alone(cfg, run, ds, "without the teacher" if cfg.teacher else "from scratch", init="", freeze=False)
     return {"accuracy": r["test"]["accuracy"], "seconds": r["train"]["seconds"], "run": "classify/baseline"}
 
 
@@ -308,7 +302,8 @@ def setup(cfg: Config, dataset: Dataset | None, net, dev, bf16: bool, resume: st
                             unlabelled=unlabelled.to(dev), strong=make_views(cfg, ds.kind))
         task.grad_clip = cfg.grad_clip
     elif cfg.teacher:
-        teacher, taught = load_teacher(cfg, ds, dev, channels_last)
+        with torch.random.fork_rng(devices=[]):  # building the teacher draws no number the student's run would
+            teacher, taught = load_teacher(cfg, ds, dev, channels_last)
         t = cfg.temperature  # T^2 keeps the soft part's gradients on the scale of the labels' part
         task = Taught(Classify(len(ds.classes), augment, cfg.loss, cfg.label_smoothing, channels_last), teacher,
                       cfg.distill_weight, lambda out, soft: t * t * F.kl_div(

@@ -18,7 +18,7 @@ class Detect(Task):
                     optimizer="adamw", schedule="cosine", warmup_epochs=1.0, weight_decay=0.0005)
     uses = frozenset({"imgsz", "val_fraction", "test_fraction", "augment", "translate", "degrees", "scale", "hflip",
                       "brightness", "contrast", "mosaic", "multiscale", "iou", "conf", "max_det", "width", "weights",
-                      "channels_last", "init"})
+                      "channels_last", "init", "teacher", "distill_weight", "baseline"})
     fit_verdict = True
     no_int8 = ""
     folder_imgsz = 320   # train.FOLDER_SIZE: boxes need more pixels than whole-image labels

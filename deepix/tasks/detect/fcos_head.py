@@ -75,6 +75,30 @@ def loss(out: torch.Tensor, targets: torch.Tensor, points: torch.Tensor, strides
     return cls_loss + box_loss + ctr_loss
 
 
+def distill(out: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """A student detector's loss to a teacher's outputs at the same points. Classes: BCE to the teacher's
+    probabilities, weighted by the squared gap (as quality focal loss weights, so that the many background
+    points the two already agree on stay quiet). Boxes (GIoU of the two ltrb boxes around the point) and
+    centre-ness (BCE): weighted by the teacher's score there, sqrt(top class prob x centre-ness), so that they
+    follow the teacher where it sees an object. Each part normalised by the sum of those scores."""
+    out, soft = out.float(), soft.float()
+    c = out.shape[-1] - 5
+    t_cls, t_ctr = soft[..., :c].sigmoid(), soft[..., -1].sigmoid()
+    w = torch.sqrt(t_cls.amax(-1) * t_ctr)                                    # (B, P)
+    norm = w.sum().clamp(min=1.0)
+    s_cls = out[..., :c]
+    cls = (F.binary_cross_entropy_with_logits(s_cls, t_cls, reduction="none")
+           * (s_cls.sigmoid() - t_cls).pow(2)).sum() / norm
+    origin = torch.zeros_like(out[..., :2])
+    giou = generalized_box_iou_loss(to_boxes(origin, out[..., c:c + 4]).reshape(-1, 4),
+                                    to_boxes(origin, soft[..., c:c + 4]).reshape(-1, 4), reduction="none")
+    box = (giou * w.reshape(-1)).sum() / norm
+    # less the teacher's own entropy, a constant: 0 where the two agree
+    ctr = ((F.binary_cross_entropy_with_logits(out[..., -1], t_ctr, reduction="none")
+            - F.binary_cross_entropy_with_logits(soft[..., -1], t_ctr, reduction="none")) * w).sum() / norm
+    return cls + box + ctr
+
+
 @torch.no_grad()
 def decode(out: torch.Tensor, points: torch.Tensor, size: tuple[int, int], conf: float = 0.05, iou: float = 0.6,
            max_dets: int = 100, pre_nms: int | None = None) -> list[dict]:

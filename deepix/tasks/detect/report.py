@@ -40,6 +40,15 @@ def parts(summary: dict, plots: Path, e, table, img) -> tuple[str, str, list[tup
          "point that found it, traced back to the backbone's stride-8 stage: red is where the evidence for that box "
          "lies. <code>deepix explain RUN IMAGE...</code> does the same for your own images.</p>"
          if (plots / "explain_boxes.png").is_file() else "", img(plots / "explain_boxes.png", "per-box maps")]
+    taught, base = summary.get("teacher"), summary.get("baseline")
+    if taught:
+        alone = (f"; the same model trained alone on the same data and epochs ({e(base['run'])}): mAP@.5 "
+                 f"<b>{_f(base['map50'])}</b>, <b>{(test.get('map50') or 0) - base['map50']:+.3f}</b> from the teacher"
+                 if base else "")
+        t.insert(0, f"<p>Distilled from the teacher {e(taught['run'])} ({e(taught['model'])}, {taught['params']:,} "
+                    f"parameters, mAP@.5 {_f(taught['map50'])} on the same split) into this "
+                    f"{taught['student_params']:,}-parameter model ({taught['student_params'] / taught['params']:.1%}), "
+                    f"weight {taught['weight']}: mAP@.5 <b>{_f(test.get('map50'))}</b>{alone}.</p>")
     if test.get("summary_text"):
         t.append(f"<details><summary>COCOeval's own summary</summary><pre>{e(test['summary_text'])}</pre></details>")
     headline = f"{split.capitalize()} mAP@[.5:.95] {_f(test.get('map'))}, mAP@.5 {_f(test.get('map50'))}"

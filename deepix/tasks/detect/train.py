@@ -19,12 +19,15 @@ from . import fcos_head
 from .augment import BoxAugment
 from .images import letterbox, pixels
 from ...engine.checkpoint import load_weights
+from ...engine import distributed as dist
 from ...engine.fit import autocast
+from ...engine.teach import Taught, alone, frozen
+from ...runs import open_run
 from ...errors import UserError
 from ...models.encoder import start_from
 from ..base import Job, Step
 from .explain import report_figures
-from ...models import REGISTRY, Spec, build_model, kind_of
+from ...models import REGISTRY, Spec, build_model, count_params, kind_of
 from ...data.detection import read_detection
 from ...data.coco_eval import confusion_matrix, evaluate, plot_confusion, plot_pr
 from ...models.fcos import FCOS
@@ -216,13 +219,18 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
                             "a data set made in Python must be passed again: deepix.train(resume=..., data=...)")
     check(ds)
     imgsz = pick_imgsz(cfg, ds)
-    model = build(cfg, len(ds.classes), imgsz)
     tv = cfg.model.startswith("tv:")
     channels_last = not tv and (cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16))
+    if cfg.teacher:  # the student follows the teacher's class scores, boxes and centre-ness at every point
+        with torch.random.fork_rng(devices=[]):  # building the teacher draws no number the student's run would
+            teacher, taught = load_teacher(cfg, ds.classes, imgsz, dev, channels_last)
+    model = build(cfg, len(ds.classes), imgsz)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(dev)
     task = Detect((imgsz, imgsz), make_augment(cfg), channels_last, cfg.iou, tv, cfg.multiscale).to(dev)
+    if cfg.teacher:
+        task = Taught(task, teacher, cfg.distill_weight, fcos_head.distill, bf16)
 
     def begin(run: Path) -> None:
         start_from(model, cfg, resume)
@@ -244,6 +252,14 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
             if ds.splits.get(name):
                 fields[name] = score(task, model, ds.splits[name], ds.classes, imgsz, dev, bf16,
                                      run / "plots" if name == "test" or "test" not in ds.splits else None)
+        if cfg.teacher:
+            split = ds.splits.get("test") or ds.splits["val"]
+            found = score(task, teacher, split, ds.classes, imgsz, dev, bf16, None)
+            fields["teacher"] = {**taught, "student_params": count_params(model), "map": found["map"],
+                                 "map50": found["map50"]}
+            if cfg.baseline and dist.world() == 1:
+                r = alone(cfg, run, dataset)
+                fields["baseline"] = {"map": r["test"]["map"], "map50": r["test"]["map50"], "run": "detect/baseline"}
         report_figures(run / "plots", model, task, ds.splits.get("test") or ds.splits["val"], ds.classes, imgsz,
                        cfg.iou)
         return fields.get("test", fields["val"]), fields
@@ -252,6 +268,27 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
              f"{len(ds.classes)} classes, {imgsz}x{imgsz}; {cfg.model}")
     return Job(model, task, Batches(Split(x, t), cfg.batch, shuffle=True, seed=cfg.seed), val, info, about, finish,
                begin)
+
+
+def load_teacher(cfg: Config, classes: list[str], imgsz: int, dev, channels_last: bool):
+    """The teacher detector, frozen, after checking that its outputs line up with the student's point by point:
+    the same classes in the same order, the same input size, both deepix's own detectors."""
+    run, tcfg, meta = open_run(cfg.teacher)
+    if tcfg.task != "detect":
+        raise UserError(f"the teacher {cfg.teacher} is a {tcfg.task} run; a detector learns from a detect run")
+    if tcfg.model.startswith("tv:") or cfg.model.startswith("tv:"):
+        raise UserError("distillation takes deepix's own detectors (fcos-n, fcos-s) as teacher and student, whose "
+                        "outputs meet point by point; torchvision's detectors do not")
+    if list(meta["classes"]) != list(classes):
+        raise UserError(f"the teacher {cfg.teacher} knows the classes {meta['classes'][:6]}, this data has "
+                        f"{classes[:6]}: a teacher must have been trained on the same classes, in the same order")
+    if meta["imgsz"] != imgsz:
+        raise UserError(f"the teacher {cfg.teacher} takes {meta['imgsz']}x{meta['imgsz']} images, this run "
+                        f"{imgsz}x{imgsz}: pass --imgsz {meta['imgsz']}")
+    net = build(tcfg, len(classes), imgsz)
+    load_weights(net, run / "weights" / "best.safetensors")
+    net = frozen(net, dev, channels_last)
+    return net, {"run": str(run), "model": tcfg.model, "params": count_params(net), "weight": cfg.distill_weight}
 
 
 def score(task: Detect, model, images: list[DetImage], classes: list[str], imgsz: int, dev, bf16: bool,

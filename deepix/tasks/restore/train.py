@@ -2,7 +2,6 @@
 images degraded on the fly; PSNR/SSIM against the classical methods, panels to see the gain."""
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from ...config import Config
 from ...data.loader import epoch_generator
 from ...engine import distributed as dist, machine
 from ...engine.checkpoint import load_weights
-from ...engine.teach import Taught, frozen
+from ...engine.teach import Taught, alone, frozen
 from ...errors import UserError
 from ...runs import open_run
 from ...models import REGISTRY, Spec, build_model, count_params, kind_of
@@ -196,7 +195,8 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
     model.to(dev)
     task = Restore(deg, cfg.loss, cfg.augment != "none", channels_last, cfg.tile, paired)
     if cfg.teacher:  # the student follows the teacher's output on each degraded patch, beside the clean target
-        teacher, taught = load_teacher(cfg, channels, deg.scale, dev, channels_last)
+        with torch.random.fork_rng(devices=[]):  # building the teacher draws no number the student's run would
+            teacher, taught = load_teacher(cfg, channels, deg.scale, dev, channels_last)
         task = Taught(task, teacher, cfg.distill_weight, F.l1_loss, bf16)
 
     def begin(run: Path) -> None:
@@ -222,7 +222,8 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
             fields["teacher"] = {**taught, "student_params": count_params(model),
                                  "teacher_psnr": task.evaluate(teacher, test, dev, bf16)["psnr"]}
             if cfg.baseline and dist.world() == 1:
-                fields["baseline"] = alone(cfg, run)
+                r = alone(cfg, run)
+                fields["baseline"] = {"psnr": r["test"]["methods"]["deepix"]["psnr"], "run": "restore/baseline"}
         return table, fields
 
     about = (f"{cfg.data}: {len(data['train'])} train / {len(data['val'])} val / {len(data['test'])} test images, "
@@ -241,18 +242,6 @@ def load_teacher(cfg: Config, channels: int, scale: int, dev, channels_last: boo
                         f"run undoes {cfg.degrade} on {channels}-channel images: a teacher must do the same job")
     net = frozen(teacher.model, dev, channels_last)
     return net, {"run": str(run), "model": tcfg.model, "params": count_params(net), "weight": cfg.distill_weight}
-
-
-def alone(cfg: Config, run: Path) -> dict:
-    """The same student trained without the teacher (same data, patches, epochs, seed), in RUN/restore/baseline."""
-    from ...engine.run import train as run_task
-    from .. import get
-    bcfg = dataclasses.replace(cfg, teacher="", baseline=False, project=str(run), name="baseline", quiet=True,
-                               time_limit=0.0)
-    if not cfg.quiet:
-        print("baseline: the same training without the teacher, for the report")
-    r = run_task(get("restore"), bcfg)
-    return {"psnr": r["test"]["methods"]["deepix"]["psnr"], "run": "restore/baseline"}
 
 
 def evaluate_table(task: Restore, model, images, dev, bf16, plots: Path | None = None, panels: int = 3) -> dict:
