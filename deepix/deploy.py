@@ -1,7 +1,7 @@
 """`deepix advise RUN --deploy`: the run's network in each form it can ship in (fp32 and int8 ONNX files run by
 onnxruntime, bf16 in torch as deepix runs it; the same for RUN-pruned when `deepix prune` made one), each
 measured here: size, single-image latency, batch throughput and the task's test figure; and the one row to
-ship for the latency the user names."""
+ship for the latency the user names. The torch row runs in bf16 where this CPU computes it natively, else fp32."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .config import make_config
+from .engine import machine
 from .errors import UserError
 from .export import export
 from .models import count_params
@@ -47,13 +48,13 @@ def onnx_speed(path: Path, name: str, x: np.ndarray, threads: int, seconds: floa
     return timings(lambda n: s.run(None, {name: x[:n]}), seconds, len(x))
 
 
-def torch_speed(module, x: torch.Tensor, seconds: float = 2.0) -> dict:
-    """timings() of a network in torch as deepix runs it on a CPU: bf16 autocast, channels-last."""
+def torch_speed(module, x: torch.Tensor, seconds: float = 2.0, bf16: bool = True) -> dict:
+    """timings() of a network in torch as deepix runs it on a CPU: channels-last, in bf16 autocast or fp32."""
     module = module.eval().to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
 
     def go(n):
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             module(x[:n])
     return timings(go, seconds, len(x))
 
@@ -69,9 +70,10 @@ def rows_of(run: Path, label: str, threads: int, tmp: Path, seconds: float) -> t
     summary = json.loads((run / "summary.json").read_text())
     metric, own = task.main_figure(summary.get("test") or {})
     key = metric.removeprefix("test_")
-    rows = [{"row": f"{label}bf16 (torch)", "run": str(run), "params": params,
+    bf16 = machine.use_bf16(cfg.precision, torch.device("cpu"))  # what deepix runs here: bf16 only where native
+    rows = [{"row": f"{label}{'bf16' if bf16 else 'fp32'} (torch)", "run": str(run), "params": params,
              "bytes": (run / "weights" / "best.safetensors").stat().st_size, "figure": own,
-             **torch_speed(ex.module, x, seconds)}]
+             **torch_speed(ex.module, x, seconds, bf16)}]
     if task.no_int8:  # the float file only; the figure is the run's own
         f = export(run, out=tmp / f"{label}float.onnx")
         return rows + [{"row": f"{label}fp32 (onnxruntime)", "run": str(run), "params": params,
