@@ -65,7 +65,8 @@ class Detect(Task):
     def prune_keep(self, model) -> list:
         if not all(hasattr(model, k) for k in ("cls", "box", "ctr")):
             raise UserError("deepix prune takes deepix's own detectors (fcos-n, fcos-s), not torchvision's")
-        return [model.cls, model.box, model.ctr]  # class scores, box distances, centre-ness
+        # class scores, box distances, centre-ness; and the per-level scales (a bare Parameter, indexed by level)
+        return [model.cls, model.box, model.ctr, model.scales]
 
     def exportable(self, run: Path, weights: str, data: str | None):
         from .export import exportable  # on use: `import deepix` and `deepix --help` stay light
