@@ -1,14 +1,13 @@
 """The pictures: first-layer filters, feature maps stage by stage, and images with a map laid over them."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..report.plots import figure, save
+from ..report.plots import figure, mosaic, save
 from .layers import Stage
 
 MAX_STAGES = 16   # feature-map rows: deeper networks show the first, the last and evenly spaced ones between
@@ -43,39 +42,19 @@ def _rgb(c: Cell) -> np.ndarray:
 
 
 def overlay_grid(rows: list[list[Cell]], out: Path, title: str = "", cell: float = 1.7) -> Path:
-    """Rows of cells; a map is drawn in 'jet' over the image in grey, red where it is highest. One mosaic in one
-    Axes (a subplot per cell cost matplotlib about a second a figure)."""
+    """Rows of cells; a map is drawn in 'jet' over the image in grey, red where it is highest."""
     from matplotlib.patches import Rectangle  # matplotlib: only when a figure is drawn
-    cells = [c for r in rows for c in r if c.image is not None]
-    n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    h, w = max(c.image.shape[0] for c in cells), max(c.image.shape[1] for c in cells)
-    k = max(1, math.ceil(96 / w))  # small images blown up (nearest) so that the layout has pixels
-    h, w = h * k, w * k
-    per_inch = w / cell
-    gap, band = max(1, round(0.06 * per_inch)), round(0.25 * per_inch)
-    canvas = np.ones((n_rows * (band + h), n_cols * (w + gap) - gap, 3))
-    places = []
-    for i, row in enumerate(rows):
-        for j, c in enumerate(row):
-            if c.image is None:
-                continue
-            pic = _rgb(c).repeat(k, 0).repeat(k, 1)
-            y = i * (band + h) + band + (h - pic.shape[0]) // 2
-            x = j * (w + gap) + (w - pic.shape[1]) // 2
-            canvas[y:y + pic.shape[0], x:x + pic.shape[1]] = pic
-            places.append((c, x, y, j * (w + gap) + w / 2, i * (band + h) + band * 0.55))
-    top = 0.3 if title else 0.0
-    fig_h = canvas.shape[0] / per_inch + top
-    fig = figure(canvas.shape[1] / per_inch, fig_h)
-    ax = fig.add_axes((0, 0, 1, 1 - top / fig_h))
-    ax.imshow(canvas.clip(0, 1), interpolation="nearest", aspect="auto")
-    ax.set_axis_off()
-    for c, x, y, tx, ty in places:
-        for x1, y1, x2, y2, col in c.boxes:
-            ax.add_patch(Rectangle((x + x1 * k, y + y1 * k), (x2 - x1) * k, (y2 - y1) * k, fill=False, ec=col, lw=1.5))
-        ax.text(tx, ty, c.title, fontsize=7, color=c.color, ha="center", va="center")
-    if title:
-        fig.text(0.5, 1 - top / 2 / fig_h, title, fontsize=10, ha="center", va="center")
+    cols = max(len(r) for r in rows)
+    cells = [r[j] if j < len(r) else Cell(None) for r in rows for j in range(cols)]
+    fig, ax, places = mosaic([_rgb(c) if c.image is not None else None for c in cells],
+                             [c.title for c in cells], [c.color for c in cells], cols, cell, band=0.25, title=title,
+                             min_px=96)
+    for c, place in zip(cells, places):
+        if place is not None:
+            x, y, k = place
+            for x1, y1, x2, y2, col in c.boxes:
+                ax.add_patch(Rectangle((x + x1 * k, y + y1 * k), (x2 - x1) * k, (y2 - y1) * k, fill=False, ec=col,
+                                       lw=1.5))
     return save(fig, out)
 
 
@@ -85,26 +64,10 @@ def filters_grid(weight: torch.Tensor, out: Path, name: str) -> Path:
     w = weight.detach().float().cpu()[:64]
     w = w if w.shape[1] == 3 else w.mean(1, keepdim=True)
     w = w / w.abs().flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None] / 2 + 0.5
-    n = len(w)
-    cols = min(16, n)
-    rows = math.ceil(n / cols)
-    z = max(1, math.ceil(24 / w.shape[-1]))  # each weight a z x z block; one mosaic, one Axes
-    w = w.repeat_interleave(z, 2).repeat_interleave(z, 3)
-    kh, kw = w.shape[2:]
-    gap = max(1, kw // 6)
-    canvas = np.ones((rows * (kh + gap) - gap, cols * (kw + gap) - gap, 3))
-    for i in range(n):
-        r, c = divmod(i, cols)
-        pic = as_image(w[i])
-        canvas[r * (kh + gap):r * (kh + gap) + kh, c * (kw + gap):c * (kw + gap) + kw] = \
-            pic[..., None] if pic.ndim == 2 else pic
-    fig = figure(cols * 0.55 + 0.2, rows * 0.55 + 0.45)
-    ax = fig.add_axes((0.02, 0.02, 0.96, 0.96 - 0.3 / fig.get_figheight()))
-    ax.imshow(canvas, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
     k = tuple(weight.shape[2:])
-    fig.suptitle(f"first convolution (layer {name}): {len(weight)} filters {k[0]}x{k[1]}" + (" (first 64)" if len(weight) > 64 else ""),
-                 fontsize=9)
+    fig, _, _ = mosaic([as_image(f) for f in w], cols=min(16, len(w)), cell=0.5, band=0.0, gap=0.1, min_px=24,
+                       title=f"first convolution (layer {name}): {len(weight)} filters {k[0]}x{k[1]}"
+                             + (" (first 64)" if len(weight) > 64 else ""))
     return save(fig, out)
 
 
