@@ -205,13 +205,41 @@ class FileNet(torch.nn.Module):
         return outs[0] if len(outs) == 1 else outs
 
 
-def _add_metadata(path: Path, info: dict) -> None:
+def _add_metadata(path: Path, info: dict, swap: bool = False) -> None:
     import onnx  # onnx: only export needs it
     proto = onnx.load(str(path))
+    if swap:
+        _relu_before_pool(proto.graph)
     for k, v in info.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
     onnx.save(proto, str(path))
+
+
+def _relu_before_pool(graph) -> int:
+    """Each MaxPool whose only reader is a Relu becomes Relu then MaxPool: the same function (a rising activation
+    commutes with max), the order deepix trains in because it is cheaper in torch. In a file the other order is
+    cheaper: onnxruntime fuses the Relu into the convolution before it, and an int8 file keeps the pooling in int8
+    (in the trained order the pool's input and output scales differ, so it ran in float between a dequantise and a
+    layout change). Returns the pairs swapped."""
+    readers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    ends = {o.name for o in graph.output}
+    swapped = 0
+    for n in graph.node:
+        users = readers.get(n.output[0], []) if n.op_type == "MaxPool" and len(n.output) == 1 else []
+        if len(users) == 1 and users[0].op_type == "Relu" and n.output[0] not in ends:
+            relu = users[0]
+            attributes = list(n.attribute)
+            n.op_type, relu.op_type = "Relu", "MaxPool"  # the pool's node reads x, the Relu's node writes the result
+            del n.attribute[:]
+            relu.attribute.extend(attributes)
+            swapped += 1
+    if swapped:  # the tensor between the two now has the unpooled shape
+        del graph.value_info[:]
+    return swapped
 
 
 def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path, optimize: bool = True) -> None:
@@ -223,7 +251,7 @@ def _to_onnx(model, inputs, names, outputs, dynamic, info, path: Path, optimize:
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes
         torch.onnx.export(model, inputs, str(path), input_names=names, output_names=outputs, dynamic_shapes=shapes,
                           dynamo=True, external_data=False, optimize=optimize)
-    _add_metadata(path, info)
+    _add_metadata(path, info, swap=True)
 
 
 def _to_torchscript(model, inputs, info, path: Path) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import UserError
 from .splits import stratified_split
@@ -175,7 +174,8 @@ def _to_tensor(img: Image.Image, channels: int, imgsz: int) -> tuple[torch.Tenso
     img = to_l_or_rgb(ImageOps.exif_transpose(img)).convert("RGB" if channels == 3 else "L")
     # PIL widens the bilinear filter when shrinking, so this is antialiased
     img = img.resize((imgsz, imgsz), Image.Resampling.BILINEAR)
-    return pil_to_tensor(img), None if img.mode == source_mode else f"{source_mode}->{img.mode}"
+    a = torch.from_numpy(np.array(img))  # uint8 (H, W) or (H, W, 3): torchvision's import would cost seconds
+    return (a[None] if a.ndim == 2 else a.permute(2, 0, 1)), None if img.mode == source_mode else f"{source_mode}->{img.mode}"
 
 
 def to_l_or_rgb(img: Image.Image) -> Image.Image:

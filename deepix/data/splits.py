@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from ..errors import UserError
 
@@ -29,6 +28,7 @@ def _carve(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[
     n_take = min(math.ceil(fraction * len(idx) - 1e-9), len(idx) - 1)
     if n_take < 1:
         return idx, idx[:0]
+    from sklearn.model_selection import train_test_split  # scikit-learn takes ~1 s to import: only splitting pays it
     try:
         kept, taken = train_test_split(idx, test_size=n_take, random_state=seed, stratify=y)
     except ValueError:

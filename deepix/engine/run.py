@@ -14,7 +14,6 @@ import torch
 
 from ..errors import UserError
 from ..models import count_params
-from ..report.html import write_report
 from . import distributed as dist, machine
 from .fit import fit
 
@@ -73,6 +72,7 @@ def train(task, cfg, dataset=None, resume: str | None = None, callbacks=(), net=
                "model": {"name": cfg.model, "params": count_params(job.model), **fields.pop("model", {})},
                "train": result, **fields, **({"pruned": pruned} if pruned else {})}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    from ..report.html import write_report  # on use: a rank that does not report never imports matplotlib
     report = write_report(run)
     dist.barrier()
     return {"run": run, "report": report.resolve(), "test": test, "train": result}

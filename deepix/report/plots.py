@@ -11,7 +11,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 import torch
-from torchvision.utils import draw_bounding_boxes
 
 TRAIN, VAL, TEST = "#1f77b4", "#ff7f0e", "#2ca02c"
 DPI = int(os.environ.get("DEEPIX_PLOT_DPI", "110"))  # the reports' figures; lower is smaller and faster
@@ -242,6 +241,7 @@ COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f0
 def draw_boxes(image, boxes, labels, classes: list[str], scores=None, side: int = 320):
     """uint8 (3, H, W) with the boxes drawn, labelled "class score", enlarged so the longer side is
     at least `side` (labels stay readable on small images). Pillow's own font: nothing downloaded."""
+    from torchvision.utils import draw_bounding_boxes  # on use: torchvision's import costs seconds
     x = image if isinstance(image, torch.Tensor) else torch.as_tensor(image)
     k = max(1, math.ceil(side / max(x.shape[1:])))
     if k > 1:

@@ -88,7 +88,7 @@ def test_sharded_predict_merges_into_input_order(pair, tmp_path, cli):
     assert not list((tmp_path / "p2").glob(".*"))  # the parts are merged away
 
 
-def test_killing_a_rank_ends_the_run_with_one_line_and_it_resumes_on_one_process(tmp_path):
+def test_killing_a_rank_ends_the_run_with_one_line_and_it_resumes_on_one_process(tmp_path, cli):
     args = [sys.executable, "-m", "deepix", "train", *SAME, "--epochs", "400", "--nproc", "2"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMP_RUN_DIR": str(tmp_path)})  # tells this test's ranks apart
@@ -115,7 +115,7 @@ def test_killing_a_rank_ends_the_run_with_one_line_and_it_resumes_on_one_process
     assert "rank 1 was killed (SIGKILL)" in lines[0] and f"--resume {Path('runs/classify/exp1')}" in lines[0]
     done = len(rows(run))
     assert done >= 1
-    again = deepix_cli("train", "--resume", str(run), "--epochs", str(done + 1), "--quiet", cwd=tmp_path)
+    again = cli("train", "--resume", run, "--epochs", done + 1, "--quiet")  # one process: this one
     assert again.returncode == 0, again.stderr
     assert [int(r["epoch"]) for r in rows(run)] == list(range(1, done + 2))
 
@@ -187,7 +187,8 @@ def test_generation_trains_under_two_processes(tmp_path):
     # its judge is a classify run inside the run (all ranks train it), and torchmetrics' FID must not wait for
     # ranks that are not measuring
     r = deepix_cli("train", "generate", "--data", "digits", "--imgsz", "16", "--model", "dcgan", "--width", "0.25",
-                   "--epochs", "1", "--judge-epochs", "1", "--quiet", "--nproc", "2", cwd=tmp_path, timeout=240)
+                   "--epochs", "1", "--judge-epochs", "1", "--test-samples", "300", "--quiet", "--nproc", "2", cwd=tmp_path,
+                   timeout=240)
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "runs" / "generate" / "exp1" / "summary.json").read_text())
     test = summary["test"]

@@ -16,11 +16,10 @@ from deepix.tasks.generate import train as generate
 
 @pytest.fixture(autouse=True)
 def few_test_samples(monkeypatch):
-    monkeypatch.setattr(generate, "TEST_SAMPLES", 300)
     monkeypatch.setattr(generate, "EVAL_SAMPLES", 200)
 
 
-FAST = dict(epochs=2, judge_epochs=2, batch=32, threads=1, quiet=True, width=0.25)
+FAST = dict(epochs=2, judge_epochs=2, test_samples=300, batch=32, threads=1, quiet=True, width=0.25)
 
 
 def test_cgan_trains_through_the_engine_and_is_judged(tmp_path, digits_28):
@@ -44,8 +43,8 @@ def test_cgan_trains_through_the_engine_and_is_judged(tmp_path, digits_28):
 
 def test_a_resumed_gan_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, digits_28):
     data = digits_28()
-    quick = {**FAST, "judge_epochs": 1}  # the judge plays no part in the weights compared
-    with few_generate_samples(100, 100):  # nor do the samples scored at the end
+    quick = {**FAST, "judge_epochs": 1, "test_samples": 100}  # the judge plays no part in the weights compared
+    with few_generate_samples(100):  # nor do the samples scored
         whole = deepix.train("generate", data=data, project=str(tmp_path), name="whole", **quick)["run"]
         cut = deepix.train("generate", data=data, project=str(tmp_path), name="cut", **{**quick, "epochs": 1})["run"]
         saved = torch.load(cut / "state" / "last.pt", weights_only=True)
@@ -83,17 +82,17 @@ def trained(tmp_path_factory, digits_28, generate_run):
     """A conditional GAN trained on a folder, and the shared unconditional one (dcgan on digits_28)."""
     base = tmp_path_factory.mktemp("gen")
     import deepix.tasks.generate.train as g
-    saved = g.TEST_SAMPLES, g.EVAL_SAMPLES
-    g.TEST_SAMPLES, g.EVAL_SAMPLES = 200, 100
+    saved = g.EVAL_SAMPLES
+    g.EVAL_SAMPLES = 100
     x, y = digits_28()
     for i, (im, c) in enumerate(zip(x, y)):  # a folder, as a user's data would be: `deepix val` reads it again
         (base / "imgs" / str(c)).mkdir(parents=True, exist_ok=True)
         Image.fromarray(im).save(base / "imgs" / str(c) / f"{i}.png")
-    data = dict(data=str(base / "imgs"), imgsz=28, project=str(base), **{**FAST, "epochs": 1})
+    data = dict(data=str(base / "imgs"), imgsz=28, project=str(base), **{**FAST, "epochs": 1, "test_samples": 200})
     try:
         cond = deepix.train("generate", name="c", **data)["run"]
     finally:
-        g.TEST_SAMPLES, g.EVAL_SAMPLES = saved
+        g.EVAL_SAMPLES = saved
     return cond, generate_run
 
 

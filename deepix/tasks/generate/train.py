@@ -33,8 +33,7 @@ from . import pictures as pic
 from .metrics import Features
 from .metrics import inception_fid
 
-EVAL_SAMPLES = 1000     # generated images scored after every epoch (the test uses 10,000)
-TEST_SAMPLES = 10_000
+EVAL_SAMPLES = 1000     # generated images scored after every epoch (the test: --test-samples, 10,000)
 
 
 def conditional(model_name: str) -> bool:
@@ -250,12 +249,12 @@ def test_metrics(cfg: Config, model, ds, judge, judge_acc: float, run: Path, bf1
     real = (ds.test if len(ds.test) else ds.val).x.float().div(255)
     ev = Evaluator(judge, real, len(ds.classes), seed=cfg.seed)
     t0 = time.perf_counter()
-    count = eval_count(model, TEST_SAMPLES)
+    count = eval_count(model, cfg.test_samples)
     fake, asked = Generate(cfg, len(ds.classes), ev, bf16).sample(model, count, cfg.seed + 2)
     seconds = time.perf_counter() - t0
     m = ev(fake, asked)
     floor = ev.floor()
-    train_ref = ev(ds.train.x[:TEST_SAMPLES].float().div(255))  # what a model that copied its training images scores
+    train_ref = ev(ds.train.x[:cfg.test_samples].float().div(255))  # what a model that copied its training images scores
     test = {"samples": count, "real_images": len(real),
             "feature_space": f"penultimate layer of the run's vgg7 classifier ({ev.features.num_features}-d, "
                              f"test accuracy {judge_acc:.1%})",
@@ -306,7 +305,7 @@ def interpolate(model, seed: int, rows: int = 6, steps: int = 10) -> list[torch.
 
 
 def val(run: Path) -> dict:
-    """The test figures of a run's best weights, measured again (10,000 samples against the test split)."""
+    """The test figures of a run's best weights, measured again (its --test-samples against the test split)."""
     run, cfg, _ = open_run(run)
     ds = load_data(cfg)
     sampler = Sampler(run)
