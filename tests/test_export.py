@@ -33,6 +33,19 @@ def test_export_writes_a_file_that_matches_deepix(runs, task, fmt, tmp_path, cli
         assert run_file(out, {"image": torch.rand(2, 1, 40, 56)}).shape == (2, 1, 40, 56)
 
 
+def test_the_file_puts_each_relu_before_its_pool(runs, tmp_path, cli):
+    # trained pool-then-ReLU (cheaper in torch), written ReLU-then-pool: the same function, which onnxruntime fuses
+    # into the convolution, and an int8 file pools in int8 (the parity check above shows the answers are the same)
+    import onnx
+    out = tmp_path / "c.onnx"
+    cli("export", runs["classify"], "-o", out, check=True)
+    nodes = onnx.load(str(out)).graph.node
+    made_by = {o: n for n in nodes for o in n.output}
+    pools = [n for n in nodes if n.op_type == "MaxPool"]
+    assert pools and all(made_by[p.input[0]].op_type == "Relu" for p in pools)
+    assert not any(made_by.get(n.input[0]) in pools for n in nodes if n.op_type == "Relu")
+
+
 def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, tmp_path, cli):
     run = runs["classify"]
     out = tmp_path / "c.onnx"
