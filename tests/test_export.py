@@ -14,13 +14,26 @@ from PIL import Image
 from deepix.export import read_metadata, run_file
 
 
+@pytest.fixture(scope="module")
+def exported(runs, tmp_path_factory, cli):
+    """`exported(task, fmt)`: the file `deepix export` wrote for the shared run, and the command's result; each
+    exported once for this file's tests, which only read it (the exporter takes seconds per file)."""
+    made = {}
+
+    def get(task: str, fmt: str = "onnx"):
+        if (task, fmt) not in made:
+            out = tmp_path_factory.mktemp("exported") / f"m.{fmt}"
+            made[(task, fmt)] = out, cli("export", runs[task], "--format", fmt, "-o", out, check=True)
+        return made[(task, fmt)]
+    return get
+
+
 @pytest.mark.parametrize("task", ["classify", "restore", "detect", "generate"])
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_export_writes_a_file_that_matches_deepix(runs, task, fmt, tmp_path, cli):
-    out = tmp_path / f"m.{fmt}"
-    r = cli("export", runs[task], "--format", fmt, "-o", out, check=True)
+def test_export_writes_a_file_that_matches_deepix(exported, task, fmt):
+    out, r = exported(task, fmt)
     assert "ok" in r.stdout
-    record = json.loads((tmp_path / f"m.{fmt}.json").read_text())
+    record = json.loads(out.with_name(f"m.{fmt}.json").read_text())
     assert record["parity"]["ok"] and record["parity"]["max_abs_diff"] < 1e-3
     meta = read_metadata(out)
     assert meta["deepix_task"] == task and "input" in meta
@@ -33,12 +46,11 @@ def test_export_writes_a_file_that_matches_deepix(runs, task, fmt, tmp_path, cli
         assert run_file(out, {"image": torch.rand(2, 1, 40, 56)}).shape == (2, 1, 40, 56)
 
 
-def test_the_file_puts_each_relu_before_its_pool(runs, tmp_path, cli):
+def test_the_file_puts_each_relu_before_its_pool(exported):
     # trained pool-then-ReLU (cheaper in torch), written ReLU-then-pool: the same function, which onnxruntime fuses
     # into the convolution, and an int8 file pools in int8 (the parity check above shows the answers are the same)
     import onnx
-    out = tmp_path / "c.onnx"
-    cli("export", runs["classify"], "-o", out, check=True)
+    out, _ = exported("classify")
     nodes = onnx.load(str(out)).graph.node
     made_by = {o: n for n in nodes for o in n.output}
     pools = [n for n in nodes if n.op_type == "MaxPool"]
@@ -46,10 +58,9 @@ def test_the_file_puts_each_relu_before_its_pool(runs, tmp_path, cli):
     assert not any(made_by.get(n.input[0]) in pools for n in nodes if n.op_type == "Relu")
 
 
-def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, tmp_path, cli):
+def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, exported, tmp_path, cli):
     run = runs["classify"]
-    out = tmp_path / "c.onnx"
-    cli("export", run, "-o", out, check=True)
+    out, _ = exported("classify")
     img = tmp_path / "digit.png"
     Image.fromarray(np.asarray(torch.rand(28, 28).mul(255).byte())).save(img)
     a = json.loads(cli("predict", run, img, "--json", check=True).stdout)
@@ -57,13 +68,10 @@ def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, tmp
     assert a["class"] == b["class"] and abs(a["probability"] - b["probability"]) < 1e-4
 
 
-def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, tmp_path, cli):
-    from deepix.config import make_config
+def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, detect_run, exported, tmp_path, cli):
     from deepix.tasks.detect.images import pixels
-    from deepix.tasks.detect.train import load_data
-    out = tmp_path / "d.onnx"
-    cli("export", runs["detect"], "-o", out, check=True)
-    ds = load_data(make_config(task="detect"))
+    out, _ = exported("detect")
+    ds = detect_run["data"]  # the run's own scenes
     paths = []
     for i in range(3):
         paths.append(tmp_path / f"{i}.png")
@@ -76,9 +84,8 @@ def test_an_exported_detector_finds_the_boxes_deepix_finds(runs, tmp_path, cli):
     assert "found" in cli("predict", out, paths[0], check=True).stdout
 
 
-def test_predict_restores_with_an_exported_restorer(runs, tmp_path, cli):
-    out = tmp_path / "r.onnx"
-    cli("export", runs["restore"], "-o", out, check=True)
+def test_predict_restores_with_an_exported_restorer(exported, tmp_path, cli):
+    out, _ = exported("restore")
     noisy = tmp_path / "noisy.png"
     Image.fromarray(skimage.data.camera()[:64, :80]).save(noisy)
     cli("predict", out, noisy, "-o", tmp_path / "clean.png", check=True)
