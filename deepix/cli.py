@@ -70,6 +70,7 @@ HELP = {
     "diversity": "generation: weight of the mode-seeking term (pairs of latents pushed apart; 0: off)",
     "ema": "generation: moving-average decay of the generator's weights, used for sampling",
     "judge_epochs": "generation: epochs of the classifier whose features measure the samples",
+    "sample_steps": "generation, ddpm: DDIM steps per sample (25); fewer is faster and coarser",
     "test_samples": "generation: images generated for the final test (FID, KID, precision, recall; default 10,000, "
                     "the field's usual count; fewer is faster and noisier; diffusion samples a fifth)",
     "inception": "generation: also the standard Inception FID on this many samples (pip install deepix[fid])",

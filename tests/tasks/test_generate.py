@@ -75,6 +75,9 @@ def test_diffusion_model_trains_through_the_same_task(ddpm_run):
     r = {"run": ddpm_run, "test": json.loads((ddpm_run / "summary.json").read_text())["test"]}
     assert "train_loss" in (r["run"] / "metrics.csv").read_text().splitlines()[0]
     assert r["test"]["class_accuracy"] is not None
+    assert deepix.load(ddpm_run).model.steps == 5  # the run's --sample-steps, for generate, export and serve
+    with pytest.raises(deepix.UserError, match="--sample-steps"):
+        deepix.train("generate", model="ddpm", sample_steps=0)
 
 
 @pytest.fixture(scope="module")

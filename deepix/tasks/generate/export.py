@@ -5,8 +5,6 @@ import torch
 
 from ..base import Exportable
 
-STEPS = 25  # the DDIM steps unrolled into an exported diffusion sampler, as `deepix generate` samples
-
 
 class GeneratorFile(torch.nn.Module):
     """A GAN's averaged generator with its output mapped to pixels in [0, 1]."""
@@ -20,14 +18,14 @@ class GeneratorFile(torch.nn.Module):
 
 
 class DiffusionFile(torch.nn.Module):
-    """The diffusion model's whole DDIM sampler (STEPS steps, guidance 2) from its starting noise."""
+    """The diffusion model's whole DDIM sampler (the run's --sample-steps, guidance 2) from its starting noise."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.model.sample(z.shape[0], labels if self.model.num_classes else None, z=z, steps=STEPS)
+        return self.model.sample(z.shape[0], labels if self.model.num_classes else None, z=z)
 
 
 def exportable(s) -> Exportable:
@@ -41,12 +39,12 @@ def exportable(s) -> Exportable:
                 input=f"z: float32 (N, {shape}) from N(0, 1); labels: int64 (N,) class indices"
                       + ("" if s.model.num_classes else " (ignored: unconditional)"),
                 output="images: float32 (N, C, H, W) in [0, 1]"
-                       + ("" if gan else f"; the whole DDIM sampler ({STEPS} steps) is in the graph"))
+                       + ("" if gan else f"; the whole DDIM sampler ({s.model.steps} steps) is in the graph"))
     net = GeneratorFile(s.model.g_ema, bool(s.model.num_classes)) if gan else DiffusionFile(s.model)
     # the sampler's graph fixes its batch at export (the exporter specialises it): batches of 16 images
     dynamic = {"z": {0: "batch"}, "labels": {0: "batch"}} if gan else {"z": {}, "labels": {}}
     if not gan:
         info["input"] += f"; batches of exactly {n}"
-    # the sampler unrolls STEPS network passes: the exporter's optimiser took 31 s of a 52 s export of it (ddpm, width 0.25)
+    # the sampler unrolls one network pass per step: the exporter's optimiser took 31 s of a 52 s export of it (ddpm, width 0.25)
     return Exportable(net.eval(), (z, labels), ["z", "labels"], ["images"], dynamic, info,
                       f"{n} latents drawn with seed 0, labels 0..9", optimize=gan)

@@ -135,7 +135,7 @@ class Generate(Step):
 
 
 def eval_count(model, n: int) -> int:
-    # a diffusion model samples through 25 network passes: score fewer of its images (the count is reported)
+    # a diffusion model samples through --sample-steps (25) network passes: score fewer of its images (the count is reported)
     return n if hasattr(model, "d") else max(100, n // 5)
 
 
@@ -186,7 +186,10 @@ def build(cfg: Config, channels: int, size, classes: int) -> torch.nn.Module:
         raise UserError(f"{cfg.model} does not generate images; use one of {names}")
     spec = Spec(channels, classes if conditional(cfg.model) else 0, tuple(size), width=cfg.width, z_dim=cfg.z_dim,
                 sn=cfg.sn == "on")
-    return build_model(cfg.model, spec)
+    model = build_model(cfg.model, spec)
+    if hasattr(model, "steps"):  # a diffusion model: DDIM steps per sample
+        model.steps = cfg.sample_steps
+    return model
 
 
 def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job:
