@@ -168,8 +168,7 @@ class Config:
         if min(self.z_dim, self.judge_epochs) < 1 or min(self.d_lr, self.gp, self.diversity, self.inception) < 0 \
                 or not 0 <= self.ema < 1 or self.test_samples < 100 or self.sample_steps < 1:
             raise UserError("--z-dim, --judge-epochs and --sample-steps must be at least 1, --test-samples at least 100, "
-                            "--d-lr, --gp, "
-                            "--diversity and --inception at least 0, --ema in [0, 1)")
+                            "--d-lr, --gp, --diversity and --inception at least 0, --ema in [0, 1)")
         if not self.temperature > 0 or not 0 < self.mask_ratio < 1:
             raise UserError("--temperature must be above 0 and --mask-ratio in (0, 1)")
         if self.labels_per_class < 0 or not 0 <= self.label_fraction <= 1:

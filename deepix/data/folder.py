@@ -175,7 +175,8 @@ def _to_tensor(img: Image.Image, channels: int, imgsz: int) -> tuple[torch.Tenso
     # PIL widens the bilinear filter when shrinking, so this is antialiased
     img = img.resize((imgsz, imgsz), Image.Resampling.BILINEAR)
     a = torch.from_numpy(np.array(img))  # uint8 (H, W) or (H, W, 3): torchvision's import would cost seconds
-    return (a[None] if a.ndim == 2 else a.permute(2, 0, 1)), None if img.mode == source_mode else f"{source_mode}->{img.mode}"
+    converted = None if img.mode == source_mode else f"{source_mode}->{img.mode}"
+    return (a[None] if a.ndim == 2 else a.permute(2, 0, 1)), converted
 
 
 def to_l_or_rgb(img: Image.Image) -> Image.Image:
