@@ -70,6 +70,8 @@ HELP = {
     "diversity": "generation: weight of the mode-seeking term (pairs of latents pushed apart; 0: off)",
     "ema": "generation: moving-average decay of the generator's weights, used for sampling",
     "judge_epochs": "generation: epochs of the classifier whose features measure the samples",
+    "judge": "generation: a trained classify run (or another generate run, for its judge) that judges the samples "
+             "instead of one trained here: runs that share a judge have FIDs that compare",
     "sample_steps": "generation, ddpm: DDIM steps per sample (25); fewer is faster and coarser",
     "test_samples": "generation: images generated for the final test (FID, KID, precision, recall; default 10,000, "
                     "the field's usual count; fewer is faster and noisier; diffusion samples a fifth)",

@@ -82,6 +82,7 @@ class Config:
     diversity: float = 0.0      # GANs: weight of the mode-seeking term that keeps latents apart (0: off)
     ema: float = 0.999          # moving-average decay of the generator's (denoiser's) weights
     judge_epochs: int = 10      # epochs of the classifier whose features measure the samples
+    judge: str = ""             # generation: a trained classify run (or generate run) whose classifier judges instead
     test_samples: int = 10_000  # images generated for the final test (diffusion: a fifth of them)
     sample_steps: int = 25      # diffusion: DDIM steps per sample (each a pass of the network)
     inception: int = 0          # also the standard Inception FID on this many samples (0: off)

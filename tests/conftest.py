@@ -163,10 +163,10 @@ def generate_run(tmp_path_factory, digits_28):
 
 
 @pytest.fixture(scope="session")
-def ddpm_run(tmp_path_factory, digits_28):
+def ddpm_run(tmp_path_factory, digits_28, generate_run):
     import deepix
-    with few_generate_samples():
-        return deepix.train("generate", data=digits_28(), model="ddpm", width=0.25, batch=32, judge_epochs=1,
+    with few_generate_samples():  # judged by the GAN's judge (--judge): one fewer classifier to train
+        return deepix.train("generate", data=digits_28(), model="ddpm", width=0.25, batch=32, judge=str(generate_run),
                             test_samples=300, sample_steps=5, name="dd", project=str(tmp_path_factory.mktemp("runs")),
                             **COMMON)["run"]
 

@@ -42,8 +42,12 @@ def prune(task, job, cfg, dev) -> dict:
     before, training = count_params(model), model.training
     model.eval()
     try:
+        # a bare Parameter the task keeps (the detector's per-level scales) is declared, so that Torch-Pruning
+        # does not warn that it would cut its last dimension: being kept, it is never cut
+        bare = [(p, 0) for p in keep if isinstance(p, torch.nn.Parameter)]
         pruner = tp.pruner.MetaPruner(model, x, importance=tp.importance.GroupMagnitudeImportance(p=2),
-                                      pruning_ratio=cfg.prune, ignored_layers=keep, round_to=4)
+                                      pruning_ratio=cfg.prune, ignored_layers=keep, round_to=4,
+                                      unwrapped_parameters=bare)
         pruner.step()
         with torch.no_grad():
             model(x)  # a layer whose channels Torch-Pruning could not follow (e.g. PixelShuffle's groups) fails here

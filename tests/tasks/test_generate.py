@@ -41,9 +41,10 @@ def test_cgan_trains_through_the_engine_and_is_judged(tmp_path, digits_28):
     assert "FID" in html and "data:image/gif" in html
 
 
-def test_a_resumed_gan_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, digits_28):
+def test_a_resumed_gan_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, digits_28, generate_run):
     data = digits_28()
-    quick = {**FAST, "judge_epochs": 1, "test_samples": 100}  # the judge plays no part in the weights compared
+    # the judge plays no part in the weights compared: the shared run's is lent (--judge), not trained three times
+    quick = {**FAST, "judge": str(generate_run), "test_samples": 100}
     with few_generate_samples(100):  # nor do the samples scored
         whole = deepix.train("generate", data=data, project=str(tmp_path), name="whole", **quick)["run"]
         cut = deepix.train("generate", data=data, project=str(tmp_path), name="cut", **{**quick, "epochs": 1})["run"]
@@ -53,6 +54,20 @@ def test_a_resumed_gan_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, d
     a = load_file(str(whole / "weights" / "last.safetensors"))
     b = load_file(str(cut / "weights" / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the lent judge was copied into the run, which names where it came from
+    judge = json.loads((generate_run / "summary.json").read_text())["classifier"]
+    lent = json.loads((whole / "summary.json").read_text())["classifier"]
+    assert lent["from"] == str(generate_run) and lent["test_accuracy"] == judge["test_accuracy"]
+    assert judge["from"] is None and lent["model"] == "vgg7"
+    assert (whole / "classify" / "classifier" / "weights" / "best.safetensors").is_file()
+    assert f"from {generate_run} (--judge)" in (whole / "report.html").read_text()
+
+
+def test_a_judge_must_be_a_classifier_of_the_same_images(digits_run, detect_run, digits_28, tmp_path):
+    for judge, says in ((detect_run["run"], "is a detect run"), (digits_run[0], "the same classes at the same size"),
+                        (tmp_path, "not a deepix run folder")):
+        with pytest.raises(deepix.UserError, match=says):
+            deepix.train("generate", data=digits_28(), judge=str(judge), project=str(tmp_path), **FAST)
 
 
 def test_gan_options_ns_loss_r1_penalty_and_no_spectral_norm_train():

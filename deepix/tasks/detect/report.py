@@ -82,8 +82,9 @@ def findings(rows: list[dict], summary: dict) -> list[dict]:
         boxes = (data.get("boxes") or {}).get("train", "?")
         out[-1]["remedies"].append(f"Only {train_images} training images ({boxes} boxes): more labelled photos help "
                                    "most; with few, start from pretrained weights (--weights FILE: a detector's, or "
-                                   "a backbone's such as torchvision's resnet50 for tv:retinanet_resnet50_fpn) and "
-                                   "use --augment strong --mosaic 0.5 --multiscale 0.25")
+                                   "a backbone's such as torchvision's resnet50 for tv:retinanet_resnet50_fpn); "
+                                   "--augment strong --mosaic 0.5 --multiscale 0.25 only with time for many epochs "
+                                   "(they make each epoch harder, and pay off only after many)")
     sizes = {s: test.get(f"map_{s}") for s in SIZES}
     if sizes["small"] is not None and sizes["large"] is not None and sizes["small"] < 0.5 * sizes["large"]:
         out[-1]["remedies"].append(f"Small objects lag (AP {sizes['small']:.2f} vs {sizes['large']:.2f} for large): "

@@ -18,7 +18,7 @@ class Generate(Task):
     defaults = dict(data="mnist-5k", model="cgan", loss="hinge", monitor="val_fid", epochs=40, batch=64, lr=0.0002,
                     d_lr=0.0002, optimizer="adam", schedule="constant", weight_decay=0.0)
     uses = frozenset({"imgsz", "val_fraction", "test_fraction", "strict", "hflip", "loss", "width", "z_dim", "d_lr",
-                      "sn", "gp", "diversity", "ema", "judge_epochs", "test_samples", "sample_steps", "inception",
+                      "sn", "gp", "diversity", "ema", "judge_epochs", "judge", "test_samples", "sample_steps", "inception",
                       "inception_weights"})
     ignores = frozenset({"optimizer", "momentum", "nesterov"})  # a GAN's two Adams (or the denoiser's AdamW) are fixed
 

@@ -62,7 +62,9 @@ def parts(summary: dict, plots: Path, e, table, img) -> tuple[str, str, list[tup
                                         ["discriminator", f"{int(model.get('params_d') or 0):,}"]])
          if model.get("params_d") else "",
          f"<p>{e(model.get('name', '?'))}, {kind}, {int(model.get('params') or 0):,} parameters in all."
-         f" The judge: a {e(clf.get('model', '?'))} classifier trained on the same data in this run (test accuracy "
+         f" The judge: a {e(clf.get('model', '?'))} classifier "
+         + (f"from {e(clf['from'])} (--judge)" if clf.get("from") else "trained on the same data in this run")
+         + " (test accuracy "
          f"{_pct(clf.get('test_accuracy'))}); its features are where FID, KID, precision and recall are measured "
          "and its labels give the class coverage.</p>",
          f"<details><summary>model layers</summary><pre>{e(model.get('summary', ''))}</pre></details>"]

@@ -164,6 +164,11 @@ def load_data(cfg: Config):
 def train_classifier(cfg: Config, ds, run: Path):
     """The judge: a classifier trained on the generator's own training split, saved with the run."""
     found = run / "classify" / "classifier"
+    if cfg.judge and not dist.broadcast((found / "summary.json").is_file()):
+        judge = given_judge(cfg, ds)
+        if dist.is_main():  # copied: the run keeps its judge, as it keeps one it trained
+            shutil.copytree(judge, found, dirs_exist_ok=True)
+        dist.barrier()
     if not dist.broadcast((found / "summary.json").is_file()):  # every rank trains it, or none
         if dist.is_main() and found.exists():  # killed while it trained: it trains again, from its start
             shutil.rmtree(found)
@@ -178,6 +183,24 @@ def train_classifier(cfg: Config, ds, run: Path):
     pred = get("classify").load(found)
     acc = json.loads((found / "summary.json").read_text())["test"]["accuracy"]
     return pred.model, acc
+
+
+def given_judge(cfg: Config, ds) -> Path:
+    """The classify run that --judge names (a generate run stands for its own judge), once it has been checked to
+    read this data's images and classes."""
+    run, jcfg, _ = open_run(cfg.judge)
+    if jcfg.task == "generate":
+        run = run / "classify" / "classifier"
+        run, jcfg, _ = open_run(run)
+    if jcfg.task != "classify" or not (run / "summary.json").is_file():
+        raise UserError(f"--judge {cfg.judge} is a {jcfg.task} run; pass a finished classify run, or a generate run "
+                        f"for its judge")
+    judge = get("classify").load(run)
+    if list(judge.classes) != list(ds.classes) or judge.channels != ds.channels or tuple(judge.size) != tuple(ds.size):
+        raise UserError(f"--judge {cfg.judge} reads {judge.channels}x{judge.size[0]}x{judge.size[1]} images of the "
+                        f"classes {list(judge.classes)[:6]}; this data has {ds.channels}x{ds.size[0]}x{ds.size[1]} "
+                        f"images of {list(ds.classes)[:6]}: a judge must know the same classes at the same size")
+    return run
 
 
 def build(cfg: Config, channels: int, size, classes: int) -> torch.nn.Module:
@@ -230,7 +253,8 @@ def setup(cfg: Config, dataset, net, dev, bf16: bool, resume: str | None) -> Job
                             "params_g": count_params(model.g) if hasattr(model, "g") else None,
                             "params_d": count_params(model.d) if hasattr(model, "d") else None,
                             "conditional": bool(model.num_classes), "summary": str(model)},
-                  "classifier": {"model": "vgg7", "test_accuracy": judged["accuracy"],
+                  "classifier": {"model": open_run(run / "classify" / "classifier")[1].model,
+                                 "test_accuracy": judged["accuracy"], "from": cfg.judge or None,
                                  "weights": "classify/classifier/weights/best.safetensors"},
                   "test": test}
         pictures(run, model, ds, task, judged["judge"])
