@@ -27,6 +27,7 @@ from deepix.engine.machine import cpu_bf16_why
 def session(path: Path, profile: bool = False) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads, so.enable_profiling = 1, 1, profile
+    so.profile_file_prefix = str(Path(tempfile.gettempdir()) / "deepix-int8-profile")  # not in the working folder
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 

@@ -58,15 +58,6 @@ def test_the_file_puts_each_relu_before_its_pool(exported):
     assert not any(made_by.get(n.input[0]) in pools for n in nodes if n.op_type == "Relu")
 
 
-def test_the_detectors_file_folds_every_batch_norm(exported):
-    # the head towers share their convolutions across levels, each level with its own batch norm: the export
-    # writes a fused convolution per level, so the file (and its int8 form) runs no separate normalisation
-    import onnx
-    out, _ = exported("detect")
-    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
-    assert "BatchNormalization" not in ops and ops.count("Conv") > 30
-
-
 def test_predict_takes_an_exported_classifier_and_gives_deepixs_answer(runs, exported, tmp_path, cli):
     run = runs["classify"]
     out, _ = exported("classify")

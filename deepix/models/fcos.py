@@ -51,29 +51,6 @@ class Tower(nn.Module):
             x = F.silu(norms[level](conv(x)), inplace=True)
         return x
 
-    def unrolled(self) -> "Unrolled":
-        """The same function for inference, each level's batch norm folded into its own copy of the convolutions."""
-        return Unrolled(self)
-
-
-class Unrolled(nn.Module):
-    """An evaluation-mode Tower with one fused convolution per layer and level: what an exported file should hold.
-    A convolution shared by three levels and followed by three batch norms cannot have them folded in, so the file
-    ran each norm as a node of its own, and an int8 file left every tower convolution's output in float for it."""
-
-    def __init__(self, tower: Tower):
-        super().__init__()
-        from torch.nn.utils.fusion import fuse_conv_bn_eval
-        levels = len(tower.norms[0]) if len(tower.norms) else 0
-        self.levels = nn.ModuleList(
-            nn.ModuleList(fuse_conv_bn_eval(conv, norms[level]) for conv, norms in zip(tower.convs, tower.norms))
-            for level in range(levels))
-
-    def forward(self, x: torch.Tensor, level: int) -> torch.Tensor:
-        for conv in self.levels[level] if len(self.levels) else []:
-            x = F.silu(conv(x), inplace=True)
-        return x
-
 
 class FCOS(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, widths: list[int], blocks: list[int], neck: int,
@@ -123,14 +100,6 @@ class FCOS(nn.Module):
             out = torch.cat([self.cls(c).float(), dist, self.ctr(b).float()], 1)
             outs.append(out.flatten(2))
         return torch.cat(outs, 2).transpose(1, 2)
-
-    def unrolled(self) -> "FCOS":
-        """An evaluation-mode copy for export: each head tower's batch norms folded into per-level convolutions
-        (the same outputs; the file runs fused convolutions instead of separate norms)."""
-        import copy
-        model = copy.deepcopy(self).eval()
-        model.cls_tower, model.box_tower = model.cls_tower.unrolled(), model.box_tower.unrolled()
-        return model
 
     @staticmethod
     def points(h: int, w: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:

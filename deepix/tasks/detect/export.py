@@ -65,8 +65,6 @@ def exportable(det, data: str | None) -> Exportable:
         r = evaluate(test, preds, det.classes, MAX_DETS)
         return {"map50": r["map50"], "map": r["map"], "split": split, "images": len(test)}, None
 
-    # the head towers' per-level batch norms folded into per-level convolutions (exported files only)
-    net = det.model.float().cpu().eval()
-    return Exportable(Dense(net.unrolled(), det.step.points.cpu(), det.imgsz).eval(), (x,), ["images"],
+    return Exportable(Dense(det.model.float().cpu(), det.step.points.cpu(), det.imgsz).eval(), (x,), ["images"],
                       ["boxes", "scores"], {"images": {0: "batch"}}, info, f"{len(x)} {split} images of {ds.name}",
                       calibration=calibration, score=score, int8_budget=("map50", 0.01))
