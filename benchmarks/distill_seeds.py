@@ -4,7 +4,7 @@ one point is ten images). A vgg7 teacher on mnist-5k, then vgg7 at --student-wid
 --teacher`) for each distillation weight and student epochs, each beside the same student trained alone (same
 seed, data, epochs). The setting is chosen by mean validation accuracy; the test split is only reported.
 
-    .venv/bin/python benchmarks/distill_seeds.py --seeds 0 1 2 --weights 0.5 0.9 --student-epochs 10 20 --threads 2
+    .venv/bin/python benchmarks/distill_seeds.py --seeds 0 1 2 --weights 0.5 0.9 --student-epochs 10 --threads 2
 """
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def main() -> None:
                     s = json.loads((r / "summary.json").read_text())
                     params = s["teacher"]["student_params"]
                     print(f"student {epochs} epochs, weight {w}, seed {seed}: val {results[(epochs, w)][-1][0]:.4f} "
-                          f"test {results[(epochs, w)][-1][1]:.4f}", flush=True)
+                          f"test {results[(epochs, w)][-1][1]:.4f}"
+                          + (f"; alone: val {results[(epochs, None)][-1][0]:.4f} test {results[(epochs, None)][-1][1]:.4f}"
+                             if i == 0 else ""), flush=True)
     print(f"\nteacher: {t_params or '?'} parameters, test {t_test:.4f}; students: {params:,} parameters"
           + (f" ({params / t_params:.1%})" if t_params else "") + f", {len(a.seeds)} seeds each\n")
     print("| student epochs | distill weight | val accuracy | test accuracy | test minus teacher (points) |")
