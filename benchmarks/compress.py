@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import deepix
-from deepix.deploy import rows_of
+from deepix.deploy import rows_of, timed
 from deepix.engine.machine import cpu_bf16_why
 from deepix.tasks import get
 
@@ -46,7 +46,7 @@ def measure(name: str, a, out: Path) -> tuple[list[dict], str]:
     common = dict(threads=a.train_threads, quiet=True, project=str(out), **setup)
     print(f"{name}: training the original ({setup['epochs']} epochs)", flush=True)
     original = deepix.train(task, name=name.replace(":", "-"), **common)["run"]
-    measure_at = dict(threads=a.threads, tmp=out, seconds=a.seconds)
+    measure_at = dict(threads=a.threads, tmp=out)
     rows, _ = rows_of(original, "", **measure_at)
     metric = get(task).main_figure(summary(original)["test"])[0]
     if "teacher" in get(task).uses:
@@ -54,7 +54,7 @@ def measure(name: str, a, out: Path) -> tuple[list[dict], str]:
         student = deepix.train(task, width=a.student_width, teacher=str(original), name=f"{name}-student".replace(":", "-"),
                                **common)["run"]
         s = summary(student)
-        row = next(r for r in rows_of(student, "student: ", **measure_at)[0] if "fp32" in r["row"])
+        row = next(r for r in rows_of(student, "student: ", **measure_at)[0] if r["row"].endswith("fp32 (onnxruntime)"))
         base = s.get("baseline") or {}
         row["alone"] = base.get(metric.removeprefix("test_"))
         row["row"] = f"distilled student (width {a.student_width}, fp32 onnxruntime)"
@@ -64,7 +64,7 @@ def measure(name: str, a, out: Path) -> tuple[list[dict], str]:
     rows += [{**r, "row": r["row"].replace("pruned: ", "pruned 50%: ")}
              for r in rows_of(pruned, "pruned: ", **measure_at)[0]]
     torch.set_num_threads(a.threads)
-    return rows, metric
+    return timed(rows, a.seconds), metric  # every row in turn, round after round
 
 
 def markdown(name: str, rows: list[dict], metric: str) -> str:

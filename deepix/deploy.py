@@ -21,46 +21,72 @@ from .runs import find_run
 from .tasks import get
 
 
-def timings(run_batch, seconds: float = 2.0, batch: int = 64) -> dict:
-    """Single-image latency (p50, p95 ms) and images/s at `batch` of `run_batch(n)`, each timed for `seconds`."""
-    for _ in range(5):
-        run_batch(1)
-    lat, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end or len(lat) < 20:
-        t = time.perf_counter()
-        run_batch(1)
-        lat.append((time.perf_counter() - t) * 1000)
-    run_batch(batch)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or n < 2 * batch:
+class Timer:
+    """Single-image latency (p50, p95 ms) and images/s at `batch` of `run_batch(n)`, measured in slices: `timed`
+    gives every row's timer a slice in turn, round after round, so that a machine that slows down for a while
+    slows every row alike instead of the one measured then."""
+
+    def __init__(self, run_batch, batch: int):
+        self.run_batch, self.batch = run_batch, batch
+        self.latencies, self.images, self.seconds = [], 0, 0.0
+        for _ in range(5):
+            run_batch(1)
         run_batch(batch)
-        n += batch
-    return {"p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
-            "images_per_s": n / (time.perf_counter() - t0)}
+
+    def slice(self, seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < end or n < 4:
+            t = time.perf_counter()
+            self.run_batch(1)
+            self.latencies.append((time.perf_counter() - t) * 1000)
+            n += 1
+        t0, n = time.perf_counter(), 0
+        while time.perf_counter() - t0 < seconds or n < 1:
+            self.run_batch(self.batch)
+            n += 1
+        self.images += n * self.batch
+        self.seconds += time.perf_counter() - t0
+
+    def result(self) -> dict:
+        return {"p50_ms": float(np.percentile(self.latencies, 50)), "p95_ms": float(np.percentile(self.latencies, 95)),
+                "images_per_s": self.images / self.seconds}
 
 
-def onnx_speed(path: Path, name: str, x: np.ndarray, threads: int, seconds: float = 2.0) -> dict:
-    """timings() of an exported file in onnxruntime at `threads` threads; x holds one batch."""
+def timed(rows: list[dict], seconds: float = 2.0, rounds: int = 5) -> list[dict]:
+    """Fills in each row's timings from its "timer" (which goes): `seconds` of single images and `seconds` of
+    batches per row in all, in `rounds` turns."""
+    for _ in range(rounds):
+        for r in rows:
+            r["timer"].slice(seconds / rounds)
+    for r in rows:
+        r.update(r.pop("timer").result())
+    return rows
+
+
+def onnx_timer(path: Path, name: str, x: np.ndarray, threads: int) -> Timer:
+    """A Timer of an exported file in onnxruntime at `threads` threads; x holds one batch."""
     import onnxruntime as ort  # onnxruntime: only exported files need it
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return timings(lambda n: s.run(None, {name: x[:n]}), seconds, len(x))
+    return Timer(lambda n: s.run(None, {name: x[:n]}), len(x))
 
 
-def torch_speed(module, x: torch.Tensor, seconds: float = 2.0, bf16: bool = True) -> dict:
-    """timings() of a network in torch as deepix runs it on a CPU: channels-last, in bf16 autocast or fp32."""
+def torch_timer(module, x: torch.Tensor, bf16: bool = True) -> Timer:
+    """A Timer of a network in torch as deepix runs it on a CPU: channels-last, in bf16 autocast or fp32."""
     module = module.eval().to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
 
     def go(n):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             module(x[:n])
-    return timings(go, seconds, len(x))
+    return Timer(go, len(x))
 
 
-def rows_of(run: Path, label: str, threads: int, tmp: Path, seconds: float) -> tuple[list[dict], float]:
-    """The run's rows, and what its task lets int8 lose of its figure (0 where int8 does not apply)."""
+def rows_of(run: Path, label: str, threads: int, tmp: Path) -> tuple[list[dict], float]:
+    """The run's rows, each with a "timer" for `timed`, and what its task lets int8 lose of its figure (0 where
+    int8 does not apply)."""
     cfg = make_config(run / "config.yaml")
     task = get(cfg.task)
     ex = task.exportable(run, "best", None)
@@ -73,20 +99,22 @@ def rows_of(run: Path, label: str, threads: int, tmp: Path, seconds: float) -> t
     bf16 = machine.use_bf16(cfg.precision, torch.device("cpu"))  # what deepix runs here: bf16 only where native
     rows = [{"row": f"{label}{'bf16' if bf16 else 'fp32'} (torch)", "run": str(run), "params": params,
              "bytes": (run / "weights" / "best.safetensors").stat().st_size, "figure": own,
-             **torch_speed(ex.module, x, seconds, bf16)}]
+             "timer": torch_timer(ex.module, x, bf16)}]
     if task.no_int8:  # the float file only; the figure is the run's own
         f = export(run, out=tmp / f"{label}float.onnx")
         return rows + [{"row": f"{label}fp32 (onnxruntime)", "run": str(run), "params": params,
                         "bytes": Path(f["file"]).stat().st_size, "figure": own,
-                        **onnx_speed(Path(f["file"]), name, x.numpy(), threads, seconds)}], 0.0
+                        "timer": onnx_timer(Path(f["file"]), name, x.numpy(), threads)}], 0.0
     q = export(run, out=tmp / f"{label}int8.onnx", int8=True)
     f = export(run, out=tmp / f"{label}float.onnx")
     par = q["parity"]
     return rows + [
         {"row": f"{label}fp32 (onnxruntime)", "run": str(run), "params": params, "bytes": q["float_bytes"],
-         "figure": par["float"].get(key, par["float"][par["metric"]]), **onnx_speed(Path(f["file"]), name, x.numpy(), threads, seconds)},
+         "figure": par["float"].get(key, par["float"][par["metric"]]),
+         "timer": onnx_timer(Path(f["file"]), name, x.numpy(), threads)},
         {"row": f"{label}int8 (onnxruntime)", "run": str(run), "params": params, "bytes": q["bytes"],
-         "figure": par["int8"].get(key, par["int8"][par["metric"]]), **onnx_speed(Path(q["file"]), name, x.numpy(), threads, seconds)}], float(par["allowed"])
+         "figure": par["int8"].get(key, par["int8"][par["metric"]]),
+         "timer": onnx_timer(Path(q["file"]), name, x.numpy(), threads)}], float(par["allowed"])
 
 
 def deploy(run, latency_ms: float | None = None, threads: int = 1, seconds: float = 2.0) -> dict:
@@ -104,9 +132,10 @@ def deploy(run, latency_ms: float | None = None, threads: int = 1, seconds: floa
     higher = task.higher_is_better(metric.replace("test_", "val_"))
     pruned = run.parent / f"{run.name}-pruned"
     with tempfile.TemporaryDirectory() as tmp:
-        rows, allowed = rows_of(run, "", threads, Path(tmp), seconds)
+        rows, allowed = rows_of(run, "", threads, Path(tmp))
         if (pruned / "summary.json").is_file():
-            rows += rows_of(pruned, "pruned: ", threads, Path(tmp), seconds)[0]
+            rows += rows_of(pruned, "pruned: ", threads, Path(tmp))[0]
+        timed(rows, seconds)  # every row in turn, round after round
     pick, why = choose(rows, metric, higher, latency_ms, allowed)
     out = {"run": str(run), "threads": threads, "metric": metric, "rows": rows,
            "pick": pick, "why": why,
