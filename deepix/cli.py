@@ -80,7 +80,7 @@ HELP = {
     "method": "pretrain: simclr, byol or mae (masked reconstruction)",
     "temperature": "pretrain: the NT-Xent temperature of simclr; classify with --teacher: how soft the targets are (4)",
     "teacher": "classify, restore, detect: a trained run of the same task (same classes) whose outputs the model learns from too",
-    "distill_weight": "with --teacher: the share of the loss that follows the teacher (0.5)",
+    "distill_weight": "with --teacher: the share of the loss that follows the teacher (classify 0.9, else 0.5)",
     "mask_ratio": "pretrain: share of the image's patches hidden by mae",
     "init": "start from a pretrain run's encoder (the run folder or its encoder.safetensors); locate: a searcher-cnn run",
     "freeze": "classify: with --init, train only the last layer (a linear probe)",
