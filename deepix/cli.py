@@ -54,7 +54,7 @@ HELP = {
     "loss": "classify: cross-entropy, focal, mse; restore: l1, mse, charbonnier; generate: hinge, ns",
     "label_smoothing": "label smoothing for cross-entropy",
     "grad_clip": "clip the gradient norm to this (0: off)",
-    "channels_last": "auto (on with bf16, measured faster), on, off",
+    "channels_last": "auto (classify: on on a CPU and with bf16; detect: on with bf16; measured faster), on, off",
     "sync_bn": "under torchrun on GPUs: BatchNorm statistics over the whole batch of all processes (SyncBatchNorm)",
     "seed": "seeds the split, the initialisation, the batch order and the augmentation",
     "quiet": "no progress bars",
