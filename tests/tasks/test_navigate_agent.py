@@ -96,7 +96,9 @@ def test_bad_maps_and_cells_get_one_line(nav_run, tmp_path, cli):
 
 def test_val_and_onnx_export_match_the_run(nav_run, tmp_path, cli):
     m = deepix.val(nav_run["run"])
-    assert m["walkers"]["agent"] == pytest.approx(nav_run["test"]["walkers"]["agent"], abs=1e-9, rel=0.5)
+    # the same episodes give the same figures; the time per path is a clock's reading, not one of them
+    same = {k: v for k, v in nav_run["test"]["walkers"]["agent"].items() if k != "ms_per_path"}
+    assert {k: m["walkers"]["agent"][k] for k in same} == pytest.approx(same, abs=1e-9)
     assert m["success"] == nav_run["test"]["success"]
     r = cli("export", nav_run["run"], "--format", "onnx", "-o", tmp_path / "nav.onnx", check=True)
     assert (tmp_path / "nav.onnx").is_file() and "parity" in r.stdout.lower()
