@@ -9,4 +9,5 @@ if ! command -v chromium >/dev/null; then
   $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
     { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 fi
-exec .venv/bin/python -m pytest -q "$@"
+# two pytest-xdist workers, each file whole on one (its shared runs trained once there), one torch thread each
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"

@@ -17,6 +17,14 @@ import pytest
 os.environ.setdefault("DEEPIX_DATA", "/nonexistent-deepix-data")
 # the reports' figures at half their resolution: drawing them is most of a tiny run's time, and no test reads pixels
 os.environ.setdefault("DEEPIX_PLOT_DPI", "55")
+# under pytest-xdist each worker has a core of its own: a test's torch threads (and its subprocesses') stay at one,
+# since two threads on a core that the other worker also uses ran 3x slower than one
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+    _set_threads = torch.set_num_threads
+    torch.set_num_threads = lambda n: _set_threads(1)
+    _set_threads(1)
 
 
 def in_process(*args, check=False):
@@ -224,3 +232,16 @@ def start_server():
     for s in started:
         if s.thread.is_alive():
             s.stop()
+
+
+# the slowest files first (each file runs whole on one pytest-xdist worker): started last, one of them would leave
+# the other worker idle at the end (serial seconds on 2 cores, 2026-12-07: 151, 57, 52, 50, 45, 39)
+SLOW_FIRST = ("engine/test_distributed.py", "tasks/test_generate.py", "tasks/test_locate.py", "tasks/test_classify.py",
+              "tasks/test_navigate_agent.py", "explain/test_explain.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return next((i for i, slow in enumerate(SLOW_FIRST) if path.endswith(slow)), len(SLOW_FIRST))
+    items.sort(key=rank)  # stable: the order within a file, and among the rest, stays
