@@ -1,5 +1,5 @@
 """Shared fixtures and helpers. The tiny runs that several test files use are trained once per session
-(once per worker under pytest-xdist) and must be treated as read-only: a test that changes a run works on
+(the four that most files use once for all pytest-xdist workers, the rest once per worker) and must be read-only: a test that changes a run works on
 a copy (`copy_run`)."""
 import contextlib
 import io
@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,18 +131,37 @@ def photos(tmp_path_factory):
 COMMON = dict(quiet=True, threads=1, epochs=1)
 
 
+def once(tmp_path_factory, key: str, make) -> Path:
+    """The folder where `make(folder)` trained a shared run, once for the whole session: under pytest-xdist the
+    first worker to ask trains it where every worker sees it, and the others wait for it and read it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(key)
+        make(folder)
+        return folder
+    from filelock import FileLock
+    folder = tmp_path_factory.getbasetemp().parent / f"shared-{key}"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / "done").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def classify_run(tmp_path_factory):
     import deepix
-    return deepix.train(data="mnist-5k", model="vgg7", width=0.25, batch=256, name="c",
-                        project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
+    return once(tmp_path_factory, "classify-run", lambda root: deepix.train(
+        data="mnist-5k", model="vgg7", width=0.25, batch=256, name="c", project=str(root), **COMMON)) / "classify" / "c"
 
 
 @pytest.fixture(scope="session")
 def restore_run(tmp_path_factory, photos):
     import deepix
-    return deepix.train("restore", data=str(photos), model="unet-s", width=0.25, patches=32, batch=16, patch=32,
-                        name="r", project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
+    return once(tmp_path_factory, "restore-run", lambda root: deepix.train(
+        "restore", data=str(photos), model="unet-s", width=0.25, patches=32, batch=16, patch=32, name="r",
+        project=str(root), **COMMON)) / "restore" / "r"
 
 
 # one class of plain squares at 32x32: the smallest set on which fcos-n learns real boxes in seconds
@@ -151,23 +171,26 @@ EASY_SQUARES = dict(classes=("square",), max_objects=1, min_side=0.3, max_side=0
 
 @pytest.fixture(scope="session")
 def detect_run(tmp_path_factory):
-    """fcos-n, 30 epochs on 64 scenes of one square at 32x32 (16 val, 16 test): {"run", "data", "test"}.
+    """fcos-n, 30 epochs on 64 scenes of one square at 32x32 (16 val, 16 test): {"run", "data"}.
     Measured: test mAP@.5 0.68, mAP 0.23 (fp32, 15 s on 2 threads)."""
     import deepix
     from deepix.data.shapes import load_shapes
-    ds = load_shapes(64, 16, 16, size=32, seed=1, **EASY_SQUARES)
-    r = deepix.train("detect", data=ds, epochs=30, batch=4, augment="none", precision="fp32", name="d", quiet=True,
-                     threads=2, project=str(tmp_path_factory.mktemp("runs")))
-    r["data"] = ds
-    return r
+    ds = load_shapes(64, 16, 16, size=32, seed=1, **EASY_SQUARES)  # drawn from its seed: the same in every worker
+    root = once(tmp_path_factory, "detect-run", lambda root: deepix.train(
+        "detect", data=ds, epochs=30, batch=4, augment="none", precision="fp32", name="d", quiet=True, threads=2,
+        project=str(root)))
+    return {"run": root / "detect" / "d", "data": ds}
 
 
 @pytest.fixture(scope="session")
 def generate_run(tmp_path_factory, digits_28):
     import deepix
-    with few_generate_samples():
-        return deepix.train("generate", data=digits_28(), model="dcgan", width=0.25, batch=32, judge_epochs=1,
-                            test_samples=300, name="g", project=str(tmp_path_factory.mktemp("runs")), **COMMON)["run"]
+
+    def make(root):
+        with few_generate_samples():
+            deepix.train("generate", data=digits_28(), model="dcgan", width=0.25, batch=32, judge_epochs=1,
+                         test_samples=300, name="g", project=str(root), **COMMON)
+    return once(tmp_path_factory, "generate-run", make) / "generate" / "g"
 
 
 @pytest.fixture(scope="session")
