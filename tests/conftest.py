@@ -1,6 +1,6 @@
-"""Shared fixtures and helpers. The tiny runs that several test files use are trained once per session
-(the four that most files use once for all pytest-xdist workers, the rest once per worker) and must be read-only: a test that changes a run works on
-a copy (`copy_run`)."""
+"""Shared fixtures and helpers. The tiny runs that several test files use are trained once per session (the
+four that most files use once for all pytest-xdist workers, the rest once per worker) and must be treated as
+read-only: a test that changes a run works on a copy (`copy_run`)."""
 import contextlib
 import io
 import os
