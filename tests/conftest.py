@@ -19,7 +19,7 @@ os.environ.setdefault("DEEPIX_DATA", "/nonexistent-deepix-data")
 # the reports' figures at half their resolution: drawing them is most of a tiny run's time, and no test reads pixels
 os.environ.setdefault("DEEPIX_PLOT_DPI", "55")
 # under pytest-xdist each worker has a core of its own: a test's torch threads (and its subprocesses') stay at one,
-# since two threads on a core that the other worker also uses ran 3x slower than one
+# since two threads on a core that the other worker also uses ran 1.5x slower than one (benchmarks/shared_core.py)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch

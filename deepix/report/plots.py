@@ -305,8 +305,8 @@ def plot_learning_curve(points: list[dict], out: Path, metric: str = "test accur
 def embedding_map(f, y, classes: list[str], out: Path, title: str, wrong=None, iterations: int = 500) -> Path:
     """t-SNE of (N, D) features (L2-normalised first: their directions, not their lengths), coloured by
     class; `wrong` (a boolean mask) rings the misclassified points in black. 500 iterations, not scikit-learn's
-    1,000: on 1,000 digits they took a third of the time for the same map (kNN accuracy on the map 0.945
-    against 0.946, silhouette 0.50 against 0.52)."""
+    1,000: on 1,000 digits they took half the time for the same map (kNN accuracy on the map 0.945 against
+    0.946, silhouette 0.50 against 0.52; benchmarks/tsne_iterations.py)."""
     from sklearn.manifold import TSNE  # scikit-learn takes ~1 s to import: only this path pays it
     f = torch.nn.functional.normalize(torch.nan_to_num(torch.as_tensor(f).float()), dim=1).numpy()
     y = np.asarray(y)
